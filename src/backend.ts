@@ -1,0 +1,89 @@
+/**
+ * Picks the TensorFlow.js backend: `tensorflow` (tfjs-node, native TF) when importable,
+ * else `wasm`, else `cpu`. An explicit option, then the environment variable
+ * `INFINIFORMER_BACKEND`, override the automatic choice. The choice is logged once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BackendError, BadConfigError } from './errors.js';
+import { rootLogger } from './logger.js';
+import { registerWasmKernels } from './wasmKernels.js';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+const NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+export interface BackendOptions {
+  /** `auto` (default) tries tensorflow, wasm, cpu in that order. */
+  backend?: BackendName | 'auto';
+}
+
+const log = rootLogger.child('backend');
+let chosen: BackendName | undefined;
+let pending: Promise<BackendName> | undefined;
+
+async function tryLoad(name: BackendName): Promise<boolean> {
+  try {
+    if (name === 'tensorflow') {
+      // Optional dependency: built by `npm run setup:native`; absent on most machines.
+      const moduleName = '@tensorflow/tfjs-node';
+      await import(moduleName);
+    } else if (name === 'wasm') {
+      await import('@tensorflow/tfjs-backend-wasm');
+      registerWasmKernels();
+    }
+    return await tf.setBackend(name);
+  } catch (error) {
+    log.debug('backend unavailable', { backend: name, error: String(error) });
+    return false;
+  }
+}
+
+function requested(options: BackendOptions): BackendName | 'auto' {
+  const fromOption = options.backend;
+  if (fromOption !== undefined) {
+    if (fromOption !== 'auto' && !NAMES.includes(fromOption)) {
+      throw new BadConfigError('backend', `unknown backend "${String(fromOption)}"; use one of ${NAMES.join(', ')} or auto`);
+    }
+    return fromOption;
+  }
+  const fromEnv = process.env['INFINIFORMER_BACKEND'];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv !== 'auto' && !NAMES.includes(fromEnv as BackendName)) {
+      throw new BadConfigError('INFINIFORMER_BACKEND', `unknown backend "${fromEnv}"; use one of ${NAMES.join(', ')} or auto`);
+    }
+    return fromEnv as BackendName | 'auto';
+  }
+  return 'auto';
+}
+
+/**
+ * Select and initialise the backend. Idempotent: later calls return the first choice unless
+ * a different explicit backend is asked for.
+ */
+export async function initBackend(options: BackendOptions = {}): Promise<BackendName> {
+  const want = requested(options);
+  if (chosen !== undefined && (want === 'auto' || want === chosen)) return chosen;
+  if (pending !== undefined && want === 'auto') return pending;
+  pending = (async () => {
+    const order = want === 'auto' ? NAMES : [want];
+    for (const name of order) {
+      if (await tryLoad(name)) {
+        await tf.ready();
+        const first = chosen === undefined;
+        chosen = name;
+        if (first || want !== 'auto') log.info('backend selected', { backend: name, requested: want });
+        return name;
+      }
+    }
+    throw new BackendError(`backend "${want}" could not be initialised (tried ${order.join(', ')})`);
+  })();
+  try {
+    return await pending;
+  } finally {
+    pending = undefined;
+  }
+}
+
+/** The backend chosen by {@link initBackend}, or undefined before it ran. */
+export function currentBackend(): BackendName | undefined {
+  return chosen;
+}
