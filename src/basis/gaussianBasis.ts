@@ -1,0 +1,146 @@
+/**
+ * Gaussian radial basis functions psi_n(t) = N(t; mu_n, sigma_n^2) on [0, 1] (DESIGN §2.2),
+ * their closed-form expectations under a Gaussian attention density, and the probability mass
+ * a Gaussian puts in each of D equal bins of [0, 1] (for sticky memories).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BadConfigError } from '../errors.js';
+import { requireFinite, requirePositive, requirePositiveInt, requireTensor } from '../validate.js';
+
+/** Options of {@link gaussianBasis}. */
+export interface GaussianBasisOptions {
+  /** Number of basis functions N; must be a multiple of `widths.length`. */
+  numBasis: number;
+  /**
+   * Standard deviations sigma; every centre is used with every width. Default `[0.01, 0.02]`,
+   * which suits N = 128 (scale with the centre spacing: the reference's {0.005, 0.01} suit N = 512).
+   */
+  widths?: readonly number[];
+}
+
+/** A fixed set of N Gaussian basis functions. Holds no tensors: nothing to dispose. */
+export interface GaussianBasis {
+  readonly numBasis: number;
+  /** Centre mu_n of each function (centre-major: function n = centre index * widths + width index). */
+  readonly centers: Float64Array;
+  /** Standard deviation sigma_n of each function. */
+  readonly sigmas: Float64Array;
+  /** The widths list the basis was built from. */
+  readonly widths: readonly number[];
+  /** A string that identifies the basis (used as a cache key). */
+  readonly key: string;
+  /** psi(t): `[T, N]` for T positions. */
+  evaluate(t: tf.Tensor | ArrayLike<number>): tf.Tensor2D;
+  /**
+   * E_{t ~ N(mu, sigmaSq)}[psi_n(t)] = N(mu; mu_n, sigmaSq + sigma_n^2), integrated over the
+   * whole real line. Shape `[...mu.shape, N]`; differentiable in mu and sigmaSq.
+   */
+  expectation(mu: tf.Tensor, sigmaSq: tf.Tensor): tf.Tensor;
+  /** Mass of N(mu, sigmaSq) in each of `numBins` equal bins of [0, 1]; see {@link binMass}. */
+  binMass(mu: tf.Tensor, sigmaSq: tf.Tensor, numBins: number): tf.Tensor;
+}
+
+export const DEFAULT_WIDTHS: readonly number[] = [0.01, 0.02];
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** Builds N Gaussian basis functions: N / |widths| centres evenly spaced on [0, 1] inclusive. */
+export function gaussianBasis(options: GaussianBasisOptions): GaussianBasis {
+  const numBasis = requirePositiveInt('numBasis', options.numBasis);
+  const widths = options.widths ?? DEFAULT_WIDTHS;
+  if (!Array.isArray(widths) || widths.length === 0) throw new BadConfigError('widths', 'must be a non-empty array of standard deviations');
+  widths.forEach((w, i) => requirePositive(`widths[${i}]`, w));
+  if (numBasis % widths.length !== 0) {
+    throw new BadConfigError('numBasis', `must be a multiple of widths.length (${widths.length}), got ${numBasis}`);
+  }
+  const numCenters = numBasis / widths.length;
+  const centers = new Float64Array(numBasis);
+  const sigmas = new Float64Array(numBasis);
+  for (let c = 0; c < numCenters; c++) {
+    const mu = numCenters === 1 ? 0.5 : c / (numCenters - 1);
+    for (let w = 0; w < widths.length; w++) {
+      centers[c * widths.length + w] = mu;
+      sigmas[c * widths.length + w] = widths[w]!;
+    }
+  }
+  const key = `N${numBasis}:w${widths.join(',')}`;
+  // Constant rows built once per call; small (N floats).
+  const muRow = Float32Array.from(centers);
+  const varRow = Float32Array.from(sigmas, (s) => s * s);
+  const normRow = Float32Array.from(sigmas, (s) => INV_SQRT_2PI / s);
+
+  return {
+    numBasis,
+    centers,
+    sigmas,
+    widths: [...widths],
+    key,
+    evaluate(t) {
+      const tt = t instanceof tf.Tensor ? requireTensor('t', t, [1]) : null;
+      if (tt === null) {
+        const arr = t as ArrayLike<number>;
+        if (arr.length === 0) throw new BadConfigError('t', 'is empty');
+      } else requireFinite('t', tt);
+      return tf.tidy(() => {
+        const pos = tt ?? tf.tensor1d(Float32Array.from(t as ArrayLike<number>));
+        if (tt === null) requireFinite('t', pos);
+        const diff = tf.sub(tf.expandDims(pos, 1), tf.tensor2d(muRow, [1, numBasis]));
+        const z = tf.div(tf.square(diff), tf.tensor2d(varRow, [1, numBasis]).mul(2));
+        return tf.mul(tf.exp(tf.neg(z)), tf.tensor2d(normRow, [1, numBasis])) as tf.Tensor2D;
+      });
+    },
+    expectation(mu, sigmaSq) {
+      if (!(mu instanceof tf.Tensor)) throw new BadConfigError('mu', 'expected a tensor');
+      if (!(sigmaSq instanceof tf.Tensor)) throw new BadConfigError('sigmaSq', 'expected a tensor');
+      return basisExpectation(mu, sigmaSq, muRow, varRow);
+    },
+    binMass: (mu, sigmaSq, numBins) => binMass(mu, sigmaSq, numBins),
+  };
+}
+
+/** N(mu; mu_n, sigmaSq + sigma_n^2) for every n; differentiable, no checks (hot path). */
+export function basisExpectation(mu: tf.Tensor, sigmaSq: tf.Tensor, centers: Float32Array, variances: Float32Array): tf.Tensor {
+  return tf.tidy(() => {
+    const n = centers.length;
+    const shape = [...mu.shape.map(() => 1), n];
+    const c = tf.tensor(centers, shape);
+    const v = tf.tensor(variances, shape);
+    const total = tf.add(tf.expandDims(sigmaSq, -1), v);
+    const diff = tf.sub(tf.expandDims(mu, -1), c);
+    const expo = tf.exp(tf.neg(tf.div(tf.square(diff), tf.mul(total, 2))));
+    return tf.mul(expo, tf.rsqrt(tf.mul(total, 2 * Math.PI)));
+  });
+}
+
+/** Standard normal CDF, Phi(x) = (1 + erf(x / sqrt 2)) / 2. */
+function normalCdf(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
+}
+
+/**
+ * Probability mass of N(mu, sigmaSq) in each of `numBins` equal bins of [0, 1]:
+ * p_j = Phi((e_{j+1} - mu) / sigma) - Phi((e_j - mu) / sigma). Shape `[...mu.shape, D]`.
+ * The masses sum to the probability of [0, 1], which is below 1 when the density spills out.
+ */
+export function binMass(mu: tf.Tensor, sigmaSq: tf.Tensor, numBins: number): tf.Tensor {
+  requireTensor('mu', mu, [0, 1, 2, 3, 4]);
+  requireTensor('sigmaSq', sigmaSq, [mu.rank]);
+  if (mu.shape.join() !== sigmaSq.shape.join()) {
+    throw new BadConfigError('sigmaSq', `shape [${sigmaSq.shape.join(', ')}] must equal mu's [${mu.shape.join(', ')}]`);
+  }
+  const bins = requirePositiveInt('numBins', numBins);
+  requireFinite('mu', mu);
+  requireFinite('sigmaSq', sigmaSq);
+  if (tf.tidy(() => tf.min(sigmaSq).dataSync()[0]!) <= 0) throw new BadConfigError('sigmaSq', 'must be positive');
+  return tf.tidy(() => {
+    const edges = tf.tensor(Float32Array.from({ length: bins + 1 }, (_, j) => j / bins), [...mu.shape.map(() => 1), bins + 1]);
+    const z = tf.div(tf.sub(edges, tf.expandDims(mu, -1)), tf.expandDims(tf.sqrt(sigmaSq), -1));
+    const cdf = normalCdf(z);
+    const last = mu.rank;
+    const begin = new Array<number>(last + 1).fill(0);
+    const size = [...mu.shape, bins];
+    const hi = tf.slice(cdf, [...begin.slice(0, last), 1], size);
+    const lo = tf.slice(cdf, begin, size);
+    return tf.relu(tf.sub(hi, lo));
+  });
+}

@@ -1,0 +1,119 @@
+/**
+ * Memory contraction (DESIGN §2.4): the unbounded memory of the ∞-former. The old signal is
+ * sampled at M positions, squeezed into [0, tau], the new segment is laid on [tau, 1], and the
+ * whole is fitted again with the same N basis functions. The memory stays `[N, e]` however long
+ * the stream is; old content loses resolution as it is compressed toward 0.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { GaussianBasis } from '../basis/gaussianBasis.js';
+import { leftMultiply } from '../basis/leftMultiply.js';
+import { centredPositions, contractionPositions } from '../basis/positions.js';
+import { ridgeTransposed } from '../basis/ridgeOperator.js';
+import { BadConfigError, BadInputError } from '../errors.js';
+import { requireDim, requireFinite, requireFiniteArray, requireOpenInterval, requirePositiveInt, requireTensor } from '../validate.js';
+
+/** Options of {@link contractMemory}. */
+export interface ContractMemoryOptions {
+  basis: GaussianBasis;
+  /** Share of [0, 1] given to the past. Default 0.5 (LM; sorting 0.75). */
+  tau?: number;
+  /** Number of samples M taken from the old signal. Default N (the basis size). */
+  numSamples?: number;
+  /**
+   * Where to sample the old signal: M sorted positions in [0, 1] (e.g. from
+   * {@link stickyResample}), or one such array per batch item. Default the uniform centred grid
+   * (m - 1/2)/M.
+   */
+  positions?: ArrayLike<number> | readonly ArrayLike<number>[];
+  /** Ridge penalty. Default 0.5. */
+  lambda?: number;
+  /** Zero-padding as in the reference. Default true. */
+  pad?: boolean;
+}
+
+export const DEFAULT_TAU = 0.5;
+
+// Psi(s) at the uniform grid is the same every segment: keep it.
+const uniformPsi = new Map<string, tf.Tensor2D>();
+function uniformSamplesPsi(basis: GaussianBasis, m: number): tf.Tensor2D {
+  const key = `${basis.key}:M${m}`;
+  const hit = uniformPsi.get(key);
+  if (hit !== undefined && !hit.isDisposed) return hit;
+  const psi = tf.keep(basis.evaluate(centredPositions(m)));
+  uniformPsi.set(key, psi);
+  return psi;
+}
+
+function checkPositions(name: string, p: ArrayLike<number>, m: number): void {
+  requireFiniteArray(name, p);
+  if (p.length !== m) throw new BadInputError(name, `must hold numSamples = ${m} positions, got ${p.length}`);
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i] as number;
+    if (v < 0 || v > 1) throw new BadInputError(name, `position ${i} is ${v}, outside [0, 1]`);
+    if (i > 0 && v < (p[i - 1] as number)) throw new BadInputError(name, 'positions must be sorted ascending');
+  }
+}
+
+/**
+ * B_past `[N, e]` (or `[b, N, e]`) and a new segment X `[L, e]` (or `[b, L, e]`, already
+ * smoothed) -> the contracted memory B, same shape as B_past. The caller owns the result.
+ */
+export function contractMemory(bPast: tf.Tensor, x: tf.Tensor, options: ContractMemoryOptions): tf.Tensor {
+  if (options?.basis === undefined) throw new BadConfigError('basis', 'a GaussianBasis is required');
+  const { basis } = options;
+  requireTensor('Bpast', bPast, [2, 3]);
+  requireTensor('X', x, [bPast.rank]);
+  requireDim('Bpast', bPast, -2, basis.numBasis, 'number of basis functions N');
+  requireDim('X', x, -1, bPast.shape[bPast.rank - 1]!, 'model width e of Bpast');
+  if (bPast.rank === 3) requireDim('X', x, 0, bPast.shape[0]!, 'batch size of Bpast');
+  requireFinite('Bpast', bPast);
+  requireFinite('X', x);
+  const tau = requireOpenInterval('tau', options.tau ?? DEFAULT_TAU, 0, 1);
+  const m = requirePositiveInt('numSamples', options.numSamples ?? basis.numBasis);
+  const length = x.shape[x.rank - 2]!;
+  const fit = { basis, lambda: options.lambda, pad: options.pad };
+
+  const pos = options.positions;
+  const perItem = pos !== undefined && pos.length > 0 && typeof (pos as ArrayLike<unknown>)[0] !== 'number';
+  if (perItem) {
+    const list = pos as readonly ArrayLike<number>[];
+    if (bPast.rank !== 3 || list.length !== bPast.shape[0]) {
+      throw new BadInputError('positions', 'one array per batch item needs Bpast of shape [b, N, e] and b arrays');
+    }
+    list.forEach((p, i) => checkPositions(`positions[${i}]`, p, m));
+    // Each stream has its own sample positions, so its own operator: contract one by one.
+    return tf.tidy(() => {
+      const items = list.map((p, i) => {
+        const bi = tf.squeeze(tf.slice(bPast, [i, 0, 0], [1, -1, -1]), [0]);
+        const xi = tf.squeeze(tf.slice(x, [i, 0, 0], [1, -1, -1]), [0]);
+        return contractOne(bi, xi, p, length, tau, fit);
+      });
+      return tf.stack(items);
+    });
+  }
+  if (pos !== undefined) checkPositions('positions', pos as ArrayLike<number>, m);
+  return tf.tidy(() => {
+    const samples = (pos as ArrayLike<number> | undefined) ?? centredPositions(m);
+    const psi = pos === undefined ? uniformSamplesPsi(basis, m) : basis.evaluate(samples);
+    const old = leftMultiply(psi, bPast);
+    const all = tf.concat([old, x], x.rank - 2);
+    const where = contractionPositions(samples, length, tau);
+    // Uniform samples make the joint positions a function of (M, L, tau): cache by that key.
+    const cacheKey = pos === undefined ? `contract:M${m}:L${length}:tau${tau}` : undefined;
+    const gt = ridgeTransposed({ ...fit, positions: where, cacheKey });
+    return leftMultiply(gt, all);
+  });
+}
+
+function contractOne(
+  bPast: tf.Tensor,
+  x: tf.Tensor,
+  samples: ArrayLike<number>,
+  length: number,
+  tau: number,
+  fit: { basis: GaussianBasis; lambda: number | undefined; pad: boolean | undefined },
+): tf.Tensor {
+  const old = tf.matMul(fit.basis.evaluate(samples), bPast as tf.Tensor2D);
+  const all = tf.concat([old, x], 0);
+  return tf.matMul(ridgeTransposed({ ...fit, positions: contractionPositions(samples, length, tau) }), all as tf.Tensor2D);
+}
