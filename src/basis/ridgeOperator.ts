@@ -38,80 +38,120 @@ export const DEFAULT_LAMBDA = 0.5;
 
 const cache = new Map<string, tf.Tensor2D>();
 
-/** psi_n(t) for every n and t, in float64: row-major [N, T]. */
-export function basisMatrix64(basis: GaussianBasis, t: ArrayLike<number>): Float64Array {
-  const n = basis.numBasis;
-  const k = t.length;
-  const f = new Float64Array(n * k);
-  const norm = 1 / Math.sqrt(2 * Math.PI);
-  for (let r = 0; r < n; r++) {
-    const mu = basis.centers[r]!;
-    const s = basis.sigmas[r]!;
-    const c = norm / s;
-    const inv = 1 / (2 * s * s);
-    for (let i = 0; i < k; i++) {
-      const d = (t[i] as number) - mu;
-      f[r * k + i] = c * Math.exp(-d * d * inv);
-    }
-  }
-  return f;
-}
-
-/** In-place Cholesky A = L L^T of a row-major n x n SPD matrix; returns L (lower). */
-function cholesky(a: Float64Array, n: number): Float64Array {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j]!;
-    for (let k = 0; k < j; k++) d -= l[j * n + k]! * l[j * n + k]!;
-    if (!(d > 0)) throw new BadConfigError('lambda', 'F F^T + lambda I is not positive definite; use lambda > 0');
-    const ljj = Math.sqrt(d);
-    l[j * n + j] = ljj;
-    for (let i = j + 1; i < n; i++) {
-      let s = a[i * n + j]!;
-      for (let k = 0; k < j; k++) s -= l[i * n + k]! * l[j * n + k]!;
-      l[i * n + j] = s / ljj;
-    }
-  }
-  return l;
-}
+// Beyond 9 standard deviations a Gaussian is below 3e-18 of its peak: dropping those terms
+// leaves every float64 sum unchanged to rounding, and makes F F^T banded.
+const CUTOFF_SIGMAS = 9;
 
 /**
  * Computes G^T ([N, K], row-major float64) for positions `t` (already padded if wanted),
  * keeping only columns [from, from + count).
+ *
+ * Exploits locality: each psi_n is non-negligible on a window of the (sorted) positions, so
+ * A = F F^T + lambda I has an envelope (profile) structure that its Cholesky factor keeps.
+ * Cost ~ N * band * (window + band + count) instead of N^2 * K.
  */
 export function ridgeTransposed64(basis: GaussianBasis, t: ArrayLike<number>, lambda: number, from: number, count: number): Float64Array {
   const n = basis.numBasis;
   const k = t.length;
-  const f = basisMatrix64(basis, t);
-  // A = F F^T + lambda I (symmetric: fill both halves from one product).
+  // Sort positions, remembering where each original one went.
+  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => (t[a] as number) - (t[b] as number));
+  const ts = Float64Array.from(order, (i) => t[i] as number);
+  const rank = new Int32Array(k);
+  order.forEach((orig, sorted) => (rank[orig] = sorted));
+
+  // Windows [lo, hi) of sorted positions where psi_n is non-negligible, and its values there.
+  const lo = new Int32Array(n);
+  const hi = new Int32Array(n);
+  const vals: Float64Array[] = [];
+  const norm = 1 / Math.sqrt(2 * Math.PI);
+  const lowerBound = (x: number): number => {
+    let a = 0;
+    let b = k;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      if (ts[m]! < x) a = m + 1;
+      else b = m;
+    }
+    return a;
+  };
+  for (let r = 0; r < n; r++) {
+    const mu = basis.centers[r]!;
+    const s = basis.sigmas[r]!;
+    lo[r] = lowerBound(mu - CUTOFF_SIGMAS * s);
+    hi[r] = Math.max(lo[r]!, lowerBound(mu + CUTOFF_SIGMAS * s));
+    const v = new Float64Array(hi[r]! - lo[r]!);
+    const c = norm / s;
+    const inv = 1 / (2 * s * s);
+    for (let j = 0; j < v.length; j++) {
+      const d = ts[lo[r]! + j]! - mu;
+      v[j] = c * Math.exp(-d * d * inv);
+    }
+    vals.push(v);
+  }
+
+  // A = F F^T + lambda I on its envelope: first[i] = first column j <= i with A[i][j] != 0.
   const a = new Float64Array(n * n);
+  const first = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const fi = i * k;
+    first[i] = i;
     for (let j = 0; j <= i; j++) {
-      const fj = j * k;
-      let s = 0;
-      for (let c = 0; c < k; c++) s += f[fi + c]! * f[fj + c]!;
-      a[i * n + j] = s;
-      a[j * n + i] = s;
+      const start = Math.max(lo[i]!, lo[j]!);
+      const end = Math.min(hi[i]!, hi[j]!);
+      if (start >= end) continue;
+      const vi = vals[i]!;
+      const vj = vals[j]!;
+      let sum = 0;
+      for (let c = start; c < end; c++) sum += vi[c - lo[i]!]! * vj[c - lo[j]!]!;
+      a[i * n + j] = sum;
+      if (j < first[i]!) first[i] = j;
     }
     a[i * n + i]! += lambda;
   }
-  const l = cholesky(a, n);
-  // G^T = A^{-1} F restricted to the kept columns: solve L Y = F, then L^T X = Y, column by column.
+
+  // Envelope Cholesky, in place in the lower triangle: A = L L^T (no fill outside the envelope).
+  for (let i = 0; i < n; i++) {
+    const fi = first[i]!;
+    for (let j = fi; j <= i; j++) {
+      let sum = a[i * n + j]!;
+      for (let q = Math.max(fi, first[j]!); q < j; q++) sum -= a[i * n + q]! * a[j * n + q]!;
+      if (j < i) a[i * n + j] = sum / a[j * n + j]!;
+      else {
+        if (!(sum > 0)) throw new BadConfigError('lambda', 'F F^T + lambda I is not positive definite; use lambda > 0');
+        a[i * n + i] = Math.sqrt(sum);
+      }
+    }
+  }
+  // For the backward solve: the last row whose envelope reaches column j.
+  const lastRow = new Int32Array(n);
+  for (let i = 0; i < n; i++) for (let j = first[i]!; j <= i; j++) if (i > lastRow[j]!) lastRow[j] = i;
+
+  // G^T column c = A^{-1} f_c, f_c = F's column at original position from + c.
   const out = new Float64Array(n * count);
-  const col = new Float64Array(n);
+  const y = new Float64Array(n);
   for (let c = 0; c < count; c++) {
-    for (let i = 0; i < n; i++) {
-      let s = f[i * k + from + c]!;
-      for (let q = 0; q < i; q++) s -= l[i * n + q]! * col[q]!;
-      col[i] = s / l[i * n + i]!;
+    const p = rank[from + c]!;
+    y.fill(0);
+    let startRow = n;
+    for (let r = 0; r < n; r++) {
+      if (p >= lo[r]! && p < hi[r]!) {
+        y[r] = vals[r]![p - lo[r]!]!;
+        if (r < startRow) startRow = r;
+      }
     }
-    for (let i = n - 1; i >= 0; i--) {
-      let s = col[i]!;
-      for (let q = i + 1; q < n; q++) s -= l[q * n + i]! * col[q]!;
-      col[i] = s / l[i * n + i]!;
+    // Forward: L z = f (z[r] = 0 before the first non-zero of f).
+    for (let r = startRow; r < n; r++) {
+      let sum = y[r]!;
+      for (let q = Math.max(first[r]!, startRow); q < r; q++) sum -= a[r * n + q]! * y[q]!;
+      y[r] = sum / a[r * n + r]!;
     }
-    for (let i = 0; i < n; i++) out[i * count + c] = col[i]!;
+    // Backward: L^T x = z.
+    for (let r = n - 1; r >= 0; r--) {
+      let sum = y[r]!;
+      const last = lastRow[r]!;
+      for (let q = r + 1; q <= last; q++) if (first[q]! <= r) sum -= a[q * n + r]! * y[q]!;
+      y[r] = sum / a[r * n + r]!;
+    }
+    for (let r = 0; r < n; r++) out[r * count + c] = y[r]!;
   }
   return out;
 }

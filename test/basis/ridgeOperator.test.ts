@@ -60,6 +60,23 @@ test('padding solves on the zero-padded grid over [-1/2, 3/2] and keeps the midd
   }
 });
 
+test('narrow widths (a sparse band in F F^T) still match mathjs, padded and not, with unsorted positions', (t) => {
+  const basis = gaussianBasis({ numBasis: 64, widths: [0.005, 0.01] });
+  const r = (i: number): number => ((i * 7919) % 101) / 101; // a fixed shuffle of [0, 1)
+  const positions = Array.from({ length: 101 }, (_, i) => r(i) + 0.5 / 101);
+  const free = ridgeOperator({ basis, positions, lambda: 0.5, pad: false });
+  const errFree = maxRel(free.arraySync(), mathjsG(basis, positions, 0.5));
+  const length = 90;
+  const pad = Math.ceil(length / 2);
+  const all = Array.from({ length: length + 2 * pad }, (_, i) => (i - pad + 0.5) / length);
+  const padded = ridgeOperator({ basis, length, lambda: 0.5, pad: true });
+  const errPad = maxRel(padded.arraySync(), mathjsG(basis, all, 0.5).slice(pad, pad + length));
+  t.log(`unsorted positions ${errFree.toExponential(2)}, padded ${errPad.toExponential(2)}`);
+  t.true(errFree < 1e-5);
+  t.true(errPad < 1e-5);
+  tf.dispose([free, padded]);
+});
+
 test('explicit positions give the operator for those positions', (t) => {
   const basis = gaussianBasis({ numBasis: 16, widths: [0.05, 0.1] });
   const positions = [0.01, 0.2, 0.21, 0.5, 0.7, 0.71, 0.72, 0.99, 0.3, 0.4];
