@@ -25,6 +25,9 @@ async function tryLoad(name: BackendName): Promise<boolean> {
     if (name === 'tensorflow') {
       // Optional dependency: built by `npm run setup:native`; absent on most machines.
       const moduleName = '@tensorflow/tfjs-node';
+      // TensorFlow's C++ info/warning logs (e.g. the CPU-features notice) go to stderr unless
+      // told otherwise; keep them out of streams' logs, but respect a value the user set.
+      process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '2';
       await import(moduleName);
     } else if (name === 'wasm') {
       await import('@tensorflow/tfjs-backend-wasm');
