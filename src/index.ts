@@ -31,3 +31,5 @@ export { continuousAttention, DEFAULT_SIGMA_EPS } from './attention/continuousAt
 export type { ContinuousAttentionOptions, ContinuousAttentionResult, ContinuousAttentionWeights } from './attention/continuousAttention.js';
 export { klRegularizer, DEFAULT_KL_SIGMA0 } from './attention/klRegularizer.js';
 export type { KlRegularizerOptions } from './attention/klRegularizer.js';
+export * from './model/index.js';
+export * from './tokenize/index.js';

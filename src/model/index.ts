@@ -1,0 +1,14 @@
+export { DEFAULT_CONFIG, makeConfig, validateConfig } from './config.js';
+export type { ModelConfig, PositionScheme } from './config.js';
+export { InfiniFormer, keepChunk } from './model.js';
+export type { ChunkOutput, ChunkLayerOutput, CreateOptions, ForwardOptions } from './model.js';
+export { StreamState, STATE_FORMAT_VERSION } from './state.js';
+export type { LayerState } from './state.js';
+export { paramSpecs } from './params.js';
+export type { ModelParams, LayerParams, ParamSpec } from './params.js';
+export { saveModel, loadModel, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './io.js';
+export { tokenStreamSource } from './data.js';
+export type { SegmentBatch, SegmentSource } from './data.js';
+export { Trainer, evaluate, learningRateAt, weightedCrossEntropy } from './trainer.js';
+export type { TrainerOptions, StepResult, ProgressEvent, EvalResult, RunOptions } from './trainer.js';
+export { sortingTaskSource, sortingTarget, sortingSequence, SORT_VOCAB, SORT_SEPARATOR, SORT_PADDING, SORT_SYMBOLS } from './sortingTask.js';

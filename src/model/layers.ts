@@ -1,0 +1,101 @@
+/**
+ * Building blocks of the trunk: projections, layer norm, GELU feed-forward, head split/merge,
+ * rotary embeddings, relative-position bias and the short-term attention mask. Pure tensor
+ * functions, no state; callers tidy.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** x `[..., in]` @ W `[in, out]` as one untransposed rank-2 matMul. */
+export function project(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const inner = x.shape[x.rank - 1]!;
+  const y = tf.matMul(tf.reshape(x, [-1, inner]) as tf.Tensor2D, w as tf.Tensor2D);
+  return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]!]);
+}
+
+/** Layer norm over the last axis (eps 1e-5). */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), gamma), beta);
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+/** GELU, tanh approximation. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** `[b, T, e]` -> `[b, H, T, d]`. */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor {
+  const [b, t, e] = x.shape as [number, number, number];
+  return tf.transpose(tf.reshape(x, [b, t, heads, e / heads]), [0, 2, 1, 3]);
+}
+
+/** `[b, H, T, d]` -> `[b, T, e]`. */
+export function mergeHeads(x: tf.Tensor): tf.Tensor {
+  const [b, h, t, d] = x.shape as [number, number, number, number];
+  return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, t, h * d]);
+}
+
+/**
+ * Rotary position embedding (half-split form) of `x` `[..., T, d]` for the window positions
+ * `start .. start + T - 1`. Scores between rotated queries and keys depend only on the
+ * difference of their positions, so cached keys never need re-rotating within a window.
+ */
+export function rotary(x: tf.Tensor, start: number): tf.Tensor {
+  const t = x.shape[x.rank - 2]!;
+  const d = x.shape[x.rank - 1]!;
+  const half = d / 2;
+  const cos = new Float32Array(t * half);
+  const sin = new Float32Array(t * half);
+  for (let i = 0; i < t; i++) {
+    for (let k = 0; k < half; k++) {
+      const angle = (start + i) * Math.pow(10000, (-2 * k) / d);
+      cos[i * half + k] = Math.cos(angle);
+      sin[i * half + k] = Math.sin(angle);
+    }
+  }
+  const c = tf.tensor2d(cos, [t, half]);
+  const s = tf.tensor2d(sin, [t, half]);
+  const begin = new Array<number>(x.rank).fill(0);
+  const size = [...x.shape.slice(0, -1), half];
+  const x1 = tf.slice(x, begin, size);
+  const x2 = tf.slice(x, [...begin.slice(0, -1), half], size);
+  return tf.concat([tf.sub(tf.mul(x1, c), tf.mul(x2, s)), tf.add(tf.mul(x2, c), tf.mul(x1, s))], -1);
+}
+
+/**
+ * Additive causal mask `[b, 1, T, L + pos + T]` for queries at positions pos..pos+T-1 of the
+ * current segment over [previous segment (L keys); current segment so far; the chunk]. Keys of
+ * the previous segment are hidden for streams that have none.
+ */
+export function causalMask(hasPrev: readonly boolean[], length: number, pos: number, t: number): tf.Tensor {
+  const lk = length + pos + t;
+  const data = new Float32Array(hasPrev.length * t * lk);
+  hasPrev.forEach((prev, b) => {
+    for (let i = 0; i < t; i++) {
+      const row = (b * t + i) * lk;
+      for (let j = 0; j < lk; j++) {
+        const ok = j < length ? prev : j - length <= pos + i;
+        if (!ok) data[row + j] = -1e9;
+      }
+    }
+  });
+  return tf.tensor4d(data, [hasPrev.length, 1, t, lk]);
+}
+
+/**
+ * Learned relative-position bias `[1, H, T, L + pos + T]`: entry (h, i, j) is
+ * table[h, clamp(query position - key position, 0, 2L - 1)] (future keys are masked anyway).
+ */
+export function relativeBias(table: tf.Tensor, length: number, pos: number, t: number): tf.Tensor {
+  const lk = length + pos + t;
+  const idx = new Int32Array(t * lk);
+  for (let i = 0; i < t; i++) {
+    const q = length + pos + i;
+    for (let j = 0; j < lk; j++) idx[i * lk + j] = Math.min(Math.max(q - j, 0), 2 * length - 1);
+  }
+  const h = table.shape[0]!;
+  return tf.reshape(tf.gather(table, tf.tensor1d(idx, 'int32'), 1), [1, h, t, lk]);
+}

@@ -1,0 +1,496 @@
+/**
+ * The ∞-former (DESIGN §2.7): embedding -> layers -> final layer norm -> tied LM head, plus an
+ * optional classifier head on the same trunk. Each pre-LN layer adds causal multi-head
+ * short-term attention over [previous segment; current segment] and continuous attention over
+ * the layer's long-term memory, then a feed-forward block.
+ *
+ * Streams advance in chunks: a whole segment (segment mode), or one token at a time (token
+ * mode, with key/value caches). Both run the same code on the same cached inputs, so their
+ * outputs agree to float tolerance. At a segment boundary each layer's memory absorbs the
+ * segment (gate -> fit, or contract with uniform or sticky samples); the absorbed memory is
+ * detached from the graph (truncated backpropagation through time), but the gate that feeds it
+ * is trained through the next segment's reading of it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { continuousAttention } from '../attention/continuousAttention.js';
+import { klRegularizer } from '../attention/klRegularizer.js';
+import { gaussianBasis } from '../basis/gaussianBasis.js';
+import type { GaussianBasis } from '../basis/gaussianBasis.js';
+import { BadInputError } from '../errors.js';
+import { contractMemory } from '../memory/contractMemory.js';
+import { fitBasis } from '../memory/fitBasis.js';
+import { createRng } from '../memory/rng.js';
+import type { Rng } from '../memory/rng.js';
+import { smooth } from '../memory/smooth.js';
+import { stickyResample } from '../memory/stickyResample.js';
+import { binMass } from '../basis/gaussianBasis.js';
+import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
+import type { Tokenizer } from '../tokenize/tokenizer.js';
+import { makeConfig, validateConfig } from './config.js';
+import type { ModelConfig } from './config.js';
+import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary, splitHeads } from './layers.js';
+import { initParams } from './params.js';
+import type { LayerParams, ModelParams } from './params.js';
+import { LayerState, StreamState } from './state.js';
+import { fingerprint } from './checksum.js';
+
+/** Options of a forward pass. */
+export interface ForwardOptions {
+  /** Training mode: dropout on, segment start computed inside the gradient tape. Default false. */
+  training?: boolean;
+  /** Seed of the dropout masks (training only); vary it per step for fresh masks. Default 0. */
+  dropoutSeed?: number;
+}
+
+/** What one chunk forward produces (all tensors owned by the receiver). */
+export interface ChunkOutput {
+  /** Final-layer-norm hidden states `[b, T, e]`. */
+  hidden: tf.Tensor;
+  /** LM logits `[b, T, V]`. */
+  logits: tf.Tensor;
+  /** Mean KL regulariser over layers with a memory (a scalar; 0 when none). */
+  kl: tf.Scalar;
+  /** Per-layer bookkeeping consumed by {@link InfiniFormer.commit}. */
+  layers: ChunkLayerOutput[];
+  /** Per-stream RNG words after the segment-start draws (training mode). */
+  rngNext: (number[] | undefined)[];
+}
+
+/** Per-layer results of a chunk. */
+export interface ChunkLayerOutput {
+  /** Layer inputs after LN `[b, T, e]` (the short-term cache and the memory's next input). */
+  x: tf.Tensor;
+  /** Rotated keys and values of the chunk `[b, H, T, d]`. */
+  k: tf.Tensor;
+  v: tf.Tensor;
+  /** Continuous-attention densities `[b, H, T]` (LTM on). */
+  mu?: tf.Tensor;
+  sigmaSq?: tf.Tensor;
+  /** Training mode: each stream's absorbed memory `[N, e]` (or null). */
+  active?: (tf.Tensor | null)[];
+}
+
+/** Options of {@link InfiniFormer.create}. */
+export interface CreateOptions {
+  /** Seed of the weight initialisation. Default 0. */
+  seed?: number;
+  /** Tokenizer saved with the model. Default the byte tokenizer when vocabSize allows it, else none. */
+  tokenizer?: Tokenizer;
+}
+
+const BYTE_VOCAB = new ByteTokenizer().vocabSize;
+
+/** One ∞-former: config, weights, basis, tokenizer. */
+export class InfiniFormer {
+  readonly config: Readonly<ModelConfig>;
+  readonly params: ModelParams;
+  /** The tokenizer saved with the model (undefined for synthetic vocabularies). */
+  readonly tokenizer: Tokenizer | undefined;
+  /** The Gaussian basis of the long-term memory (undefined when it is off). */
+  readonly basis: GaussianBasis | undefined;
+  private readonly configPrint: number;
+
+  constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
+    this.config = validateConfig(config);
+    this.params = params;
+    this.tokenizer = tokenizer;
+    this.basis = this.config.longTermMemory ? gaussianBasis({ numBasis: this.config.numBasis, widths: this.config.basisWidths }) : undefined;
+    this.configPrint = fingerprint(this.config);
+    if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
+      throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
+    }
+  }
+
+  /** A freshly initialised model; `config` fields override {@link DEFAULT_CONFIG}. */
+  static create(config: Partial<ModelConfig> = {}, options: CreateOptions = {}): InfiniFormer {
+    const c = makeConfig(config);
+    const tokenizer = options.tokenizer ?? (c.vocabSize >= BYTE_VOCAB ? new ByteTokenizer() : undefined);
+    return new InfiniFormer(c, initParams(c, options.seed ?? 0), tokenizer);
+  }
+
+  /** Number of trainable scalars. */
+  get numParameters(): number {
+    let n = 0;
+    for (const v of this.params.byName.values()) n += v.size;
+    return n;
+  }
+
+  /** A new, empty stream state (`seed` drives sticky sampling). */
+  createState(seed = 0): StreamState {
+    return new StreamState(this.config, seed);
+  }
+
+  /** Restores a stream state from {@link StreamState.serialize}. */
+  restoreState(bytes: Uint8Array): StreamState {
+    return StreamState.deserialize(this.config, bytes);
+  }
+
+  /** Frees the weights. */
+  dispose(): void {
+    for (const v of this.params.byName.values()) v.dispose();
+  }
+
+  // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
+
+  /**
+   * Computes, for a batch of streams and one layer, the keys/values of the previous segment
+   * `[b, H, L, d]` and the memory for the current segment `[b, N, e]` (absorbing the previous
+   * segment: fit the first time, contract after). Streams without a memory get zero rows and
+   * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`.
+   */
+  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[]): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
+    const c = this.config;
+    const e = c.width;
+    const zerosX = (): tf.Tensor => tf.zeros([c.segmentLength, e]);
+    const prevX = tf.stack(layerStates.map((ls) => ls.prevX ?? zerosX()));
+    // Missing previous segments give zero keys (no bias, rotation keeps 0); the mask hides them.
+    const { k: prevK, v: prevV } = this.keysValues(lp, prevX, 0);
+    const hasMem = layerStates.map(() => false);
+    if (this.basis === undefined || layerStates.every((ls) => ls.prevX === null)) return { prevK, prevV, active: null, hasMem };
+    const gated = smooth(prevX, { kind: 'gate', kernel: lp.gateKernel!, bias: lp.gateBias! });
+    const fit = { basis: this.basis, lambda: c.ridgeLambda, pad: c.ridgePad };
+    const rows = new Map<number, tf.Tensor>();
+    const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
+    const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
+    const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
+    if (fitIdx.length > 0) tf.unstack(fitBasis(pick(fitIdx), fit)).forEach((row, j) => rows.set(fitIdx[j]!, row));
+    if (contractIdx.length > 0) {
+      const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
+      const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
+      const contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
+      tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
+    }
+    const active = tf.stack(
+      layerStates.map((_, i) => {
+        const row = rows.get(i);
+        hasMem[i] = row !== undefined;
+        return row ?? tf.zeros([c.numBasis, e]);
+      }),
+    );
+    return { prevK, prevV, active, hasMem };
+  }
+
+  /** Rotated keys and values `[b, H, T, d]` of layer inputs `[b, T, e]` at window position `start`. */
+  private keysValues(lp: LayerParams, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
+    const e = this.config.width;
+    const kv = project(x, tf.slice(lp.wQKV, [0, e], [e, 2 * e]));
+    const [k, v] = tf.split(kv, 2, -1) as [tf.Tensor, tf.Tensor];
+    const kh = splitHeads(k, this.config.numHeads);
+    return { k: this.config.positions === 'rotary' ? rotary(kh, start) : kh, v: splitHeads(v, this.config.numHeads) };
+  }
+
+  /** Inference: fills the derived caches of a stream at the start of a segment. */
+  private prepare(state: StreamState): void {
+    if (state.layers.every((l) => l.prevK !== undefined)) return;
+    state.clearDerived();
+    const rng = createRng(0);
+    rng.setState(state.rngState);
+    this.params.layers.forEach((lp, i) => {
+      const ls = state.layers[i]!;
+      tf.tidy(() => {
+        const s = this.segmentStart(lp, [ls], [rng]);
+        ls.prevK = tf.keep(tf.squeeze(s.prevK, [0]));
+        ls.prevV = tf.keep(tf.squeeze(s.prevV, [0]));
+        ls.active = s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0]));
+      });
+      ls.curK = null;
+      ls.curV = null;
+      // A state restored mid-segment: rebuild the current keys/values row by row, as token
+      // mode made them, so a restored stream continues with the same numbers.
+      for (let j = 0; j < state.pos; j++) {
+        tf.tidy(() => {
+          const row = tf.slice(ls.curX!, [j, 0], [1, -1]);
+          const kv = this.keysValues(lp, tf.expandDims(row, 0), this.config.segmentLength + j);
+          ls.curK = appendRows(ls.curK ?? null, tf.keep(tf.squeeze(kv.k, [0])), 1);
+          ls.curV = appendRows(ls.curV ?? null, tf.keep(tf.squeeze(kv.v, [0])), 1);
+          tf.keep(ls.curK);
+          tf.keep(ls.curV);
+        });
+      }
+    });
+    state.rngNext = rng.getState();
+  }
+
+  // ---- the chunk forward ----
+
+  private checkChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], training: boolean): { pos: number; t: number } {
+    if (!Array.isArray(states) || states.length === 0) throw new BadInputError('states', 'expected a non-empty array of stream states');
+    if (!Array.isArray(tokens) || tokens.length !== states.length) {
+      throw new BadInputError('tokens', `expected one token array per state (${states.length}), got ${Array.isArray(tokens) ? tokens.length : typeof tokens}`);
+    }
+    const pos = states[0]!.pos;
+    const t = tokens[0]!.length;
+    const L = this.config.segmentLength;
+    states.forEach((s, i) => {
+      if (!(s instanceof StreamState) || s.isDisposed) throw new BadInputError(`states[${i}]`, 'is not a live stream state');
+      if (s.config !== this.config && fingerprint(s.config) !== this.configPrint) throw new BadInputError(`states[${i}]`, 'belongs to a model with another config');
+      if (s.pos !== pos) throw new BadInputError(`states[${i}]`, `is at position ${s.pos} of its segment, states[0] at ${pos}: batch streams at the same position`);
+    });
+    if (t === 0) throw new BadInputError('tokens', 'is empty');
+    if (pos + t > L) throw new BadInputError('tokens', `${t} tokens from position ${pos} overrun the segment length ${L}; split the chunk at the boundary`);
+    if (training && (pos !== 0 || t !== L)) throw new BadInputError('tokens', `training runs whole segments: got ${t} tokens at position ${pos}, need ${L} at 0`);
+    tokens.forEach((row, i) => {
+      if (row === null || typeof row !== 'object' || row.length !== t) throw new BadInputError(`tokens[${i}]`, `expected ${t} tokens like tokens[0], got ${row?.length}`);
+      for (let j = 0; j < t; j++) {
+        const id = row[j]!;
+        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+          throw new BadInputError(`tokens[${i}]`, `token ${j} is ${String(id)}, expected an integer in [0, ${this.config.vocabSize})`);
+        }
+      }
+    });
+    return { pos, t };
+  }
+
+  /**
+   * Runs a chunk of T tokens per stream (all streams at the same segment position; pos + T <= L)
+   * and returns every result without touching the states; pass it to {@link commit}. Call
+   * inside a `tf.tidy` / gradient function; nothing here is kept.
+   */
+  forwardChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], options: ForwardOptions = {}): ChunkOutput {
+    const training = options.training === true;
+    const { pos, t } = this.checkChunk(states, tokens, training);
+    const c = this.config;
+    const L = c.segmentLength;
+    const b = states.length;
+    const e = c.width;
+    const H = c.numHeads;
+    const d = e / H;
+    if (!training) for (const s of states) this.prepare(s);
+    const rngs = states.map((s) => {
+      const r = createRng(0);
+      r.setState(s.rngState);
+      return r;
+    });
+    const ids = new Int32Array(b * t);
+    tokens.forEach((row, i) => {
+      for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
+    });
+    const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
+      training && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
+    let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
+    h = dropout(h, 0);
+    const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
+    const mask = causalMask(hasPrev, L, pos, t);
+    const layerOut: ChunkLayerOutput[] = [];
+    const kls: tf.Scalar[] = [];
+    this.params.layers.forEach((lp, li) => {
+      let prevK: tf.Tensor;
+      let prevV: tf.Tensor;
+      let memory: tf.Tensor | null;
+      let hasMem: boolean[];
+      let actives: (tf.Tensor | null)[] | undefined;
+      if (training) {
+        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs);
+        ({ prevK, prevV, hasMem } = start);
+        memory = start.active;
+        const rows = memory === null ? [] : tf.unstack(memory);
+        actives = hasMem.map((m, i) => (m ? rows[i]! : null));
+      } else {
+        prevK = tf.stack(states.map((s) => s.layers[li]!.prevK!));
+        prevV = tf.stack(states.map((s) => s.layers[li]!.prevV!));
+        hasMem = states.map((s) => (s.layers[li]!.active ?? null) !== null);
+        memory = hasMem.some(Boolean) ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
+      }
+      const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
+      const qkv = project(x, lp.wQKV);
+      const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      let qh = splitHeads(q, H);
+      let kh = splitHeads(k, H);
+      if (c.positions === 'rotary') {
+        qh = rotary(qh, L + pos);
+        kh = rotary(kh, L + pos);
+      }
+      const vh = splitHeads(v, H);
+      const keyParts = [prevK];
+      const valueParts = [prevV];
+      if (pos > 0) {
+        keyParts.push(tf.stack(states.map((s) => s.layers[li]!.curK!)));
+        valueParts.push(tf.stack(states.map((s) => s.layers[li]!.curV!)));
+      }
+      keyParts.push(kh);
+      valueParts.push(vh);
+      const keys = tf.concat(keyParts, 2);
+      const values = tf.concat(valueParts, 2);
+      let scores = tf.add(tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d)), mask);
+      if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
+      const stm = project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO);
+      let a = stm;
+      const out: ChunkLayerOutput = { x, k: kh, v: vh };
+      if (this.basis !== undefined && memory !== null && hasMem.some(Boolean)) {
+        {
+          const ca = continuousAttention(
+            memory,
+            q,
+            { wK: lp.ltmWK!, wV: lp.ltmWV!, wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! },
+            { basis: this.basis, numHeads: H, eps: c.sigmaEps, unchecked: true },
+          );
+          const gate = tf.tensor3d(hasMem.map((m) => (m ? 1 : 0)), [b, 1, 1]);
+          a = tf.add(a, tf.mul(ca.context, gate));
+          out.mu = ca.mu;
+          out.sigmaSq = ca.sigmaSq;
+          const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
+          const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
+          kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
+        }
+      }
+      if (actives !== undefined) out.active = actives;
+      layerOut.push(out);
+      h = tf.add(h, dropout(a, 1 + 2 * li));
+      const f = tf.add(project(gelu(tf.add(project(layerNorm(h, lp.ln2Gamma, lp.ln2Beta), lp.ffnW1), lp.ffnB1)), lp.ffnW2), lp.ffnB2);
+      h = tf.add(h, dropout(f, 2 + 2 * li));
+    });
+    const hidden = layerNorm(h, this.params.lnFinalGamma, this.params.lnFinalBeta);
+    const logits = project(hidden, this.params.embedding);
+    const kl = kls.length === 0 ? tf.scalar(0) : (tf.div(tf.addN(kls), kls.length) as tf.Scalar);
+    return { hidden, logits, kl, layers: layerOut, rngNext: training ? rngs.map((r) => r.getState()) : states.map(() => undefined) };
+  }
+
+  /**
+   * Folds a chunk's results into the states (caches, sticky histograms, counters; at the end
+   * of a segment: memory := absorbed memory, short-term cache := this segment). Disposes the
+   * per-layer tensors of `out` (not `hidden`, `logits`, `kl`).
+   */
+  commit(states: readonly StreamState[], out: ChunkOutput): void {
+    const c = this.config;
+    const t = out.layers[0]!.x.shape[1]!;
+    // A training chunk recomputed the segment start: drop any inference caches first.
+    states.forEach((s, i) => {
+      if (out.rngNext[i] !== undefined) s.clearDerived();
+    });
+    out.layers.forEach((lo, li) => {
+      const xs = tf.unstack(lo.x);
+      const ks = tf.unstack(lo.k);
+      const vs = tf.unstack(lo.v);
+      let masses: Float32Array | undefined;
+      if (c.sticky && lo.mu !== undefined && lo.sigmaSq !== undefined) {
+        masses = tf.tidy(() => binMass(lo.mu!, lo.sigmaSq!, c.stickyBins).dataSync() as Float32Array); // [b, H, T, D]
+      }
+      states.forEach((s, i) => {
+        const ls = s.layers[li]!;
+        ls.curX = appendRows(ls.curX, xs[i]!, 0);
+        if (lo.active !== undefined) {
+          ls.active = lo.active[i] ?? null;
+          if (ls.active !== null) tf.keep(ls.active);
+          tf.dispose(ks[i]!);
+          tf.dispose(vs[i]!);
+        } else {
+          ls.curK = appendRows(ls.curK ?? null, ks[i]!, 1);
+          ls.curV = appendRows(ls.curV ?? null, vs[i]!, 1);
+        }
+        const hasMem = ls.active !== undefined && ls.active !== null;
+        if (masses !== undefined && hasMem) {
+          const D = c.stickyBins;
+          const H = c.numHeads;
+          // Summed token by token so token mode and segment mode add in the same order.
+          for (let tok = 0; tok < t; tok++) {
+            for (let h = 0; h < H; h++) {
+              const base = ((i * H + h) * t + tok) * D;
+              for (let j = 0; j < D; j++) ls.curMass[j]! += masses[base + j]!;
+            }
+          }
+        }
+      });
+      tf.dispose([lo.x, lo.k, lo.v, ...(lo.mu ? [lo.mu] : []), ...(lo.sigmaSq ? [lo.sigmaSq] : [])]);
+    });
+    states.forEach((s, i) => {
+      const next = out.rngNext[i];
+      if (next !== undefined) s.rngNext = next;
+      s.pos += t;
+      s.tokensSeen += t;
+      if (s.pos === c.segmentLength) rollOver(s);
+    });
+  }
+
+  /**
+   * Runs tokens through the model and advances the states: `tokens[i]` continues stream
+   * `states[i]`. Returns LM logits `[b, T, V]` (caller disposes). Segment mode is a chunk of a
+   * whole segment; token mode a chunk of one.
+   */
+  run(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): tf.Tensor {
+    return this.runWith(states, tokens, (o) => o.logits);
+  }
+
+  /** Like {@link run} but returns the final hidden states `[b, T, e]` (e.g. for a classifier). */
+  runHidden(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): tf.Tensor {
+    return this.runWith(states, tokens, (o) => o.hidden);
+  }
+
+  private runWith(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], pick: (o: ChunkOutput) => tf.Tensor): tf.Tensor {
+    let out: ChunkOutput | undefined;
+    tf.tidy(() => {
+      out = this.forwardChunk(states, tokens);
+      keepChunk(out);
+    });
+    const o = out!;
+    this.commit(states, o);
+    const result = pick(o);
+    tf.dispose([o.hidden, o.logits, o.kl].filter((x) => x !== result));
+    return result;
+  }
+
+  /** Token mode: one token per stream; returns logits `[b, V]` for the next token. */
+  step(states: readonly StreamState[], tokenIds: readonly number[]): tf.Tensor2D {
+    if (!Array.isArray(tokenIds)) throw new BadInputError('tokenIds', 'expected an array of token ids');
+    const logits = this.run(
+      states,
+      tokenIds.map((id) => [id]),
+    );
+    const flat = tf.reshape(logits, [tokenIds.length, this.config.vocabSize]) as tf.Tensor2D;
+    logits.dispose();
+    return flat;
+  }
+
+  /**
+   * Classifier head on final hidden states `[b, T, e]`: per event `[b, T, C]`, or per window
+   * (mean over T) `[b, C]`.
+   */
+  classify(hidden: tf.Tensor, per: 'event' | 'window' = 'event'): tf.Tensor {
+    const w = this.params.classifierW;
+    const bias = this.params.classifierB;
+    if (w === undefined || bias === undefined) throw new BadInputError('classifier', 'this model has no classifier head (config.numLabels = 0)');
+    if (!(hidden instanceof tf.Tensor) || hidden.rank !== 3 || hidden.shape[2] !== this.config.width) {
+      throw new BadInputError('hidden', `expected [b, T, ${this.config.width}]`);
+    }
+    return tf.tidy(() => {
+      const x = per === 'window' ? tf.mean(hidden, 1) : hidden;
+      return tf.add(project(x, w), bias);
+    });
+  }
+}
+
+function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number): tf.Tensor {
+  if (prev === null) return next;
+  const joined = tf.concat([prev, next], axis);
+  tf.dispose([prev, next]);
+  return joined;
+}
+
+function rollOver(s: StreamState): void {
+  for (const ls of s.layers) {
+    const active = ls.active ?? null;
+    if (ls.memory !== null && ls.memory !== active) ls.memory.dispose();
+    ls.memory = active;
+    delete ls.active;
+    if (ls.prevX !== null) ls.prevX.dispose();
+    ls.prevX = ls.curX;
+    ls.curX = null;
+    ls.prevMass = ls.curMass;
+    ls.curMass = new Float64Array(ls.prevMass.length);
+  }
+  const next = s.rngNext;
+  s.clearDerived();
+  s.rngState = next ?? s.rngState;
+  s.pos = 0;
+  s.segmentsSeen += 1;
+}
+
+/** tf.keep on every tensor of a chunk output (to carry it out of a tidy). */
+export function keepChunk(o: ChunkOutput): void {
+  tf.keep(o.hidden);
+  tf.keep(o.logits);
+  tf.keep(o.kl);
+  for (const l of o.layers) {
+    for (const x of [l.x, l.k, l.v, l.mu, l.sigmaSq]) if (x !== undefined) tf.keep(x);
+    for (const m of l.active ?? []) if (m !== null) tf.keep(m);
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * Training over long token streams (truncated backpropagation through time): segments arrive
+ * in stream order; each step runs one segment of every parallel stream with its carried (and
+ * detached) memory, adds the KL regulariser, clips the global gradient norm and takes an Adam
+ * step with linear warmup then cosine decay. Checkpoints hold weights, Adam moments, stream
+ * states and the data position, so a resumed run replays the uninterrupted one exactly.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { BadConfigError, BadInputError, ModelFileError } from '../errors.js';
+import { rootLogger } from '../logger.js';
+import type { SegmentBatch, SegmentSource } from './data.js';
+import { decodeWeights, encodeWeights, loadModel, saveModel } from './io.js';
+import { keepChunk } from './model.js';
+import type { ChunkOutput, InfiniFormer } from './model.js';
+import type { StreamState } from './state.js';
+import { crc32 } from './checksum.js';
+
+const log = rootLogger.child('trainer');
+
+/** Options of a {@link Trainer}; every field has a default. */
+export interface TrainerOptions {
+  /** Peak learning rate. Default 1e-3. */
+  learningRate?: number;
+  /** Linear warmup steps. Default 100. */
+  warmupSteps?: number;
+  /** Steps of the cosine schedule (after which the rate stays at its floor). Default 10,000. */
+  totalSteps?: number;
+  /** Floor of the schedule as a fraction of the peak. Default 0.1. */
+  minLearningRateRatio?: number;
+  /** Adam beta1, beta2, epsilon. Defaults 0.9, 0.98, 1e-8. */
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** Decoupled weight decay (AdamW) on matrices. Default 0. */
+  weightDecay?: number;
+  /** Global gradient-norm clip. Default 1.0; 0 disables. */
+  maxGradNorm?: number;
+  /** Seed of the stream states' sticky sampling. Default 0. */
+  seed?: number;
+}
+
+/** One step's figures. */
+export interface StepResult {
+  step: number;
+  /** Training objective (cross-entropy + KL term), nats per weighted token. */
+  loss: number;
+  /** Cross-entropy alone, nats per weighted token. */
+  crossEntropy: number;
+  kl: number;
+  gradNorm: number;
+  learningRate: number;
+  /** Tokens processed in this step (b x L). */
+  tokens: number;
+}
+
+/** A progress event (what a CLI progress bar shows). */
+export interface ProgressEvent {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  crossEntropy: number;
+  learningRate: number;
+  tokensPerSecond: number;
+  /** Seconds left at the current rate. */
+  etaSeconds: number;
+  /** Set on evaluation steps. */
+  eval?: EvalResult;
+}
+
+/** Evaluation figures over some segments. */
+export interface EvalResult {
+  /** Mean cross-entropy in nats per weighted token. */
+  crossEntropy: number;
+  /** The same in bits. */
+  bitsPerToken: number;
+  /** Share of weighted positions whose argmax is the target. */
+  accuracy: number;
+  /** Weighted positions counted. */
+  count: number;
+}
+
+/** Options of {@link Trainer.run}. */
+export interface RunOptions {
+  /** Steps to run (from the current step). */
+  steps: number;
+  /** Called after every step (and with `eval` on evaluation steps). */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Evaluate every this many steps (0 = never). Default 0. */
+  evalEvery?: number;
+  /** A fresh evaluation source for each evaluation, and how many segments to read from it. */
+  evalSource?: () => SegmentSource;
+  evalSegments?: number;
+  /** Checkpoint into `checkpointDir` every this many steps (0 = never). Default 0. */
+  checkpointEvery?: number;
+  checkpointDir?: string;
+}
+
+interface Resolved {
+  learningRate: number;
+  warmupSteps: number;
+  totalSteps: number;
+  minLearningRateRatio: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  seed: number;
+}
+
+function resolveOptions(o: TrainerOptions): Resolved {
+  const r: Resolved = {
+    learningRate: o.learningRate ?? 1e-3,
+    warmupSteps: o.warmupSteps ?? 100,
+    totalSteps: o.totalSteps ?? 10_000,
+    minLearningRateRatio: o.minLearningRateRatio ?? 0.1,
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.98,
+    epsilon: o.epsilon ?? 1e-8,
+    weightDecay: o.weightDecay ?? 0,
+    maxGradNorm: o.maxGradNorm ?? 1,
+    seed: o.seed ?? 0,
+  };
+  for (const [k, v] of Object.entries(r)) if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new BadConfigError(k, `must be a finite number >= 0, got ${String(v)}`);
+  if (r.learningRate <= 0) throw new BadConfigError('learningRate', 'must be positive');
+  if (r.beta1 >= 1 || r.beta2 >= 1) throw new BadConfigError('beta1', 'betas must be below 1');
+  if (!Number.isInteger(r.warmupSteps) || !Number.isInteger(r.totalSteps)) throw new BadConfigError('totalSteps', 'warmupSteps and totalSteps must be integers');
+  return r;
+}
+
+/** Linear warmup to the peak, then cosine decay to `minRatio` x peak at `totalSteps` (1-based step). */
+export function learningRateAt(step: number, o: Pick<Resolved, 'learningRate' | 'warmupSteps' | 'totalSteps' | 'minLearningRateRatio'>): number {
+  if (o.warmupSteps > 0 && step <= o.warmupSteps) return (o.learningRate * step) / o.warmupSteps;
+  const span = Math.max(1, o.totalSteps - o.warmupSteps);
+  const progress = Math.min(1, (step - o.warmupSteps) / span);
+  const floor = o.minLearningRateRatio;
+  return o.learningRate * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+/**
+ * Mean weighted cross-entropy (nats) of logits `[b, T, V]` against integer targets, and the
+ * weight total. Differentiable in the logits.
+ */
+export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32Array[], weights?: readonly Float32Array[]): tf.Scalar {
+  const [b, t, v] = logits.shape as [number, number, number];
+  const flatTargets = new Int32Array(b * t);
+  const flatWeights = new Float32Array(b * t).fill(1);
+  targets.forEach((row, i) => flatTargets.set(row, i * t));
+  if (weights !== undefined) weights.forEach((row, i) => flatWeights.set(row, i * t));
+  let total = 0;
+  for (const w of flatWeights) total += w;
+  if (!(total > 0)) throw new BadInputError('weights', 'all loss weights are zero');
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(tf.reshape(logits, [b * t, v]));
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(flatTargets, 'int32'), v)), 1);
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(flatWeights)))), total) as tf.Scalar;
+  });
+}
+
+function checkBatch(batch: SegmentBatch, b: number, L: number): void {
+  if (batch === null || typeof batch !== 'object') throw new BadInputError('batch', 'expected { inputs, targets }');
+  for (const key of ['inputs', 'targets'] as const) {
+    const rows = batch[key];
+    if (!Array.isArray(rows) || rows.length !== b) throw new BadInputError(key, `expected ${b} rows, got ${Array.isArray(rows) ? rows.length : typeof rows}`);
+    rows.forEach((r, i) => {
+      if (r?.length !== L) throw new BadInputError(`${key}[${i}]`, `expected ${L} tokens, got ${r?.length}`);
+    });
+  }
+}
+
+/** Trains an {@link InfiniFormer} on a {@link SegmentSource}. */
+export class Trainer {
+  readonly options: Readonly<Resolved>;
+  /** Steps taken so far. */
+  stepCount = 0;
+  private states: StreamState[];
+  private readonly moments = new Map<string, { m: tf.Tensor; v: tf.Tensor }>();
+  private resets = 0;
+
+  constructor(
+    readonly model: InfiniFormer,
+    readonly source: SegmentSource,
+    options: TrainerOptions = {},
+  ) {
+    this.options = Object.freeze(resolveOptions(options));
+    if (!Number.isInteger(source?.numStreams) || source.numStreams < 1) throw new BadConfigError('source', 'numStreams must be a positive integer');
+    this.states = Array.from({ length: source.numStreams }, () => this.freshState());
+  }
+
+  private freshState(): StreamState {
+    return this.model.createState(this.options.seed * 100_003 + this.resets++);
+  }
+
+  /** One training step on the next segment of every stream. */
+  step(): StepResult {
+    const model = this.model;
+    const L = model.config.segmentLength;
+    const b = this.source.numStreams;
+    const batch = this.source.next();
+    checkBatch(batch, b, L);
+    batch.reset?.forEach((r, i) => {
+      if (r) {
+        this.states[i]!.dispose();
+        this.states[i] = this.freshState();
+      }
+    });
+    const step = this.stepCount + 1;
+    const vars = [...model.params.byName.values()];
+    let side: ChunkOutput | undefined;
+    let ce: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forwardChunk(this.states, batch.inputs, { training: true, dropoutSeed: step });
+      keepChunk(out);
+      side = out;
+      ce = tf.keep(weightedCrossEntropy(out.logits, batch.targets, batch.weights));
+      return tf.add(ce, tf.mul(out.kl, model.config.klWeight)) as tf.Scalar;
+    }, vars);
+    const o = side!;
+    const lr = learningRateAt(step, this.options);
+    const gradNorm = this.applyAdam(grads, lr, step);
+    tf.dispose(Object.values(grads));
+    model.commit(this.states, o);
+    const [loss, crossEntropy, kl] = [value.dataSync()[0]!, ce!.dataSync()[0]!, o.kl.dataSync()[0]!];
+    tf.dispose([value, ce!, o.hidden, o.logits, o.kl]);
+    this.stepCount = step;
+    if (!Number.isFinite(loss)) log.warn('non-finite loss', { step, loss });
+    return { step, loss, crossEntropy, kl, gradNorm, learningRate: lr, tokens: b * L };
+  }
+
+  /** Clips by global norm and applies AdamW; returns the norm before clipping. */
+  private applyAdam(grads: tf.NamedTensorMap, lr: number, step: number): number {
+    const o = this.options;
+    const vars = [...this.model.params.byName.entries()];
+    // Variables the loss did not reach (e.g. the memory's before there is one) have no gradient: skipped.
+    const present = vars.filter(([, v]) => grads[v.name] !== undefined);
+    const norm = present.length === 0 ? 0 : tf.tidy(() => Math.sqrt(tf.addN(present.map(([, v]) => tf.sum(tf.square(grads[v.name]!)))).dataSync()[0]!));
+    const scale = o.maxGradNorm > 0 && norm > o.maxGradNorm ? o.maxGradNorm / norm : 1;
+    const c1 = 1 - Math.pow(o.beta1, step);
+    const c2 = 1 - Math.pow(o.beta2, step);
+    for (const [name, v] of present) {
+      const g0 = grads[v.name]!;
+      let mom = this.moments.get(name);
+      if (mom === undefined) {
+        mom = { m: tf.zerosLike(v), v: tf.zerosLike(v) };
+        this.moments.set(name, mom);
+      }
+      const prev = mom;
+      const next = tf.tidy(() => {
+        const g = tf.mul(g0, scale);
+        const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1));
+        const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
+        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), o.epsilon));
+        if (o.weightDecay > 0 && v.rank >= 2) update = tf.add(update, tf.mul(v, o.weightDecay));
+        v.assign(tf.sub(v, tf.mul(update, lr)));
+        return { m, v: s };
+      });
+      tf.dispose([prev.m, prev.v]);
+      this.moments.set(name, next);
+    }
+    return norm;
+  }
+
+  /** Runs steps, with progress events, periodic evaluation and checkpoints. */
+  async run(options: RunOptions): Promise<StepResult[]> {
+    const steps = options.steps;
+    if (!Number.isInteger(steps) || steps < 0) throw new BadConfigError('steps', `must be a non-negative integer, got ${String(steps)}`);
+    const results: StepResult[] = [];
+    const started = performance.now();
+    let tokens = 0;
+    for (let i = 0; i < steps; i++) {
+      const r = this.step();
+      results.push(r);
+      tokens += r.tokens;
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = tokens / Math.max(elapsed, 1e-9);
+      const event: ProgressEvent = {
+        step: r.step,
+        totalSteps: this.stepCount - i - 1 + steps,
+        loss: r.loss,
+        crossEntropy: r.crossEntropy,
+        learningRate: r.learningRate,
+        tokensPerSecond: rate,
+        etaSeconds: ((steps - i - 1) * r.tokens) / Math.max(rate, 1e-9),
+      };
+      if ((options.evalEvery ?? 0) > 0 && r.step % options.evalEvery! === 0 && options.evalSource !== undefined) {
+        event.eval = evaluate(this.model, options.evalSource(), options.evalSegments ?? 1);
+      }
+      options.onProgress?.(event);
+      if ((options.checkpointEvery ?? 0) > 0 && r.step % options.checkpointEvery! === 0) {
+        if (options.checkpointDir === undefined) throw new BadConfigError('checkpointDir', 'is required with checkpointEvery');
+        await this.saveCheckpoint(options.checkpointDir);
+      }
+      // Let timers and I/O run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return results;
+  }
+
+  /** Writes weights, Adam moments, stream states and the data position to `dir`. */
+  async saveCheckpoint(dir: string): Promise<void> {
+    await saveModel(this.model, join(dir, 'model'));
+    const named: [string, tf.Tensor][] = [];
+    for (const [name, mom] of this.moments) named.push([`m/${name}`, mom.m], [`v/${name}`, mom.v]);
+    const { bytes, tensors } = encodeWeights(named);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'optimizer.bin'), bytes);
+    const meta = {
+      format: 'infiniformer-checkpoint',
+      formatVersion: 1,
+      step: this.stepCount,
+      resets: this.resets,
+      options: this.options,
+      source: this.source.getState(),
+      states: this.states.map((s) => Buffer.from(s.serialize()).toString('base64')),
+      optimizer: { byteLength: bytes.length, crc32: crc32(bytes), tensors },
+    };
+    await writeFile(join(dir, 'trainer.json'), JSON.stringify(meta));
+  }
+
+  /** Resumes from {@link saveCheckpoint}; `source` must be the same kind of source as before. */
+  static async resume(dir: string, source: SegmentSource): Promise<Trainer> {
+    const model = await loadModel(join(dir, 'model'));
+    let meta: {
+      format?: string;
+      formatVersion?: number;
+      step: number;
+      resets: number;
+      options: TrainerOptions;
+      source: unknown;
+      states: string[];
+      optimizer: { byteLength: number; crc32: number; tensors: { name: string; shape: number[]; offset: number }[] };
+    };
+    try {
+      meta = JSON.parse((await readFile(join(dir, 'trainer.json'))).toString('utf8'));
+    } catch (cause) {
+      throw new ModelFileError(`cannot read ${join(dir, 'trainer.json')}: ${(cause as Error).message}`, { cause });
+    }
+    if (meta.format !== 'infiniformer-checkpoint' || meta.formatVersion !== 1) throw new ModelFileError(`${dir}: not a version 1 infiniformer checkpoint`);
+    const trainer = new Trainer(model, source, meta.options);
+    trainer.stepCount = meta.step;
+    trainer.resets = meta.resets;
+    source.setState(meta.source);
+    if (!Array.isArray(meta.states) || meta.states.length !== source.numStreams) throw new ModelFileError(`${dir}: checkpoint has ${meta.states?.length} stream states, the source ${source.numStreams}`);
+    trainer.states.forEach((s) => s.dispose());
+    trainer.states = meta.states.map((b64) => model.restoreState(new Uint8Array(Buffer.from(b64, 'base64'))));
+    const optBytes = new Uint8Array(await readFile(join(dir, 'optimizer.bin')));
+    const specs = meta.optimizer.tensors.map((t) => ({ name: t.name, shape: t.shape }));
+    const vars = decodeWeights(optBytes, { file: 'optimizer.bin', dtype: 'float32', ...meta.optimizer }, specs, join(dir, 'optimizer.bin'));
+    for (const name of model.params.byName.keys()) {
+      const m = vars.get(`m/${name}`);
+      const v = vars.get(`v/${name}`);
+      if (m !== undefined && v !== undefined) trainer.moments.set(name, { m, v });
+    }
+    return trainer;
+  }
+
+  /** Frees the stream states and optimizer moments (not the model). */
+  dispose(): void {
+    this.states.forEach((s) => s.dispose());
+    for (const mom of this.moments.values()) tf.dispose([mom.m, mom.v]);
+    this.moments.clear();
+  }
+}
+
+/**
+ * Evaluates a model on `segments` segments of a source (inference mode, fresh states, memory
+ * carried): cross-entropy, bits per token and accuracy over weighted positions.
+ */
+export function evaluate(model: InfiniFormer, source: SegmentSource, segments: number): EvalResult {
+  const L = model.config.segmentLength;
+  const b = source.numStreams;
+  let states = Array.from({ length: b }, (_, i) => model.createState(i));
+  let nats = 0;
+  let correct = 0;
+  let count = 0;
+  try {
+    for (let s = 0; s < segments; s++) {
+      const batch = source.next();
+      checkBatch(batch, b, L);
+      states = states.map((st, i) => {
+        if (batch.reset?.[i] !== true) return st;
+        st.dispose();
+        return model.createState(i);
+      });
+      const logits = model.run(states, batch.inputs);
+      const [logp, argmax] = tf.tidy(() => {
+        const lp = tf.logSoftmax(logits);
+        return [lp.dataSync() as Float32Array, tf.argMax(lp, -1).dataSync() as Int32Array];
+      });
+      logits.dispose();
+      const v = model.config.vocabSize;
+      for (let i = 0; i < b; i++) {
+        for (let j = 0; j < L; j++) {
+          const w = batch.weights?.[i]?.[j] ?? 1;
+          if (w === 0) continue;
+          const target = batch.targets[i]![j]!;
+          nats -= w * logp[(i * L + j) * v + target]!;
+          if (argmax[i * L + j] === target) correct += w;
+          count += w;
+        }
+      }
+    }
+  } finally {
+    states.forEach((s) => s.dispose());
+  }
+  const crossEntropy = count > 0 ? nats / count : NaN;
+  return { crossEntropy, bitsPerToken: crossEntropy / Math.LN2, accuracy: count > 0 ? correct / count : NaN, count };
+}

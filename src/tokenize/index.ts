@@ -1,0 +1,2 @@
+export type { Tokenizer, TokenizerJSON } from './tokenizer.js';
+export { ByteTokenizer, BYTE_SPECIALS, tokenizerFromJSON } from './byteTokenizer.js';
