@@ -11,10 +11,26 @@ import { registerWasmKernels } from './wasmKernels.js';
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
+/** What a process mostly runs; `auto` picks the backend measured fastest for it (docs/backends.md). */
+export type BackendWorkload = 'training' | 'segments' | 'tokens';
+
 export interface BackendOptions {
-  /** `auto` (default) tries tensorflow, wasm, cpu in that order. */
+  /** `auto` (default) tries tensorflow, wasm, cpu in that order (wasm first for `workload: 'tokens'`). */
   backend?: BackendName | 'auto';
+  /**
+   * Default `segments`. `training` and `segments` (batched segment mode) prefer native
+   * tensorflow (2-5x faster than wasm here); `tokens` (token-by-token streaming of one or a few
+   * streams, latency-bound) prefers wasm, whose per-op overhead is lower (~1.5x faster for one
+   * stream). Only affects `auto`.
+   */
+  workload?: BackendWorkload;
 }
+
+const AUTO_ORDER: Record<BackendWorkload, readonly BackendName[]> = {
+  training: NAMES,
+  segments: NAMES,
+  tokens: ['wasm', 'tensorflow', 'cpu'],
+};
 
 const log = rootLogger.child('backend');
 let chosen: BackendName | undefined;
@@ -41,6 +57,9 @@ async function tryLoad(name: BackendName): Promise<boolean> {
 }
 
 function requested(options: BackendOptions): BackendName | 'auto' {
+  if (options.workload !== undefined && !Object.hasOwn(AUTO_ORDER, options.workload)) {
+    throw new BadConfigError('workload', `unknown workload "${String(options.workload)}"; use one of ${Object.keys(AUTO_ORDER).join(', ')}`);
+  }
   const fromOption = options.backend;
   if (fromOption !== undefined) {
     if (fromOption !== 'auto' && !NAMES.includes(fromOption)) {
@@ -67,7 +86,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   if (chosen !== undefined && (want === 'auto' || want === chosen)) return chosen;
   if (pending !== undefined && want === 'auto') return pending;
   pending = (async () => {
-    const order = want === 'auto' ? NAMES : [want];
+    const order = want === 'auto' ? AUTO_ORDER[options.workload ?? 'segments'] : [want];
     for (const name of order) {
       if (await tryLoad(name)) {
         await tf.ready();
