@@ -10,7 +10,8 @@
  *      runtime dependencies except `@tensorflow/*` with `--ignore-scripts`;
  *   2. `pip download` the pinned wheel (binary only, no deps, hash-checked) and extract only
  *      the two shared libraries and the C headers the addon includes (transitively);
- *   3. build the addon with node-gyp against the machine's Node headers (never downloaded);
+ *   3. build the addon with node-gyp against the machine's Node headers, or the Node-API
+ *      headers of the `node-api-headers` package (never downloaded);
  *   4. install the result as `node_modules/@tensorflow/tfjs-node`, the big libraries
  *      hard-linked from the cache, so it resolves the project's own `@tensorflow/tfjs`.
  *
@@ -90,7 +91,7 @@ export async function setupNative(options = {}) {
   if (force || readStamp(builtDir)?.buildKey !== buildKey) {
     fs.mkdirSync(cacheDir, { recursive: true });
     checkDiskSpace(cacheDir, COLD_BYTES);
-    const tools = findBuildTools(options);
+    const tools = findBuildTools(options, projectDir, cacheDir);
     build({ cacheDir, builtDir, napiVersion, tools, keepWheel: options.keepWheel ?? false, log });
     writeStamp(builtDir, stamp);
     built = true;
@@ -127,11 +128,16 @@ function checkPlatform() {
   }
 }
 
-/** tfjs-node must share the project's tfjs instance, so the versions must agree exactly. */
+/**
+ * tfjs-node must share the project's tfjs instance, so the versions must agree exactly. Resolved
+ * the way the project's code resolves it (nested or hoisted, e.g. when installed as a dependency).
+ */
 function checkProjectTfjs(projectDir) {
-  const file = path.join(projectDir, 'node_modules', '@tensorflow', 'tfjs', 'package.json');
-  if (!fs.existsSync(file)) {
-    throw new NativeSetupError('NO_TFJS', `${file} is missing: run \`npm ci\` (or npm install) in ${projectDir} first.`);
+  let file;
+  try {
+    file = createRequire(path.join(projectDir, 'package.json')).resolve('@tensorflow/tfjs/package.json');
+  } catch {
+    throw new NativeSetupError('NO_TFJS', `@tensorflow/tfjs is not installed for ${projectDir}: run \`npm ci\` (or npm install) there first.`);
   }
   const version = JSON.parse(fs.readFileSync(file, 'utf8')).version;
   if (version !== TFJS_NODE_VERSION) {
@@ -180,8 +186,8 @@ function works(command, args) {
   return run(command, args).ok;
 }
 
-/** @param {SetupNativeOptions} options */
-function findBuildTools(options) {
+/** @param {SetupNativeOptions} options @param {string} projectDir @param {string} cacheDir */
+function findBuildTools(options, projectDir, cacheDir) {
   const pythons = [options.python, process.env['INFINIFORMER_PYTHON'], 'python3', 'python'].filter((p) => p !== undefined && p !== '');
   const python = pythons.find((p) => works(/** @type {string} */ (p), ['-m', 'pip', '--version']));
   if (python === undefined) {
@@ -201,7 +207,7 @@ function findBuildTools(options) {
     throw new NativeSetupError('NO_COMPILER', 'make is missing: node-gyp needs it. Install build-essential (Debian/Ubuntu) or make.');
   }
   const nodeGyp = findNodeGyp();
-  const nodeDir = findNodeHeaders(options);
+  const nodeDir = findNodeHeaders(options, projectDir, cacheDir);
   return { python: /** @type {string} */ (python), nodeGyp, nodeDir };
 }
 
@@ -219,17 +225,54 @@ function findNodeGyp() {
   return found;
 }
 
-/** Node's own headers, never downloaded: the running Node's install prefix, or INFINIFORMER_NODEDIR. */
-function findNodeHeaders(options) {
+/**
+ * Node's headers, never downloaded: INFINIFORMER_NODEDIR, else the running Node's install prefix,
+ * else a node-gyp "nodedir" assembled from the `node-api-headers` package (the addon uses
+ * Node-API only, so those headers suffice).
+ * @param {SetupNativeOptions} options @param {string} projectDir @param {string} cacheDir
+ */
+function findNodeHeaders(options, projectDir, cacheDir) {
   const candidates = [options.nodeDir, process.env['INFINIFORMER_NODEDIR'], path.resolve(path.dirname(process.execPath), '..')];
   const found = candidates.find((dir) => dir !== undefined && dir !== '' && fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h')));
-  if (found === undefined) {
-    throw new NativeSetupError(
-      'NO_NODE_HEADERS',
-      `Node's headers were not found (looked for include/node/node_api.h under ${candidates.filter(Boolean).join(', ')}). Install them (Debian: libnode-dev / nodejs-dev; the official Node tarballs ship them) and/or set INFINIFORMER_NODEDIR to that prefix.`,
-    );
+  if (found !== undefined) return found;
+  const fromPackage = nodeApiHeadersDir(projectDir, cacheDir);
+  if (fromPackage !== undefined) return fromPackage;
+  throw new NativeSetupError(
+    'NO_NODE_HEADERS',
+    `Node's headers were not found (looked for include/node/node_api.h under ${candidates.filter(Boolean).join(', ')}, and for the node-api-headers package). Run \`npm ci\` (it installs node-api-headers), install the Node headers (official Node tarballs ship them; Debian: libnode-dev), or set INFINIFORMER_NODEDIR to a prefix that has them.`,
+  );
+}
+
+/** Minimal node-gyp common.gypi: what Node's own sets for an addon build on Linux. */
+const COMMON_GYPI = `{
+  'variables': { 'node_engine_include_dir%': 'deps/v8/include', 'node_module_version%': '', 'node_use_openssl%': 'false', 'node_shared_openssl%': 'false' },
+  'target_defaults': {
+    'default_configuration': 'Release',
+    'configurations': { 'Release': { 'cflags': ['-O3'] }, 'Debug': { 'cflags': ['-g', '-O0'] } },
+    'cflags': ['-fPIC', '-pthread'],
+    'cflags_cc': ['-std=gnu++17', '-fno-rtti', '-fno-exceptions'],
+    'ldflags': ['-pthread']
   }
-  return found;
+}
+`;
+
+/** @param {string} projectDir @param {string} cacheDir @returns {string | undefined} */
+function nodeApiHeadersDir(projectDir, cacheDir) {
+  let includeDir;
+  try {
+    const require = createRequire(path.join(projectDir, 'package.json'));
+    includeDir = path.join(path.dirname(require.resolve('node-api-headers/package.json')), 'include');
+  } catch {
+    return undefined;
+  }
+  if (!fs.existsSync(path.join(includeDir, 'node_api.h'))) return undefined;
+  const nodeDir = path.join(cacheDir, 'node-api-nodedir');
+  const target = path.join(nodeDir, 'include', 'node');
+  fs.rmSync(nodeDir, { recursive: true, force: true });
+  fs.mkdirSync(target, { recursive: true });
+  for (const header of fs.readdirSync(includeDir)) fs.copyFileSync(path.join(includeDir, header), path.join(target, header));
+  fs.writeFileSync(path.join(target, 'common.gypi'), COMMON_GYPI);
+  return nodeDir;
 }
 
 /**
@@ -265,6 +308,7 @@ function build({ cacheDir, builtDir, napiVersion, tools, keepWheel, log }) {
   fs.cpSync(path.join(tfDir, 'include'), path.join(packageDir, 'deps', 'include'), { recursive: true });
 
   log(`building the addon with node-gyp (N-API ${napiVersion}, Node headers from ${tools.nodeDir})`);
+  // A node-gyp warning about a missing config.gypi is expected with the node-api-headers nodedir.
   const modulePath = path.join(packageDir, 'lib', `napi-v${napiVersion}`);
   runOrThrow(
     process.execPath,
