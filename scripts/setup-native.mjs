@@ -57,7 +57,7 @@ export class NativeSetupError extends Error {
  * @property {string} [cacheDir] build cache (default `INFINIFORMER_NATIVE_CACHE` or `<projectDir>/.cache/native`)
  * @property {string} [python] Python with pip (default `INFINIFORMER_PYTHON`, else python3, else python)
  * @property {string} [nodeDir] a Node install prefix holding `include/node/node_api.h` (default `INFINIFORMER_NODEDIR`, else the running Node's prefix)
- * @property {boolean} [force] rebuild everything (default false)
+ * @property {boolean} [force] re-extract the wheel (downloading it again unless kept), rebuild and reinstall (default false)
  * @property {boolean} [keepWheel] keep the 274 MB wheel after extraction (default false)
  * @property {(line: string) => void} [log] progress lines (default: stderr)
  */
@@ -89,6 +89,7 @@ export async function setupNative(options = {}) {
 
   let built = false;
   if (force || readStamp(builtDir)?.buildKey !== buildKey) {
+    if (force) fs.rmSync(path.join(cacheDir, `tensorflow-${TENSORFLOW_VERSION}`), { recursive: true, force: true });
     fs.mkdirSync(cacheDir, { recursive: true });
     checkDiskSpace(cacheDir, COLD_BYTES);
     const tools = findBuildTools(options, projectDir, cacheDir);
