@@ -66,10 +66,11 @@ function attentionWeights(seed: number): { wK: tf.Tensor2D; wV: tf.Tensor2D; wMu
 
 /**
  * Stage tolerance: max |native - wasm| relative to the largest |value| of the output. Float32
- * has a 6e-8 unit roundoff; sums over ~100 terms in different orders (oneDNN vs XNNPACK) stay
- * well inside 1e-5. The model's own bound (logits) is 1e-4 absolute.
+ * has a 6e-8 unit roundoff; sums over ~100-1000 terms in different orders (oneDNN vs XNNPACK)
+ * typically differ by sqrt(n) roundoffs: measured <= 2.4e-6 here (the chained 5-segment run).
+ * 2e-5 leaves room for other CPUs' kernels and is still 5x tighter than the model's 1e-4.
  */
-const STAGE_TOL = 1e-5;
+const STAGE_TOL = 2e-5;
 
 function assertParity(t: import('ava').ExecutionContext, outputs: Record<string, Outputs>, tol = STAGE_TOL): void {
   const report = compare(outputs);
