@@ -86,6 +86,7 @@ export function anomalies<T extends Scored>(options: AnomalyOptions): OperatorFu
       const { judge, clear } = makeJudge();
       const sub = source.subscribe({
         next(record) {
+          if (subscriber.closed) return; // a synchronous source after downstream unsubscribed
           const s = record.surprisal;
           if (!(typeof s === 'number' && Number.isFinite(s))) {
             subscriber.error(new BadInputError('surprisal', `must be a finite number, got ${String(s)} (key ${record.key})`));

@@ -41,6 +41,7 @@ export function perplexity<T extends Scored>(options: PerplexityOptions = {}): O
       const rings = new KeyedState(maxKeys, () => new Ring(window));
       const sub = source.subscribe({
         next(record) {
+          if (subscriber.closed) return; // a synchronous source after downstream unsubscribed
           const s = record.surprisal;
           if (!(typeof s === 'number' && Number.isFinite(s) && s >= 0)) {
             subscriber.error(new BadInputError('surprisal', `must be a finite non-negative number, got ${String(s)} (key ${record.key})`));

@@ -53,6 +53,7 @@ export function segment<T>(options: SegmentOptions): OperatorFunction<T, T[]> {
       };
       const upstream = source.subscribe({
         next(value) {
+          if (subscriber.closed) return; // a synchronous source after downstream unsubscribed
           buffer.push(value);
           if (buffer.length >= length) flush();
           else if (maxDelay !== undefined && timer === undefined) timer = scheduler.schedule(flush, maxDelay);
