@@ -48,7 +48,7 @@ export interface ChunkOutput {
   hidden: tf.Tensor;
   /** LM logits `[b, T, V]`. */
   logits: tf.Tensor;
-  /** Mean KL regulariser over layers with a memory (a scalar; 0 when none). */
+  /** Mean KL regulariser over layers with a memory (a scalar; 0 when none, and outside training). */
   kl: tf.Scalar;
   /** Per-layer bookkeeping consumed by {@link InfiniFormer.commit}. */
   layers: ChunkLayerOutput[];
@@ -328,9 +328,11 @@ export class InfiniFormer {
           a = tf.add(a, tf.mul(ca.context, gate));
           out.mu = ca.mu;
           out.sigmaSq = ca.sigmaSq;
-          const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
-          const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
-          kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
+          if (training) {
+            const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
+            const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
+            kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
+          }
         }
       }
       if (actives !== undefined) out.active = actives;
@@ -361,10 +363,10 @@ export class InfiniFormer {
       const xs = tf.unstack(lo.x);
       const ks = tf.unstack(lo.k);
       const vs = tf.unstack(lo.v);
-      let masses: Float32Array | undefined;
-      if (c.sticky && lo.mu !== undefined && lo.sigmaSq !== undefined) {
-        masses = tf.tidy(() => binMass(lo.mu!, lo.sigmaSq!, c.stickyBins).dataSync() as Float32Array); // [b, H, T, D]
-      }
+      // Sticky: keep each token's densities; the histogram is built once at the boundary, so
+      // token mode and segment mode bin exactly the same numbers.
+      const mus = c.sticky && lo.mu !== undefined ? (lo.mu.dataSync() as Float32Array) : undefined;
+      const sigmas = c.sticky && lo.sigmaSq !== undefined ? (lo.sigmaSq.dataSync() as Float32Array) : undefined;
       states.forEach((s, i) => {
         const ls = s.layers[li]!;
         ls.curX = appendRows(ls.curX, xs[i]!, 0);
@@ -377,15 +379,13 @@ export class InfiniFormer {
           ls.curK = appendRows(ls.curK ?? null, ks[i]!, 1);
           ls.curV = appendRows(ls.curV ?? null, vs[i]!, 1);
         }
-        const hasMem = ls.active !== undefined && ls.active !== null;
-        if (masses !== undefined && hasMem) {
-          const D = c.stickyBins;
+        if (mus !== undefined && sigmas !== undefined) {
           const H = c.numHeads;
-          // Summed token by token so token mode and segment mode add in the same order.
-          for (let tok = 0; tok < t; tok++) {
-            for (let h = 0; h < H; h++) {
-              const base = ((i * H + h) * t + tok) * D;
-              for (let j = 0; j < D; j++) ls.curMass[j]! += masses[base + j]!;
+          const L = c.segmentLength;
+          for (let h = 0; h < H; h++) {
+            for (let tok = 0; tok < t; tok++) {
+              ls.curMu[h * L + s.pos + tok] = mus[(i * H + h) * t + tok]!;
+              ls.curSigmaSq[h * L + s.pos + tok] = sigmas[(i * H + h) * t + tok]!;
             }
           }
         }
@@ -397,7 +397,7 @@ export class InfiniFormer {
       if (next !== undefined) s.rngNext = next;
       s.pos += t;
       s.tokensSeen += t;
-      if (s.pos === c.segmentLength) rollOver(s);
+      if (s.pos === c.segmentLength) rollOver(s, c);
     });
   }
 
@@ -465,23 +465,36 @@ function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number): tf.T
   return joined;
 }
 
-function rollOver(s: StreamState): void {
+function rollOver(s: StreamState, c: Readonly<ModelConfig>): void {
   for (const ls of s.layers) {
     const active = ls.active ?? null;
     if (ls.memory !== null && ls.memory !== active) ls.memory.dispose();
     ls.memory = active;
     delete ls.active;
+    ls.prevMass = c.sticky && active !== null ? stickyHistogram(ls.curMu, ls.curSigmaSq, c) : new Float64Array(ls.prevMass.length);
+    ls.curMu.fill(0);
+    ls.curSigmaSq.fill(0);
     if (ls.prevX !== null) ls.prevX.dispose();
     ls.prevX = ls.curX;
     ls.curX = null;
-    ls.prevMass = ls.curMass;
-    ls.curMass = new Float64Array(ls.prevMass.length);
   }
   const next = s.rngNext;
   s.clearDerived();
   s.rngState = next ?? s.rngState;
   s.pos = 0;
   s.segmentsSeen += 1;
+}
+
+/** Sticky histogram (DESIGN §2.5) of a segment's densities `[H, L]`: bin masses summed over heads and tokens. */
+function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<ModelConfig>): Float64Array {
+  const D = c.stickyBins;
+  const masses = tf.tidy(() => {
+    const shape = [c.numHeads, c.segmentLength];
+    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D).dataSync();
+  });
+  const out = new Float64Array(D);
+  for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
+  return out;
 }
 
 /** tf.keep on every tensor of a chunk output (to carry it out of a tidy). */

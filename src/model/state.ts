@@ -4,7 +4,8 @@
  *
  * - per layer: the long-term memory B `[N, e]` read during the last finished segment, that
  *   segment's layer inputs `[L, e]` (the short-term cache, and what the memory absorbs next),
- *   the current segment's inputs so far (at most `[L, e]`), and the sticky histograms `[D]`;
+ *   the current segment's inputs so far (at most `[L, e]`), the sticky histogram `[D]` of the
+ *   last segment and the current segment's attention densities `[H, L]`;
  * - the sampling RNG (four words) as it stood at the start of the current segment, and counters.
  *
  * The memory is absorbed lazily: when a segment starts, B_new = contract(B, gate(X_prev)) is
@@ -28,8 +29,9 @@ export interface LayerState {
   prevMass: Float64Array;
   /** Layer inputs of the current segment so far `[pos, e]`, or null at pos 0. */
   curX: tf.Tensor | null;
-  /** Sticky histogram accumulated over the current segment. */
-  curMass: Float64Array;
+  /** Attention densities (mean, variance) of the current segment's tokens so far, `[H, L]` row-major; the sticky histogram is built from them at the boundary. */
+  curMu: Float32Array;
+  curSigmaSq: Float32Array;
   /** Derived (not serialised): the memory of the current segment, once absorbed; null = none. */
   active?: tf.Tensor | null;
   /** Derived: keys and values of `prevX`, `[H, L, d]` (zeros when prevX is null). */
@@ -65,12 +67,14 @@ export class StreamState {
   ) {
     this.rngState = createRng(seed).getState();
     const d = config.longTermMemory ? config.stickyBins : 0;
+    const hl = config.longTermMemory ? config.numHeads * config.segmentLength : 0;
     this.layers = Array.from({ length: config.numLayers }, () => ({
       memory: null,
       prevX: null,
       prevMass: new Float64Array(d),
       curX: null,
-      curMass: new Float64Array(d),
+      curMu: new Float32Array(hl),
+      curSigmaSq: new Float32Array(hl),
     }));
   }
 
@@ -104,7 +108,7 @@ export class StreamState {
   static byteLength(c: Readonly<ModelConfig>): number {
     const e = c.width;
     const L = c.segmentLength;
-    const perLayer = 4 + 4 * 2 * L * e + (c.longTermMemory ? 4 * c.numBasis * e + 16 * c.stickyBins : 0);
+    const perLayer = 4 + 4 * 2 * L * e + (c.longTermMemory ? 4 * c.numBasis * e + 8 * c.stickyBins + 8 * c.numHeads * L : 0);
     return HEADER_BYTES + c.numLayers * perLayer + 4;
   }
 
@@ -124,6 +128,10 @@ export class StreamState {
     const f64 = (v: number): void => {
       view.setFloat64(o, v, true);
       o += 8;
+    };
+    const f32 = (v: number): void => {
+      view.setFloat32(o, v, true);
+      o += 4;
     };
     const f32s = (t: tf.Tensor | null, count: number): void => {
       if (t !== null) {
@@ -146,7 +154,8 @@ export class StreamState {
       if (c.longTermMemory) {
         f32s(l.memory, c.numBasis * e);
         for (const v of l.prevMass) f64(v);
-        for (const v of l.curMass) f64(v);
+        for (const v of l.curMu) f32(v);
+        for (const v of l.curSigmaSq) f32(v);
       }
     }
     u32(crc32(bytes.subarray(0, o)));
@@ -168,6 +177,11 @@ export class StreamState {
     const f64 = (): number => {
       const v = view.getFloat64(o, true);
       o += 8;
+      return v;
+    };
+    const f32 = (): number => {
+      const v = view.getFloat32(o, true);
+      o += 4;
       return v;
     };
     if (u32() !== MAGIC) throw new ModelFileError('not an infiniformer stream state (bad magic number)');
@@ -199,7 +213,8 @@ export class StreamState {
       if (config.longTermMemory) {
         l.memory = f32s(config.numBasis, (flags & 1) !== 0, config.numBasis);
         for (let j = 0; j < l.prevMass.length; j++) l.prevMass[j] = f64();
-        for (let j = 0; j < l.curMass.length; j++) l.curMass[j] = f64();
+        for (let j = 0; j < l.curMu.length; j++) l.curMu[j] = f32();
+        for (let j = 0; j < l.curSigmaSq.length; j++) l.curSigmaSq[j] = f32();
       }
     }
     return state;

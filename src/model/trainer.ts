@@ -44,7 +44,7 @@ export interface TrainerOptions {
 /** One step's figures. */
 export interface StepResult {
   step: number;
-  /** Training objective (cross-entropy + KL term), nats per weighted token. */
+  /** Training objective (cross-entropy + KL term), nats per weighted token; NaN when the segment has no weighted token (no update). */
   loss: number;
   /** Cross-entropy alone, nats per weighted token. */
   crossEntropy: number;
@@ -178,6 +178,8 @@ export class Trainer {
   private states: StreamState[];
   private readonly moments = new Map<string, { m: tf.Tensor; v: tf.Tensor }>();
   private resets = 0;
+  /** Adam updates taken (steps on segments with no weighted token take none). */
+  private updates = 0;
 
   constructor(
     readonly model: InfiniFormer,
@@ -207,6 +209,18 @@ export class Trainer {
       }
     });
     const step = this.stepCount + 1;
+    if (batch.weights !== undefined && batch.weights.every((row) => row.every((w) => w === 0))) {
+      // Nothing to learn from this segment (e.g. a task's prompt): run it only to carry the memory.
+      let o: ChunkOutput | undefined;
+      tf.tidy(() => {
+        o = model.forwardChunk(this.states, batch.inputs, { training: true, dropoutSeed: step });
+        keepChunk(o);
+      });
+      model.commit(this.states, o!);
+      tf.dispose([o!.hidden, o!.logits, o!.kl]);
+      this.stepCount = step;
+      return { step, loss: NaN, crossEntropy: NaN, kl: NaN, gradNorm: 0, learningRate: learningRateAt(step, this.options), tokens: b * L };
+    }
     const vars = [...model.params.byName.values()];
     let side: ChunkOutput | undefined;
     let ce: tf.Scalar | undefined;
@@ -219,7 +233,8 @@ export class Trainer {
     }, vars);
     const o = side!;
     const lr = learningRateAt(step, this.options);
-    const gradNorm = this.applyAdam(grads, lr, step);
+    this.updates += 1;
+    const gradNorm = this.applyAdam(grads, lr, this.updates);
     tf.dispose(Object.values(grads));
     model.commit(this.states, o);
     const [loss, crossEntropy, kl] = [value.dataSync()[0]!, ce!.dataSync()[0]!, o.kl.dataSync()[0]!];
@@ -311,6 +326,7 @@ export class Trainer {
       formatVersion: 1,
       step: this.stepCount,
       resets: this.resets,
+      updates: this.updates,
       options: this.options,
       source: this.source.getState(),
       states: this.states.map((s) => Buffer.from(s.serialize()).toString('base64')),
@@ -327,6 +343,7 @@ export class Trainer {
       formatVersion?: number;
       step: number;
       resets: number;
+      updates: number;
       options: TrainerOptions;
       source: unknown;
       states: string[];
@@ -341,6 +358,7 @@ export class Trainer {
     const trainer = new Trainer(model, source, meta.options);
     trainer.stepCount = meta.step;
     trainer.resets = meta.resets;
+    trainer.updates = meta.updates;
     source.setState(meta.source);
     if (!Array.isArray(meta.states) || meta.states.length !== source.numStreams) throw new ModelFileError(`${dir}: checkpoint has ${meta.states?.length} stream states, the source ${source.numStreams}`);
     trainer.states.forEach((s) => s.dispose());
