@@ -18,10 +18,11 @@ export interface BackendOptions {
   /** `auto` (default) tries tensorflow, wasm, cpu in that order (wasm first for `workload: 'tokens'`). */
   backend?: BackendName | 'auto';
   /**
-   * Default `segments`. `training` and `segments` (batched segment mode) prefer native
-   * tensorflow (2-5x faster than wasm here); `tokens` (token-by-token streaming of one or a few
-   * streams, latency-bound) prefers wasm, whose per-op overhead is lower (~1.5x faster for one
-   * stream). Only affects `auto`.
+   * Default `segments`. `training` and `segments` (segment mode) prefer native tensorflow
+   * (measured 1.6-3.5x faster than wasm); `tokens` (token-by-token streaming of up to ~8 streams
+   * per step, latency-bound) prefers wasm, whose small ops cost less (measured 2.4x lower
+   * latency for one stream). Figures: docs/backends.md, `npm run bench -- backends`. Only
+   * affects `auto`.
    */
   workload?: BackendWorkload;
 }
