@@ -1,0 +1,136 @@
+import type { Kafka, Message } from 'kafkajs';
+import { ConnectorError } from '../../src/errors.js';
+import type { Logger } from '../../src/logger.js';
+
+/**
+ * Turns one key's state into bytes and back. `encode` must be deterministic and `decode(encode(s))`
+ * must behave exactly like `s`: a processor restored from the changelog continues bit for bit.
+ */
+export interface StateCodec<S> {
+  encode(state: S): Uint8Array;
+  decode(bytes: Uint8Array): S;
+  /** Frees a state the store owns (tensors); called when a state is replaced, revoked or at shutdown. */
+  dispose?(state: S): void;
+}
+
+/** Per-key state kept in a compacted changelog topic (Kafka Streams' pattern). */
+export interface ChangelogOptions<S> {
+  /** Compacted topic holding the snapshots; created when missing with as many partitions as the widest input topic. */
+  topic: string;
+  codec: StateCodec<S>;
+  /** Give up restoring a partition after this long (a clear error, never a silent empty state). Default 60 000 ms. */
+  restoreTimeoutMs?: number;
+}
+
+/** Headers on changelog records: which input partition and key a snapshot belongs to, and the last input offset it covers. */
+export const CHANGELOG_HEADERS = { topic: 'x-state-topic', key: 'x-state-key', covered: 'x-state-covered-offset' } as const;
+
+/** One key's state as held by the store. */
+export interface KeyEntry<S> {
+  state: S | undefined;
+  /** The last input offset applied to `state` (-1: none). Records at or below it are not applied again. */
+  covered: number;
+  /** Records of this key emitted and not yet acknowledged (their outputs are not delivered yet). */
+  unacked: number;
+  /** The first input offset applied since the last snapshot; null when the snapshot is current. */
+  dirtySince: number | null;
+}
+
+/** A restored snapshot. */
+export interface RestoredState {
+  bytes: Uint8Array | null;
+  covered: number;
+}
+
+/** The changelog key of a state: input topic and state key, so several input topics can share one changelog. */
+export function changelogKey(topic: string, key: string): string {
+  return `${topic}\u0000${key}`;
+}
+
+/** The changelog record for one key's snapshot (a tombstone when the state was deleted). */
+export function snapshotMessage<S>(codec: StateCodec<S>, topic: string, partition: number, key: string, entry: KeyEntry<S>): Message {
+  return {
+    key: changelogKey(topic, key),
+    partition,
+    value: entry.state === undefined ? null : Buffer.from(codec.encode(entry.state)),
+    headers: { [CHANGELOG_HEADERS.topic]: topic, [CHANGELOG_HEADERS.key]: key, [CHANGELOG_HEADERS.covered]: String(entry.covered) },
+  };
+}
+
+/**
+ * Reads changelog partitions from the beginning to their current end and returns, per input
+ * partition, the newest snapshot of every key. Must run after the partitions' committed input
+ * offsets are known: every commit is made after the snapshots that justify it are durable, so a
+ * restore that starts later sees state at least as new as the committed position.
+ */
+export async function restoreFromChangelog(
+  kafka: Kafka,
+  changelogTopic: string,
+  wanted: ReadonlyArray<{ topic: string; partition: number }>,
+  groupId: string,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<Map<string, Map<string, RestoredState>>> {
+  const result = new Map<string, Map<string, RestoredState>>();
+  for (const { topic, partition } of wanted) result.set(`${topic}:${partition}`, new Map());
+  if (wanted.length === 0) return result;
+  const admin = kafka.admin();
+  await admin.connect();
+  let ends: Map<number, number>;
+  try {
+    const offsets = await admin.fetchTopicOffsets(changelogTopic);
+    ends = new Map(offsets.map((o) => [o.partition, Number(o.high) - Number(o.low) > 0 ? Number(o.high) : 0]));
+  } finally {
+    await admin.disconnect();
+  }
+  const remaining = new Set<number>();
+  for (const { partition } of wanted) if ((ends.get(partition) ?? 0) > 0) remaining.add(partition);
+  if (remaining.size === 0) return result;
+  const byTopic = new Set(wanted.map((w) => `${w.topic}:${w.partition}`));
+  const consumer = kafka.consumer({ groupId: `${groupId}.restore.${process.pid}.${Date.now()}`, sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
+  const started = Date.now();
+  let records = 0;
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [changelogTopic], fromBeginning: true });
+    await new Promise<void>((done, fail) => {
+      const timer = setTimeout(
+        () => fail(new ConnectorError(`restoring ${changelogTopic} partitions ${[...remaining].join(',')} timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            const end = ends.get(batch.partition) ?? 0;
+            for (const message of batch.messages) {
+              const offset = Number(message.offset);
+              if (offset >= end) break;
+              const topic = message.headers?.[CHANGELOG_HEADERS.topic]?.toString();
+              const key = message.headers?.[CHANGELOG_HEADERS.key]?.toString();
+              const covered = Number(message.headers?.[CHANGELOG_HEADERS.covered]?.toString() ?? NaN);
+              if (topic === undefined || key === undefined || !Number.isFinite(covered)) continue;
+              if (!byTopic.has(`${topic}:${batch.partition}`)) continue;
+              records++;
+              const states = result.get(`${topic}:${batch.partition}`) as Map<string, RestoredState>;
+              const previous = states.get(key);
+              // A stale writer can never roll a key back: keep the snapshot covering the most input.
+              if (previous === undefined || covered >= previous.covered) {
+                states.set(key, { bytes: message.value === null ? null : new Uint8Array(message.value), covered });
+              }
+            }
+            if (Number(batch.lastOffset()) >= end - 1) remaining.delete(batch.partition);
+            if (remaining.size === 0) {
+              clearTimeout(timer);
+              done();
+            }
+          },
+        })
+        .catch(fail);
+    });
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+  logger.info('restored state from changelog', { changelogTopic, partitions: wanted.map((w) => `${w.topic}:${w.partition}`), records, ms: Date.now() - started });
+  return result;
+}

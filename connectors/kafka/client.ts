@@ -1,0 +1,82 @@
+import { Kafka, logLevel, type ITopicConfig, type RetryOptions } from 'kafkajs';
+import { createLogger } from '../../src/logger.js';
+
+const kafkaLog = createLogger('infiniformer:kafka:client');
+
+/** How to reach the cluster: an existing kafkajs client, or brokers to build one. */
+export interface KafkaConnection {
+  /** `host:port` list or comma-separated string. Default: env KAFKA_BROKERS or 127.0.0.1:9092. */
+  brokers?: string | string[];
+  /** Default 'infiniformer'. */
+  clientId?: string;
+  /** Reuse a client instead of `brokers`/`clientId`. */
+  kafka?: Kafka;
+  /** kafkajs retry policy. Default: 30 retries, 300 ms doubling to 5 s (rides out a broker restart). */
+  retry?: RetryOptions;
+}
+
+/** Parses `brokers` (array, comma-separated string, or env KAFKA_BROKERS). */
+export function brokerList(brokers?: string | string[]): string[] {
+  const raw = brokers ?? process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+  return (Array.isArray(raw) ? raw : raw.split(',')).map((b) => b.trim()).filter((b) => b.length > 0);
+}
+
+/** A kafkajs client whose log lines go through the library logger. */
+export function kafkaClient(connection: KafkaConnection = {}): Kafka {
+  if (connection.kafka) return connection.kafka;
+  return new Kafka({
+    clientId: connection.clientId ?? 'infiniformer',
+    brokers: brokerList(connection.brokers),
+    retry: connection.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      const { message, ...fields } = log;
+      const text = `${namespace}: ${String(message)}`;
+      if (level <= logLevel.ERROR) kafkaLog.warn(text, fields);
+      else kafkaLog.debug(text, fields);
+    },
+  });
+}
+
+/** A topic to create when missing, with as many partitions as the widest of `partitionsLike`. */
+export interface TopicRequest {
+  topic: string;
+  compacted: boolean;
+  partitionsLike: string[];
+  /** Used when `partitionsLike` is empty. */
+  numPartitions?: number;
+}
+
+/** Creates missing topics (waiting for leaders: single-node auto-creation races with the first produce). */
+export async function ensureTopics(kafka: Kafka, requests: TopicRequest[]): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = requests.filter((r) => !existing.has(r.topic));
+    if (missing.length === 0) return;
+    const topics: ITopicConfig[] = [];
+    for (const request of missing) {
+      let numPartitions = request.numPartitions ?? 1;
+      const like = request.partitionsLike.filter((t) => existing.has(t));
+      if (like.length > 0) {
+        const metadata = await admin.fetchTopicMetadata({ topics: like });
+        numPartitions = Math.max(...metadata.topics.map((t) => t.partitions.length));
+      }
+      topics.push({
+        topic: request.topic,
+        numPartitions,
+        configEntries: request.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      });
+    }
+    try {
+      await admin.createTopics({ topics, waitForLeaders: true });
+    } catch (error) {
+      // Another member may have created them first.
+      const now = new Set(await admin.listTopics());
+      if (!topics.every((t) => now.has(t.topic))) throw error;
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

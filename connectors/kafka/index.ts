@@ -1,0 +1,20 @@
+/**
+ * Kafka connectors (kafkajs): a consumer-group source with at-least-once commits, backpressure,
+ * dead letters and a per-key state changelog; an idempotent batching sink whose delivery
+ * acknowledgements drive the source's commits. See docs/kafka.md.
+ *
+ * @packageDocumentation
+ */
+export { fromKafka } from './source.js';
+export type { FromKafkaOptions, KafkaRecord, KafkaSource, KafkaSourceStats, KeyedState, MissingKeyPolicy, NullValuePolicy } from './source.js';
+export { toKafka } from './sink.js';
+export type { ToKafkaOptions, DeliveryReport } from './sink.js';
+export { CHANGELOG_HEADERS, changelogKey } from './changelog.js';
+export type { ChangelogOptions, StateCodec } from './changelog.js';
+export { DEAD_LETTER_HEADERS } from './deadLetter.js';
+export type { DeadLetterReason } from './deadLetter.js';
+export { rawDecoder, utf8Decoder, jsonDecoder } from './decode.js';
+export type { ValueDecoder } from './decode.js';
+export { kafkaClient, ensureTopics, brokerList } from './client.js';
+export type { KafkaConnection, TopicRequest } from './client.js';
+export { PartitionOffsetTracker } from './offsetTracker.js';

@@ -1,0 +1,143 @@
+import type { IHeaders, Message, Producer } from 'kafkajs';
+import { Observable, type OperatorFunction } from 'rxjs';
+import { BadConfigError, ConnectorError } from '../../src/errors.js';
+import { createLogger } from '../../src/logger.js';
+import { kafkaClient, type KafkaConnection } from './client.js';
+
+const log = createLogger('infiniformer:kafka:sink');
+
+type Bytes = string | Buffer | null;
+
+export interface ToKafkaOptions<T> extends KafkaConnection {
+  /** Output topic. */
+  topic: string;
+  /** The record key of an item. Default: `item.key` when it is a string or Buffer, else null. */
+  key?: (item: T) => Bytes;
+  /** The record value of an item. Default: `item.value` when it is a string or Buffer, else JSON of the item. */
+  value?: (item: T) => Bytes;
+  /** Headers of an item. Default none. */
+  headers?: (item: T) => IHeaders | undefined;
+  /** Called once an item is durably written (acks = all). Default: `item.ack()` when the item has one. */
+  onDelivered?: (item: T) => void;
+  /** Send at most this many items per request. Default 1000. */
+  maxBatch?: number;
+  /** Wait this long for a batch to fill. Default 5 ms. */
+  lingerMs?: number;
+  /** Idempotent producer (no duplicates from producer retries). Default true. */
+  idempotent?: boolean;
+}
+
+/** What the sink emits per delivered batch. */
+export interface DeliveryReport<T> {
+  items: T[];
+  /** Time the batch took to be acknowledged by the broker, ms. */
+  ms: number;
+}
+
+function defaultBytes(field: 'key' | 'value') {
+  return (item: unknown): Bytes => {
+    if (item !== null && typeof item === 'object' && field in item) {
+      const v = (item as Record<string, unknown>)[field];
+      if (typeof v === 'string' || Buffer.isBuffer(v) || v === null) return v;
+    }
+    return field === 'value' ? JSON.stringify(item) : null;
+  };
+}
+
+function defaultDelivered(item: unknown): void {
+  if (item !== null && typeof item === 'object' && 'ack' in item) {
+    const ack = (item as { ack: unknown }).ack;
+    if (typeof ack === 'function') (ack as () => void)();
+  }
+}
+
+/**
+ * Produces every item to `topic` with an idempotent producer, in batches (up to `maxBatch`, after
+ * at most `lingerMs`), one request at a time so order is kept. After a batch is acknowledged by
+ * the broker each item's `onDelivered` runs — by default `item.ack()`, which lets
+ * {@link fromKafka} commit the input offsets the outputs came from. A send that still fails after
+ * the client's retries errors the stream with a retriable {@link ConnectorError}; nothing
+ * unacknowledged is committed, so a restart re-reads it.
+ */
+export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, DeliveryReport<T>> {
+  if (!options.topic) throw new BadConfigError('topic', 'an output topic is needed');
+  const maxBatch = options.maxBatch ?? 1000;
+  const lingerMs = options.lingerMs ?? 5;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new BadConfigError('maxBatch', `must be a positive integer, got ${maxBatch}`);
+  const keyOf = options.key ?? (defaultBytes('key') as (item: T) => Bytes);
+  const valueOf = options.value ?? (defaultBytes('value') as (item: T) => Bytes);
+  const delivered = options.onDelivered ?? defaultDelivered;
+
+  return (source) =>
+    new Observable<DeliveryReport<T>>((subscriber) => {
+      const producer: Producer = kafkaClient(options).producer({
+        idempotent: options.idempotent ?? true,
+        maxInFlightRequests: options.idempotent === false ? 5 : 1,
+        retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+      });
+      const connected = producer.connect();
+      let pending: T[] = [];
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let chain: Promise<void> = Promise.resolve();
+      let failed = false;
+      let sourceDone = false;
+      let inFlightBatches = 0;
+
+      const finishIfDone = () => {
+        if (sourceDone && inFlightBatches === 0 && pending.length === 0 && !failed) subscriber.complete();
+      };
+
+      const flush = () => {
+        if (timer !== undefined) {
+          clearTimeout(timer);
+          timer = undefined;
+        }
+        if (pending.length === 0) return;
+        const items = pending;
+        pending = [];
+        inFlightBatches++;
+        chain = chain.then(async () => {
+          if (failed) return;
+          const started = Date.now();
+          try {
+            await connected;
+            const messages: Message[] = items.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) }));
+            await producer.send({ topic: options.topic, acks: -1, messages });
+          } catch (error) {
+            failed = true;
+            subscriber.error(new ConnectorError(`producing to ${options.topic} failed: ${String(error)}`, { cause: error }));
+            return;
+          }
+          for (const item of items) delivered(item);
+          inFlightBatches--;
+          subscriber.next({ items, ms: Date.now() - started });
+          finishIfDone();
+        });
+      };
+
+      const subscription = source.subscribe({
+        next: (item) => {
+          pending.push(item);
+          if (pending.length >= maxBatch) flush();
+          else if (timer === undefined) timer = setTimeout(flush, lingerMs);
+        },
+        error: (error: unknown) => {
+          flush();
+          void chain.then(() => {
+            if (!failed) subscriber.error(error);
+          });
+        },
+        complete: () => {
+          sourceDone = true;
+          flush();
+          finishIfDone();
+        },
+      });
+
+      return () => {
+        subscription.unsubscribe();
+        if (timer !== undefined) clearTimeout(timer);
+        void chain.then(() => producer.disconnect()).catch((error: unknown) => log.warn('producer disconnect failed', { error: String(error) }));
+      };
+    });
+}

@@ -1,0 +1,499 @@
+import { type Kafka, type Consumer, type EachBatchPayload, type IHeaders, type KafkaMessage, type Message, type Producer } from 'kafkajs';
+import { Observable } from 'rxjs';
+import { BadConfigError, ConnectorError } from '../../src/errors.js';
+import { createLogger } from '../../src/logger.js';
+import { snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry } from './changelog.js';
+import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
+import { rawDecoder, type ValueDecoder } from './decode.js';
+import { PartitionOffsetTracker } from './offsetTracker.js';
+import { ensureTopics, kafkaClient, type KafkaConnection } from './client.js';
+
+const log = createLogger('infiniformer:kafka:source');
+
+/** Read and write access to the state of the record's key (one state per key and partition). */
+export interface KeyedState<S> {
+  /** The key's current state, or undefined on first sight. */
+  get(): S | undefined;
+  /**
+   * Replaces the key's state with the result of applying this record (call at most once per
+   * record, in offset order per key). The store takes ownership and disposes the replaced state.
+   */
+  set(next: S): void;
+  /** Deletes the key's state (a tombstone in the changelog). */
+  delete(): void;
+}
+
+/** One consumed record. Call `ack()` once the outputs derived from it are delivered, or `fail()`. */
+export interface KafkaRecord<T, S = never> {
+  topic: string;
+  partition: number;
+  /** Kafka offset (a decimal string, as kafkajs gives it). */
+  offset: string;
+  key: Buffer | null;
+  /** The key that selects the state: the record key as UTF-8, or `<topic>:<partition>` when the record has none. */
+  stateKey: string;
+  value: T;
+  headers: IHeaders;
+  /** Broker timestamp, ms since the epoch as a string. */
+  timestamp: string;
+  /** Marks the record's outputs as delivered; its offset becomes committable (in order). Idempotent. */
+  ack(): void;
+  /** Sends the record to the dead-letter topic with `error`, then acknowledges it. */
+  fail(error: unknown): void;
+  /** The key's state (kept in memory; persisted when a changelog is configured). */
+  state: KeyedState<S>;
+}
+
+/** What to do with records whose value is null (tombstones). */
+export type NullValuePolicy = 'dead-letter' | 'skip' | 'delete-state';
+/** What to do with records without a key. */
+export type MissingKeyPolicy = 'partition' | 'dead-letter';
+
+export interface FromKafkaOptions<T, S> extends KafkaConnection {
+  groupId: string;
+  topics: string[];
+  /** Start from the earliest offset when the group has no committed offset. Default true. */
+  fromBeginning?: boolean;
+  /** Value decoder; a throw sends the record to the dead-letter topic. Default: raw bytes. */
+  decode?: ValueDecoder<T>;
+  /** Records with larger values are dead-lettered as `oversize`. Default 1 MiB. */
+  maxValueBytes?: number;
+  /** Default 'dead-letter'. */
+  nullValues?: NullValuePolicy;
+  /** Default 'partition': the state key becomes `<topic>:<partition>`. */
+  missingKeys?: MissingKeyPolicy;
+  /** Dead-letter topic (created when missing). Default `<groupId>.dlq`. */
+  deadLetterTopic?: string;
+  /** Pause a partition when this many of its records are in flight (emitted, not acknowledged). Default 1000. */
+  highWatermark?: number;
+  /** Resume a paused partition at or below this many in flight. Default highWatermark / 2. */
+  lowWatermark?: number;
+  /** How often acknowledged offsets (and due state snapshots) are committed. Default 1000 ms. */
+  commitIntervalMs?: number;
+  /** Per-key state changelog; without it state lives in memory only. */
+  changelog?: ChangelogOptions<S>;
+  /** Drain, commit and leave the group on SIGTERM, then complete. Default true. */
+  handleSigterm?: boolean;
+  /** How long a drain waits for in-flight records to be acknowledged. Default 30 000 ms. */
+  drainTimeoutMs?: number;
+  /** Consumer session timeout. Default 10 000 ms. */
+  sessionTimeoutMs?: number;
+}
+
+/** Counters for monitoring and tests. */
+export interface KafkaSourceStats {
+  emitted: number;
+  acked: number;
+  deadLettered: number;
+  /** Records skipped because the restored state already covers them (applied and delivered before a restart). */
+  skippedAsApplied: number;
+  inFlight: number;
+  /** The largest number of records in flight at once, over all partitions. */
+  maxInFlight: number;
+  pauses: number;
+  /** Committed offsets by `topic:partition`. */
+  committed: Record<string, number>;
+  assigned: string[];
+  restoredKeys: number;
+  snapshotsWritten: number;
+}
+
+/** The source Observable plus controls. One subscription is one consumer-group member. */
+export type KafkaSource<T, S> = Observable<KafkaRecord<T, S>> & {
+  stats(): KafkaSourceStats;
+  /** Stops fetching, waits for in-flight records to be acknowledged, commits, leaves the group, completes. */
+  drain(): Promise<void>;
+};
+
+interface PartitionContext<S> {
+  topic: string;
+  partition: number;
+  tracker: PartitionOffsetTracker | null;
+  store: Map<string, KeyEntry<S>>;
+  restored: Promise<void>;
+  paused: boolean;
+  committed: number;
+  revoked: boolean;
+}
+
+const tp = (topic: string, partition: number) => `${topic}:${partition}`;
+
+/**
+ * A consumer-group source with at-least-once delivery: an offset is committed only after every
+ * record up to it was acknowledged (`record.ack()`, usually by {@link toKafka} once the outputs
+ * are delivered), in offset order per partition. Partitions pause at `highWatermark` records in
+ * flight and resume at `lowWatermark`. Undecodable, oversize, keyless or null records go to a
+ * dead-letter topic with the reason and their coordinates. With a changelog, per-key state is
+ * snapshotted to a compacted topic with the input offset it covers and restored on assignment,
+ * so a restarted or rebalanced processor continues with exactly the state it would have had.
+ */
+export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>): KafkaSource<T, S> {
+  const high = options.highWatermark ?? 1000;
+  const low = options.lowWatermark ?? Math.floor(high / 2);
+  if (!Number.isInteger(high) || high < 1) throw new BadConfigError('highWatermark', `must be a positive integer, got ${high}`);
+  if (!Number.isInteger(low) || low < 0 || low >= high) throw new BadConfigError('lowWatermark', `must be an integer in [0, highWatermark), got ${low}`);
+  if (options.topics.length === 0) throw new BadConfigError('topics', 'at least one topic is needed');
+  if (!options.groupId) throw new BadConfigError('groupId', 'a consumer group id is needed');
+  const decode = (options.decode ?? (rawDecoder as unknown as ValueDecoder<T>)) as ValueDecoder<T>;
+  const maxValueBytes = options.maxValueBytes ?? 1 << 20;
+  const nullValues = options.nullValues ?? 'dead-letter';
+  const missingKeys = options.missingKeys ?? 'partition';
+  const deadLetterTopic = options.deadLetterTopic ?? `${options.groupId}.dlq`;
+  const commitIntervalMs = options.commitIntervalMs ?? 1000;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
+  const changelog = options.changelog;
+
+  const stats: KafkaSourceStats = {
+    emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, maxInFlight: 0, pauses: 0,
+    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0,
+  };
+  let drainRequest: (() => Promise<void>) | null = null;
+
+  const observable = new Observable<KafkaRecord<T, S>>((subscriber) => {
+    const kafka: Kafka = options.kafka ?? kafkaClient(options);
+    const consumer: Consumer = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: 1000,
+      maxWaitTimeInMs: 100,
+      retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+    });
+    const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 } });
+    const partitions = new Map<string, PartitionContext<S>>();
+    let draining = false;
+    let closed = false;
+    let commitChain: Promise<void> = Promise.resolve();
+    let dlqQueue: Array<{ message: Message; done: () => void }> = [];
+    let dlqChain: Promise<void> = Promise.resolve();
+    let commitTimer: ReturnType<typeof setInterval> | undefined;
+
+    const totalInFlight = () => {
+      let n = 0;
+      for (const p of partitions.values()) n += p.tracker?.inFlight ?? 0;
+      return n;
+    };
+
+    const newContext = (topic: string, partition: number, restored: Promise<void>): PartitionContext<S> => ({
+      topic, partition, tracker: null, store: new Map(), restored, paused: false, committed: -1, revoked: false,
+    });
+
+    const disposeStore = (p: PartitionContext<S>) => {
+      for (const entry of p.store.values()) if (entry.state !== undefined) changelog?.codec.dispose?.(entry.state);
+      p.store.clear();
+    };
+
+    const onAssignment = (assignment: Record<string, number[]>) => {
+      const next = new Set<string>();
+      for (const [topic, list] of Object.entries(assignment)) for (const partition of list) next.add(tp(topic, partition));
+      for (const [id, p] of partitions) {
+        if (!next.has(id)) {
+          // Revoked: stop committing for it (another member owns it now) and drop its state;
+          // records still in flight may reach the output twice, never zero times.
+          p.revoked = true;
+          disposeStore(p);
+          partitions.delete(id);
+          log.info('partition revoked', { partition: id });
+        }
+      }
+      const added: Array<{ topic: string; partition: number }> = [];
+      for (const id of next) {
+        if (partitions.has(id)) continue;
+        const sep = id.lastIndexOf(':');
+        added.push({ topic: id.slice(0, sep), partition: Number(id.slice(sep + 1)) });
+      }
+      stats.assigned = [...next].sort();
+      if (added.length === 0) return;
+      const restoring = changelog
+        ? restoreFromChangelog(kafka, changelog.topic, added, options.groupId, changelog.restoreTimeoutMs ?? 60_000, log)
+        : Promise.resolve(new Map<string, Map<string, { bytes: Uint8Array | null; covered: number }>>());
+      for (const { topic, partition } of added) {
+        const context = newContext(topic, partition, Promise.resolve());
+        context.restored = restoring.then((restored) => {
+          if (context.revoked || !changelog) return;
+          for (const [key, snapshot] of restored.get(tp(topic, partition)) ?? []) {
+            context.store.set(key, {
+              state: snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes),
+              covered: snapshot.covered,
+              unacked: 0,
+              dirtySince: null,
+            });
+            stats.restoredKeys++;
+          }
+        });
+        partitions.set(tp(topic, partition), context);
+        log.info('partition assigned', { partition: tp(topic, partition) });
+      }
+    };
+
+    const maybeResume = (p: PartitionContext<S>) => {
+      if (p.paused && !p.revoked && (p.tracker?.inFlight ?? 0) <= low && !draining) {
+        p.paused = false;
+        consumer.resume([{ topic: p.topic, partitions: [p.partition] }]);
+      }
+    };
+
+    const sendDeadLetters = () => {
+      dlqChain = dlqChain.then(async () => {
+        while (dlqQueue.length > 0 && !closed) {
+          const batch = dlqQueue;
+          dlqQueue = [];
+          for (;;) {
+            try {
+              await producer.send({ topic: deadLetterTopic, acks: -1, messages: batch.map((b) => b.message) });
+              break;
+            } catch (error) {
+              // Not acknowledged means not committed: retrying is safe, giving up is not.
+              log.warn('dead-letter send failed; retrying', { error: String(error) });
+              if (closed) return;
+              await new Promise((r) => setTimeout(r, 500));
+            }
+          }
+          stats.deadLettered += batch.length;
+          for (const b of batch) b.done();
+        }
+      });
+    };
+
+    const entryFor = (p: PartitionContext<S>, key: string): KeyEntry<S> => {
+      let entry = p.store.get(key);
+      if (entry === undefined) {
+        entry = { state: undefined, covered: -1, unacked: 0, dirtySince: null };
+        p.store.set(key, entry);
+      }
+      return entry;
+    };
+
+    const handleMessage = (p: PartitionContext<S>, tracker: PartitionOffsetTracker, message: KafkaMessage) => {
+      const offset = Number(message.offset);
+      const stateKey = message.key === null ? tp(p.topic, p.partition) : message.key.toString('utf8');
+      const existing = p.store.get(stateKey);
+      if (existing !== undefined && existing.covered >= offset) {
+        // Applied, snapshotted and delivered before a restart or handover: neither apply nor emit it twice.
+        tracker.skip(offset);
+        stats.skippedAsApplied++;
+        return;
+      }
+      tracker.emit(offset);
+      const entry = entryFor(p, stateKey);
+      entry.unacked++;
+      stats.emitted++;
+      const inFlight = totalInFlight();
+      if (inFlight > stats.maxInFlight) stats.maxInFlight = inFlight;
+      let acked = false;
+      const ack = () => {
+        if (acked) return;
+        acked = true;
+        if (p.revoked) return;
+        if (tracker.ack(offset)) {
+          entry.unacked--;
+          stats.acked++;
+          maybeResume(p);
+        }
+      };
+      const origin = {
+        topic: p.topic, partition: p.partition, offset: message.offset, key: message.key, value: message.value,
+        headers: message.headers ?? {}, timestamp: message.timestamp,
+      };
+      const deadLetter = (reason: DeadLetterReason, error: unknown) => {
+        dlqQueue.push({ message: deadLetterMessage(origin, reason, error, maxValueBytes), done: ack });
+        sendDeadLetters();
+      };
+      const state: KeyedState<S> = {
+        get: () => entry.state,
+        set: (next: S) => {
+          if (p.revoked) return;
+          if (entry.state !== undefined && entry.state !== next) changelog?.codec.dispose?.(entry.state);
+          entry.state = next;
+          entry.covered = offset;
+          if (entry.dirtySince === null) entry.dirtySince = offset;
+        },
+        delete: () => {
+          if (p.revoked) return;
+          if (entry.state !== undefined) changelog?.codec.dispose?.(entry.state);
+          entry.state = undefined;
+          entry.covered = offset;
+          if (entry.dirtySince === null) entry.dirtySince = offset;
+        },
+      };
+      if (message.value === null) {
+        if (nullValues === 'dead-letter') deadLetter('null-value', new ConnectorError('null value (tombstone)', { retriable: false }));
+        else {
+          if (nullValues === 'delete-state') state.delete();
+          ack();
+        }
+        return;
+      }
+      if (message.key === null && missingKeys === 'dead-letter') {
+        deadLetter('missing-key', new ConnectorError('record has no key', { retriable: false }));
+        return;
+      }
+      if (message.value.length > maxValueBytes) {
+        deadLetter('oversize', new ConnectorError(`value of ${message.value.length} bytes exceeds maxValueBytes ${maxValueBytes}`, { retriable: false }));
+        return;
+      }
+      let value: T;
+      try {
+        value = decode(message.value);
+      } catch (error) {
+        deadLetter('decode', error);
+        return;
+      }
+      let failed = false;
+      subscriber.next({
+        ...origin,
+        stateKey,
+        value,
+        ack,
+        fail: (error: unknown) => {
+          if (acked || failed) return;
+          failed = true;
+          deadLetter('processing', error);
+        },
+        state,
+      });
+    };
+
+    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+      const p = partitions.get(tp(batch.topic, batch.partition));
+      if (p === undefined || p.revoked || draining || closed) return;
+      await p.restored;
+      if (p.revoked || draining || closed) return;
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale() || draining || closed || p.revoked) break;
+        const offset = Number(message.offset);
+        if (p.tracker === null) {
+          p.tracker = new PartitionOffsetTracker(offset);
+          p.committed = offset;
+        }
+        if (offset >= p.tracker.nextOffset) handleMessage(p, p.tracker, message);
+        resolveOffset(message.offset);
+        if (p.tracker.inFlight >= high && !p.paused) {
+          p.paused = true;
+          stats.pauses++;
+          consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
+          break;
+        }
+      }
+      await heartbeat();
+    };
+
+    /** Snapshots keys whose records are all delivered, then commits what those snapshots and the acks allow. */
+    const commitPartition = async (p: PartitionContext<S>) => {
+      const tracker = p.tracker;
+      if (tracker === null || p.revoked) return;
+      if (changelog) {
+        const due: Array<[KeyEntry<S>, number]> = [];
+        const messages: Message[] = [];
+        for (const [key, entry] of p.store) {
+          if (entry.dirtySince !== null && entry.unacked === 0) {
+            messages.push(snapshotMessage(changelog.codec, p.topic, p.partition, key, entry));
+            due.push([entry, entry.dirtySince]);
+            entry.dirtySince = null;
+          }
+        }
+        if (messages.length > 0) {
+          try {
+            await producer.send({ topic: changelog.topic, acks: -1, messages });
+            stats.snapshotsWritten += messages.length;
+          } catch (error) {
+            for (const [entry, since] of due) entry.dirtySince = entry.dirtySince === null ? since : Math.min(entry.dirtySince, since);
+            log.warn('snapshot send failed; will retry', { partition: tp(p.topic, p.partition), error: String(error) });
+            return;
+          }
+        }
+      }
+      let position = tracker.committable();
+      // A key applied past its last snapshot pins the commit: after a crash those records are read again.
+      for (const entry of p.store.values()) if (entry.dirtySince !== null && entry.dirtySince < position) position = entry.dirtySince;
+      if (position > p.committed && !p.revoked) {
+        try {
+          await consumer.commitOffsets([{ topic: p.topic, partition: p.partition, offset: String(position) }]);
+          p.committed = position;
+          stats.committed[tp(p.topic, p.partition)] = position;
+        } catch (error) {
+          log.warn('offset commit failed; will retry', { partition: tp(p.topic, p.partition), error: String(error) });
+        }
+      }
+    };
+
+    const commitAll = (): Promise<void> => {
+      commitChain = commitChain.then(async () => {
+        for (const p of [...partitions.values()]) await commitPartition(p);
+      });
+      return commitChain;
+    };
+
+    const shutdown = async (waitForAcks: boolean) => {
+      if (draining) return;
+      draining = true;
+      if (commitTimer !== undefined) clearInterval(commitTimer);
+      // Stop fetching but stay in the group, so the final commit is still accepted.
+      try {
+        consumer.pause(options.topics.map((topic) => ({ topic })));
+      } catch (error) {
+        log.debug('pause before drain failed (consumer not running)', { error: String(error) });
+      }
+      if (waitForAcks) {
+        const deadline = Date.now() + drainTimeoutMs;
+        while (totalInFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        if (totalInFlight() > 0) log.warn('drain timed out; unacknowledged records will be read again', { inFlight: totalInFlight() });
+      }
+      await dlqChain;
+      await commitAll();
+      closed = true;
+      for (const p of partitions.values()) disposeStore(p);
+      await consumer.disconnect().catch((error: unknown) => log.warn('consumer disconnect failed', { error: String(error) }));
+      await producer.disconnect().catch(() => undefined);
+      process.off('SIGTERM', onSigterm);
+      log.info('source closed', { emitted: stats.emitted, acked: stats.acked, committed: stats.committed });
+    };
+
+    const onSigterm = () => {
+      log.info('SIGTERM: draining');
+      void drain();
+    };
+    const drain = async () => {
+      await shutdown(true);
+      subscriber.complete();
+    };
+    drainRequest = drain;
+
+    const start = async () => {
+      const topicsToEnsure = [{ topic: deadLetterTopic, compacted: false, partitionsLike: options.topics }];
+      if (changelog) topicsToEnsure.push({ topic: changelog.topic, compacted: true, partitionsLike: options.topics });
+      await ensureTopics(kafka, topicsToEnsure);
+      consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(event.payload.memberAssignment));
+      consumer.on(consumer.events.REBALANCING, () => {
+        // Hand over what is done before the partitions move: snapshots and commits for acknowledged work.
+        void commitAll();
+      });
+      consumer.on(consumer.events.CRASH, (event) => {
+        if (!event.payload.restart && !draining) subscriber.error(new ConnectorError(`consumer crashed: ${String(event.payload.error)}`, { cause: event.payload.error }));
+      });
+      await producer.connect();
+      await consumer.connect();
+      await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
+      if (closed || draining) return;
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      commitTimer = setInterval(() => void commitAll(), commitIntervalMs);
+      if (options.handleSigterm ?? true) process.on('SIGTERM', onSigterm);
+    };
+    start().catch((error: unknown) => {
+      if (!closed) subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`source failed to start: ${String(error)}`, { cause: error }));
+    });
+
+    return () => {
+      void shutdown(false);
+    };
+  });
+
+  return Object.assign(observable, {
+    stats: () => ({ ...stats, committed: { ...stats.committed }, inFlight: stats.emitted - stats.acked }),
+    drain: async () => {
+      if (drainRequest === null) throw new ConnectorError('drain() before subscribe()', { retriable: false });
+      await drainRequest();
+    },
+  });
+}
+
+
