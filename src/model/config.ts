@@ -56,8 +56,12 @@ export interface ModelConfig {
 /**
  * Defaults sized for streaming on a 2-core CPU (wasm, one thread): e = 128, 2 layers, 4 heads,
  * L = 128, N = M = 128 with widths {0.01, 0.02} (scaled to N = 128 as DESIGN §2.3 says).
- * Measured with `npx tsx bench/model.ts` (see the report): about 3 ms per token in token mode
- * on wasm, so a stream of a few hundred events per second per core keeps up.
+ * Measured with `npx tsx bench/model.ts` on the 2-core build machine (shared, so indicative):
+ * token mode p50 2.1 ms / p99 8.8 ms on wasm (10 ms p50 on tfjs-node, whose per-op overhead
+ * dominates single tokens); segment mode 1.8k tokens/s on wasm and 3.4k on native for one
+ * stream, 2.4k and 10k for 8 batched streams; RSS and tf.memory() flat over 10^5 tokens. So one
+ * core keeps up with a few hundred events per second token by token, and batched segment mode
+ * with thousands.
  */
 export const DEFAULT_CONFIG: Readonly<ModelConfig> = Object.freeze({
   vocabSize: 260,

@@ -13,6 +13,13 @@ export interface SegmentBatch {
   targets: Int32Array[];
   /** Loss weights per position (default all 1); e.g. 1 only on the answer of a task. */
   weights?: Float32Array[];
+  /**
+   * Classifier labels per position (one row of L per stream; -1 = unlabelled), for a model with
+   * a classifier head (`numLabels` > 0).
+   */
+  labels?: Int32Array[];
+  /** Classifier label of each stream's whole segment (per window; -1 = unlabelled). */
+  windowLabels?: Int32Array;
   /** Streams whose state restarts before this segment (a new sequence begins). */
   reset?: boolean[];
 }

@@ -41,28 +41,47 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor {
 /**
  * Rotary position embedding (half-split form) of `x` `[..., T, d]` for the window positions
  * `start .. start + T - 1`. Scores between rotated queries and keys depend only on the
- * difference of their positions, so cached keys never need re-rotating within a window.
+ * difference of their positions, so cached keys never need re-rotating within a window. A
+ * precomputed `table` (rows = positions) saves building the angles on every call.
  */
-export function rotary(x: tf.Tensor, start: number): tf.Tensor {
+export function rotary(x: tf.Tensor, start: number, table?: RotaryTable): tf.Tensor {
   const t = x.shape[x.rank - 2]!;
   const d = x.shape[x.rank - 1]!;
   const half = d / 2;
-  const cos = new Float32Array(t * half);
-  const sin = new Float32Array(t * half);
-  for (let i = 0; i < t; i++) {
+  let c: tf.Tensor;
+  let s: tf.Tensor;
+  if (table !== undefined && start + t <= table.cos.shape[0]! && table.cos.shape[1] === half) {
+    c = tf.slice(table.cos, [start, 0], [t, half]);
+    s = tf.slice(table.sin, [start, 0], [t, half]);
+  } else {
+    ({ cos: c, sin: s } = rotaryTable(start, t, d));
+  }
+  const begin = new Array<number>(x.rank).fill(0);
+  const size = [...x.shape.slice(0, -1), half];
+  const x1 = tf.slice(x, begin, size);
+  const x2 = tf.slice(x, [...begin.slice(0, -1), half], size);
+  return tf.concat([tf.sub(tf.mul(x1, c), tf.mul(x2, s)), tf.add(tf.mul(x2, c), tf.mul(x1, s))], -1);
+}
+
+/** Cosines and sines of the rotary angles, `[positions, d / 2]` each. */
+export interface RotaryTable {
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+}
+
+/** The rotary angles of positions start .. start + count - 1 for head width d. */
+export function rotaryTable(start: number, count: number, d: number): RotaryTable {
+  const half = d / 2;
+  const cos = new Float32Array(count * half);
+  const sin = new Float32Array(count * half);
+  for (let i = 0; i < count; i++) {
     for (let k = 0; k < half; k++) {
       const angle = (start + i) * Math.pow(10000, (-2 * k) / d);
       cos[i * half + k] = Math.cos(angle);
       sin[i * half + k] = Math.sin(angle);
     }
   }
-  const c = tf.tensor2d(cos, [t, half]);
-  const s = tf.tensor2d(sin, [t, half]);
-  const begin = new Array<number>(x.rank).fill(0);
-  const size = [...x.shape.slice(0, -1), half];
-  const x1 = tf.slice(x, begin, size);
-  const x2 = tf.slice(x, [...begin.slice(0, -1), half], size);
-  return tf.concat([tf.sub(tf.mul(x1, c), tf.mul(x2, s)), tf.add(tf.mul(x2, c), tf.mul(x1, s))], -1);
+  return { cos: tf.tensor2d(cos, [count, half]), sin: tf.tensor2d(sin, [count, half]) };
 }
 
 /**

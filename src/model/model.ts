@@ -28,7 +28,8 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary, splitHeads } from './layers.js';
+import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary, rotaryTable, splitHeads } from './layers.js';
+import type { RotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { LayerState, StreamState } from './state.js';
@@ -89,6 +90,8 @@ export class InfiniFormer {
   /** The Gaussian basis of the long-term memory (undefined when it is off). */
   readonly basis: GaussianBasis | undefined;
   private readonly configPrint: number;
+  /** Rotary angles of every window position (2L), built once. */
+  private readonly rotaryAngles: RotaryTable | undefined;
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -96,6 +99,10 @@ export class InfiniFormer {
     this.tokenizer = tokenizer;
     this.basis = this.config.longTermMemory ? gaussianBasis({ numBasis: this.config.numBasis, widths: this.config.basisWidths }) : undefined;
     this.configPrint = fingerprint(this.config);
+    const c = this.config;
+    const angles = c.positions === 'rotary' ? rotaryTable(0, 2 * c.segmentLength, c.width / c.numHeads) : undefined;
+    // Kept: a model built inside a caller's tf.tidy must not lose its table.
+    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin) };
     if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
@@ -128,6 +135,7 @@ export class InfiniFormer {
   /** Frees the weights. */
   dispose(): void {
     for (const v of this.params.byName.values()) v.dispose();
+    if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin]);
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -176,7 +184,7 @@ export class InfiniFormer {
     const kv = project(x, tf.slice(lp.wQKV, [0, e], [e, 2 * e]));
     const [k, v] = tf.split(kv, 2, -1) as [tf.Tensor, tf.Tensor];
     const kh = splitHeads(k, this.config.numHeads);
-    return { k: this.config.positions === 'rotary' ? rotary(kh, start) : kh, v: splitHeads(v, this.config.numHeads) };
+    return { k: this.config.positions === 'rotary' ? rotary(kh, start, this.rotaryAngles) : kh, v: splitHeads(v, this.config.numHeads) };
   }
 
   /** Inference: fills the derived caches of a stream at the start of a segment. */
@@ -270,7 +278,8 @@ export class InfiniFormer {
     let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
-    const mask = causalMask(hasPrev, L, pos, t);
+    // One token with a previous segment sees every key: no mask needed (the token-mode fast path).
+    const mask = t === 1 && hasPrev.every(Boolean) ? undefined : causalMask(hasPrev, L, pos, t);
     const layerOut: ChunkLayerOutput[] = [];
     const kls: tf.Scalar[] = [];
     this.params.layers.forEach((lp, li) => {
@@ -297,8 +306,8 @@ export class InfiniFormer {
       let qh = splitHeads(q, H);
       let kh = splitHeads(k, H);
       if (c.positions === 'rotary') {
-        qh = rotary(qh, L + pos);
-        kh = rotary(kh, L + pos);
+        qh = rotary(qh, L + pos, this.rotaryAngles);
+        kh = rotary(kh, L + pos, this.rotaryAngles);
       }
       const vh = splitHeads(v, H);
       const keyParts = [prevK];
@@ -311,7 +320,8 @@ export class InfiniFormer {
       valueParts.push(vh);
       const keys = tf.concat(keyParts, 2);
       const values = tf.concat(valueParts, 2);
-      let scores = tf.add(tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d)), mask);
+      let scores = tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d));
+      if (mask !== undefined) scores = tf.add(scores, mask);
       if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
       const stm = project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO);
       let a = stm;
@@ -324,8 +334,8 @@ export class InfiniFormer {
             { wK: lp.ltmWK!, wV: lp.ltmWV!, wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! },
             { basis: this.basis, numHeads: H, eps: c.sigmaEps, unchecked: true },
           );
-          const gate = tf.tensor3d(hasMem.map((m) => (m ? 1 : 0)), [b, 1, 1]);
-          a = tf.add(a, tf.mul(ca.context, gate));
+          // Streams without a memory read zeros: their context is masked out.
+          a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, tf.tensor3d(hasMem.map((m) => (m ? 1 : 0)), [b, 1, 1])));
           out.mu = ca.mu;
           out.sigmaSq = ca.sigmaSq;
           if (training) {

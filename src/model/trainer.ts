@@ -39,6 +39,10 @@ export interface TrainerOptions {
   maxGradNorm?: number;
   /** Seed of the stream states' sticky sampling. Default 0. */
   seed?: number;
+  /** Weight of the LM cross-entropy in the objective. Default 1 (0: train the classifier only). */
+  lmWeight?: number;
+  /** Weight of the classifier cross-entropy (batches with `labels` / `windowLabels`). Default 1. */
+  classifierWeight?: number;
 }
 
 /** One step's figures. */
@@ -46,8 +50,10 @@ export interface StepResult {
   step: number;
   /** Training objective (cross-entropy + KL term), nats per weighted token; NaN when the segment has no weighted token (no update). */
   loss: number;
-  /** Cross-entropy alone, nats per weighted token. */
+  /** LM cross-entropy alone, nats per weighted token (NaN when the LM was not scored). */
   crossEntropy: number;
+  /** Classifier cross-entropy, nats per label (when the batch had labels). */
+  classifierCrossEntropy?: number;
   kl: number;
   gradNorm: number;
   learningRate: number;
@@ -79,6 +85,8 @@ export interface EvalResult {
   accuracy: number;
   /** Weighted positions counted. */
   count: number;
+  /** Share of labelled events (batches with `labels`) the classifier head gets right. */
+  classifierAccuracy?: number;
 }
 
 /** Options of {@link Trainer.run}. */
@@ -108,6 +116,8 @@ interface Resolved {
   weightDecay: number;
   maxGradNorm: number;
   seed: number;
+  lmWeight: number;
+  classifierWeight: number;
 }
 
 function resolveOptions(o: TrainerOptions): Resolved {
@@ -122,6 +132,8 @@ function resolveOptions(o: TrainerOptions): Resolved {
     weightDecay: o.weightDecay ?? 0,
     maxGradNorm: o.maxGradNorm ?? 1,
     seed: o.seed ?? 0,
+    lmWeight: o.lmWeight ?? 1,
+    classifierWeight: o.classifierWeight ?? 1,
   };
   for (const [k, v] of Object.entries(r)) if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new BadConfigError(k, `must be a finite number >= 0, got ${String(v)}`);
   if (r.learningRate <= 0) throw new BadConfigError('learningRate', 'must be positive');
@@ -157,6 +169,38 @@ export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32A
     const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(flatTargets, 'int32'), v)), 1);
     return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(flatWeights)))), total) as tf.Scalar;
   });
+}
+
+interface LabelTargets {
+  perEvent?: Int32Array[];
+  perWindow?: Int32Array;
+}
+
+function labelTargets(batch: SegmentBatch): LabelTargets | undefined {
+  const perEvent = batch.labels?.some((row) => row.some((l) => l >= 0)) ? batch.labels : undefined;
+  const perWindow = batch.windowLabels?.some((l) => l >= 0) ? batch.windowLabels : undefined;
+  return perEvent === undefined && perWindow === undefined ? undefined : { perEvent, perWindow };
+}
+
+/** Mean classifier cross-entropy over labelled events and windows (labels -1 are skipped). */
+function classifierLoss(model: InfiniFormer, hidden: tf.Tensor, t: LabelTargets): tf.Scalar {
+  const c = model.config.numLabels;
+  if (c === 0) throw new BadInputError('labels', 'the batch has labels but the model has no classifier head (numLabels = 0)');
+  const check = (name: string, l: number): void => {
+    if (!Number.isInteger(l) || l < -1 || l >= c) throw new BadInputError(name, `label ${String(l)} is not -1 or an integer in [0, ${c})`);
+  };
+  const parts: tf.Scalar[] = [];
+  if (t.perEvent !== undefined) {
+    t.perEvent.forEach((row, i) => row.forEach((l) => check(`labels[${i}]`, l)));
+    const logits = model.classify(hidden, 'event');
+    parts.push(weightedCrossEntropy(logits, t.perEvent.map((row) => row.map((l) => Math.max(l, 0))), t.perEvent.map((row) => Float32Array.from(row, (l) => (l >= 0 ? 1 : 0)))));
+  }
+  if (t.perWindow !== undefined) {
+    t.perWindow.forEach((l) => check('windowLabels', l));
+    const logits = tf.expandDims(model.classify(hidden, 'window'), 1);
+    parts.push(weightedCrossEntropy(logits, Array.from(t.perWindow, (l) => Int32Array.of(Math.max(l, 0))), Array.from(t.perWindow, (l) => Float32Array.of(l >= 0 ? 1 : 0))));
+  }
+  return (parts.length === 1 ? parts[0]! : tf.div(tf.addN(parts), parts.length)) as tf.Scalar;
 }
 
 function checkBatch(batch: SegmentBatch, b: number, L: number): void {
@@ -209,7 +253,9 @@ export class Trainer {
       }
     });
     const step = this.stepCount + 1;
-    if (batch.weights !== undefined && batch.weights.every((row) => row.every((w) => w === 0))) {
+    const labelled = labelTargets(batch);
+    const lmScored = this.options.lmWeight > 0 && (batch.weights === undefined || batch.weights.some((row) => row.some((w) => w !== 0)));
+    if (!lmScored && labelled === undefined) {
       // Nothing to learn from this segment (e.g. a task's prompt): run it only to carry the memory.
       let o: ChunkOutput | undefined;
       tf.tidy(() => {
@@ -224,12 +270,22 @@ export class Trainer {
     const vars = [...model.params.byName.values()];
     let side: ChunkOutput | undefined;
     let ce: tf.Scalar | undefined;
+    let clsCe: tf.Scalar | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const out = model.forwardChunk(this.states, batch.inputs, { training: true, dropoutSeed: step });
       keepChunk(out);
       side = out;
-      ce = tf.keep(weightedCrossEntropy(out.logits, batch.targets, batch.weights));
-      return tf.add(ce, tf.mul(out.kl, model.config.klWeight)) as tf.Scalar;
+      let objective = tf.mul(out.kl, model.config.klWeight);
+      if (lmScored) {
+        ce = tf.keep(weightedCrossEntropy(out.logits, batch.targets, batch.weights));
+        objective = tf.add(objective, tf.mul(ce, this.options.lmWeight));
+      }
+      if (labelled !== undefined) {
+        const cls = classifierLoss(model, out.hidden, labelled);
+        objective = tf.add(objective, tf.mul(cls, this.options.classifierWeight));
+        clsCe = tf.keep(cls);
+      }
+      return objective as tf.Scalar;
     }, vars);
     const o = side!;
     const lr = learningRateAt(step, this.options);
@@ -237,11 +293,13 @@ export class Trainer {
     const gradNorm = this.applyAdam(grads, lr, this.updates);
     tf.dispose(Object.values(grads));
     model.commit(this.states, o);
-    const [loss, crossEntropy, kl] = [value.dataSync()[0]!, ce!.dataSync()[0]!, o.kl.dataSync()[0]!];
-    tf.dispose([value, ce!, o.hidden, o.logits, o.kl]);
+    const [loss, kl] = [value.dataSync()[0]!, o.kl.dataSync()[0]!];
+    const crossEntropy = ce === undefined ? NaN : ce.dataSync()[0]!;
+    const classifierCrossEntropy = clsCe === undefined ? undefined : clsCe.dataSync()[0]!;
+    tf.dispose([value, o.hidden, o.logits, o.kl, ...(ce ? [ce] : []), ...(clsCe ? [clsCe] : [])]);
     this.stepCount = step;
     if (!Number.isFinite(loss)) log.warn('non-finite loss', { step, loss });
-    return { step, loss, crossEntropy, kl, gradNorm, learningRate: lr, tokens: b * L };
+    return { step, loss, crossEntropy, classifierCrossEntropy, kl, gradNorm, learningRate: lr, tokens: b * L };
   }
 
   /** Clips by global norm and applies AdamW; returns the norm before clipping. */
@@ -393,6 +451,8 @@ export function evaluate(model: InfiniFormer, source: SegmentSource, segments: n
   let nats = 0;
   let correct = 0;
   let count = 0;
+  let labelled = 0;
+  let labelledCorrect = 0;
   try {
     for (let s = 0; s < segments; s++) {
       const batch = source.next();
@@ -402,7 +462,20 @@ export function evaluate(model: InfiniFormer, source: SegmentSource, segments: n
         st.dispose();
         return model.createState(i);
       });
-      const logits = model.run(states, batch.inputs);
+      const hasLabels = batch.labels !== undefined && model.config.numLabels > 0;
+      const hidden = hasLabels ? model.runHidden(states, batch.inputs) : undefined;
+      const logits = hidden === undefined ? model.run(states, batch.inputs) : tf.tidy(() => tf.matMul(tf.reshape(hidden, [-1, model.config.width]), model.params.embedding).reshape([b, L, -1]));
+      if (hidden !== undefined) {
+        const predicted = tf.tidy(() => tf.argMax(model.classify(hidden, 'event'), -1).dataSync());
+        hidden.dispose();
+        batch.labels!.forEach((row, i) =>
+          row.forEach((l, j) => {
+            if (l < 0) return;
+            labelled += 1;
+            if (predicted[i * L + j] === l) labelledCorrect += 1;
+          }),
+        );
+      }
       const [logp, argmax] = tf.tidy(() => {
         const lp = tf.logSoftmax(logits);
         return [lp.dataSync() as Float32Array, tf.argMax(lp, -1).dataSync() as Int32Array];
@@ -424,5 +497,7 @@ export function evaluate(model: InfiniFormer, source: SegmentSource, segments: n
     states.forEach((s) => s.dispose());
   }
   const crossEntropy = count > 0 ? nats / count : NaN;
-  return { crossEntropy, bitsPerToken: crossEntropy / Math.LN2, accuracy: count > 0 ? correct / count : NaN, count };
+  const result: EvalResult = { crossEntropy, bitsPerToken: crossEntropy / Math.LN2, accuracy: count > 0 ? correct / count : NaN, count };
+  if (labelled > 0) result.classifierAccuracy = labelledCorrect / labelled;
+  return result;
 }

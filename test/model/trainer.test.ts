@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { BadConfigError, BadInputError, Trainer, learningRateAt, tokenStreamSource, weightedCrossEntropy } from '../../src/index.js';
+import { BadConfigError, BadInputError, Trainer, evaluate, learningRateAt, tokenStreamSource, weightedCrossEntropy } from '../../src/index.js';
 import type { ProgressEvent, SegmentSource } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { tinyModel, tokens } from './helpers.js';
@@ -97,5 +97,42 @@ test.serial('bad trainer options and bad batches are typed errors', async (t) =>
   t.is(t.throws(() => trainer.step(), { instanceOf: BadInputError }).argument, 'inputs[0]');
   await t.throwsAsync(trainer.run({ steps: 1.5 }), { instanceOf: BadConfigError });
   trainer.dispose();
+  model.dispose();
+});
+
+test.serial('the classifier head trains on the same trunk: per-event and per-window labels', async (t) => {
+  // Per event: is this token's value below 8 (a property of the token); per window: does the
+  // segment contain token 0 (needs pooling over the segment).
+  const L = 8;
+  const labelled = (seed: number, streams: number): SegmentSource => {
+    const base = tokenStreamSource(tokens(60_000, 23, seed), { numStreams: streams, segmentLength: L });
+    return {
+      numStreams: streams,
+      next() {
+        const batch = base.next();
+        return {
+          ...batch,
+          labels: batch.inputs.map((row) => Int32Array.from(row, (x) => (x < 8 ? 1 : 0))),
+          windowLabels: Int32Array.from(batch.inputs, (row) => (row.includes(0) ? 1 : 0)),
+        };
+      },
+      getState: () => base.getState(),
+      setState: (s) => base.setState(s),
+    };
+  };
+  const model = tinyModel({ numLabels: 2 }, 4);
+  const trainer = new Trainer(model, labelled(1, 8), { learningRate: 1e-2, warmupSteps: 5, totalSteps: 60, lmWeight: 0 });
+  const steps = await trainer.run({ steps: 60 });
+  t.true(steps.every((s) => Number.isNaN(s.crossEntropy) && s.classifierCrossEntropy !== undefined));
+  t.true(steps[59]!.classifierCrossEntropy! < 0.75 * steps[0]!.classifierCrossEntropy!);
+  const result = evaluate(model, labelled(99, 8), 10);
+  t.log(`per-event accuracy ${result.classifierAccuracy?.toFixed(3)}; classifier cross-entropy ${steps[0]!.classifierCrossEntropy!.toFixed(3)} -> ${steps[59]!.classifierCrossEntropy!.toFixed(3)}`);
+  t.true(result.classifierAccuracy! > 0.95);
+  trainer.dispose();
+  const noHead = tinyModel();
+  const bad = new Trainer(noHead, labelled(1, 2));
+  t.is(t.throws(() => bad.step(), { instanceOf: BadInputError }).argument, 'labels');
+  bad.dispose();
+  noHead.dispose();
   model.dispose();
 });
