@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { continuousAttention } from '../attention/continuousAttention.js';
 import { klRegularizer } from '../attention/klRegularizer.js';
-import { gaussianBasis } from '../basis/gaussianBasis.js';
+import { binMass, gaussianBasis } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
 import { contractMemory } from '../memory/contractMemory.js';
@@ -23,7 +23,6 @@ import { createRng } from '../memory/rng.js';
 import type { Rng } from '../memory/rng.js';
 import { smooth } from '../memory/smooth.js';
 import { stickyResample } from '../memory/stickyResample.js';
-import { binMass } from '../basis/gaussianBasis.js';
 import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
@@ -32,8 +31,9 @@ import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary,
 import type { RotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
-import { LayerState, StreamState } from './state.js';
 import { fingerprint } from './checksum.js';
+import { StreamState } from './state.js';
+import type { LayerState } from './state.js';
 
 /** Options of a forward pass. */
 export interface ForwardOptions {

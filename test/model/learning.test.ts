@@ -11,6 +11,8 @@ test.before(async () => {
 });
 
 test.serial('a test-sized LM overfits 5 KB of real text to < 0.5 bits per byte', async (t) => {
+  // About 1 minute on the native backend, 3-5 on wasm (slower backward matMuls).
+  t.timeout(10 * 60_000);
   // The first 5,120 bytes of the Apache License 2.0 text (Debian's common-licenses copy).
   const text = readFileSync(new URL('./fixtures/apache-2.0-head.txt', import.meta.url), 'utf8');
   const bytes = new ByteTokenizer().encode(text);
@@ -30,6 +32,7 @@ test.serial('a test-sized LM overfits 5 KB of real text to < 0.5 bits per byte',
 });
 
 test.serial('the long-term memory matters: recall from 5 segments back, with vs without LTM', async (t) => {
+  t.timeout(10 * 60_000);
   const L = 16;
   const accuracy = async (longTermMemory: boolean): Promise<number> => {
     const model = InfiniFormer.create(

@@ -8,6 +8,7 @@ test.before(async () => {
 });
 
 test('20,000 tokens in token mode leave tf.memory() numTensors and numBytes flat', (t) => {
+  t.timeout(10 * 60_000);
   const model = tinyModel({ numLayers: 1, sticky: true, segmentLength: 16, numBasis: 8, numSamples: 8 });
   const L = model.config.segmentLength;
   const total = 20_000;
