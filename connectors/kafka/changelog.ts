@@ -1,6 +1,7 @@
 import type { Kafka, Message } from 'kafkajs';
 import { ConnectorError } from '../../src/errors.js';
 import type { Logger } from '../../src/logger.js';
+import { PartitionOffsetTracker } from './offsetTracker.js';
 
 /**
  * Turns one key's state into bytes and back. `encode` must be deterministic and `decode(encode(s))`
@@ -30,10 +31,21 @@ export interface KeyEntry<S> {
   state: S | undefined;
   /** The last input offset applied to `state` (-1: none). Records at or below it are not applied again. */
   covered: number;
-  /** Records of this key emitted and not yet acknowledged (their outputs are not delivered yet). */
-  unacked: number;
-  /** The first input offset applied since the last snapshot; null when the snapshot is current. */
+  /** This key's records emitted and not yet acknowledged (their outputs are not delivered yet). */
+  acks: PartitionOffsetTracker;
+  /** The first input offset applied and not covered by a durable snapshot; null when the snapshot is current. */
   dirtySince: number | null;
+  /**
+   * A snapshot taken at a commit tick, written once every record of the key up to `covered` is
+   * acknowledged (a key that is never idle still gets snapshots). `nextDirty`: the first offset
+   * applied after it was taken.
+   */
+  pending: { message: Message; covered: number; nextDirty: number | null } | null;
+}
+
+/** A fresh entry; `startOffset` is where the key's acknowledgement tracking starts. */
+export function newKeyEntry<S>(state: S | undefined, covered: number, startOffset: number): KeyEntry<S> {
+  return { state, covered, acks: new PartitionOffsetTracker(startOffset), dirtySince: null, pending: null };
 }
 
 /** A restored snapshot. */
@@ -48,7 +60,7 @@ export function changelogKey(topic: string, key: string): string {
 }
 
 /** The changelog record for one key's snapshot (a tombstone when the state was deleted). */
-export function snapshotMessage<S>(codec: StateCodec<S>, topic: string, partition: number, key: string, entry: KeyEntry<S>): Message {
+export function snapshotMessage<S>(codec: StateCodec<S>, topic: string, partition: number, key: string, entry: Pick<KeyEntry<S>, 'state' | 'covered'>): Message {
   return {
     key: changelogKey(topic, key),
     partition,

@@ -2,7 +2,7 @@ import { type Kafka, type Consumer, type EachBatchPayload, type IHeaders, type K
 import { Observable } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry } from './changelog.js';
+import { newKeyEntry, snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry } from './changelog.js';
 import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
 import { rawDecoder, type ValueDecoder } from './decode.js';
 import { PartitionOffsetTracker } from './offsetTracker.js';
@@ -118,6 +118,13 @@ interface PartitionContext<S> {
 
 const tp = (topic: string, partition: number) => `${topic}:${partition}`;
 
+/** Notes that the record at `offset` changed the key's state. */
+function markApplied<S>(entry: KeyEntry<S>, offset: number): void {
+  entry.covered = offset;
+  if (entry.dirtySince === null) entry.dirtySince = offset;
+  if (entry.pending !== null && entry.pending.nextDirty === null) entry.pending.nextDirty = offset;
+}
+
 /**
  * A consumer-group source with at-least-once delivery: an offset is committed only after every
  * record up to it was acknowledged (`record.ack()`, usually by {@link toKafka} once the outputs
@@ -211,12 +218,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         context.restored = restoring.then((restored) => {
           if (context.revoked || !changelog) return;
           for (const [key, snapshot] of restored.get(tp(topic, partition)) ?? []) {
-            context.store.set(key, {
-              state: snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes),
-              covered: snapshot.covered,
-              unacked: 0,
-              dirtySince: null,
-            });
+            context.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));
             stats.restoredKeys++;
           }
         });
@@ -257,7 +259,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
     const entryFor = (p: PartitionContext<S>, key: string): KeyEntry<S> => {
       let entry = p.store.get(key);
       if (entry === undefined) {
-        entry = { state: undefined, covered: -1, unacked: 0, dirtySince: null };
+        entry = newKeyEntry<S>(undefined, -1, 0);
         p.store.set(key, entry);
       }
       return entry;
@@ -275,7 +277,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       }
       tracker.emit(offset);
       const entry = entryFor(p, stateKey);
-      entry.unacked++;
+      entry.acks.emit(offset);
       stats.emitted++;
       const inFlight = totalInFlight();
       if (inFlight > stats.maxInFlight) stats.maxInFlight = inFlight;
@@ -285,7 +287,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         acked = true;
         if (p.revoked) return;
         if (tracker.ack(offset)) {
-          entry.unacked--;
+          entry.acks.ack(offset);
           stats.acked++;
           maybeResume(p);
         }
@@ -304,15 +306,13 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
           if (p.revoked) return;
           if (entry.state !== undefined && entry.state !== next) changelog?.codec.dispose?.(entry.state);
           entry.state = next;
-          entry.covered = offset;
-          if (entry.dirtySince === null) entry.dirtySince = offset;
+          markApplied(entry, offset);
         },
         delete: () => {
           if (p.revoked) return;
           if (entry.state !== undefined) changelog?.codec.dispose?.(entry.state);
           entry.state = undefined;
-          entry.covered = offset;
-          if (entry.dirtySince === null) entry.dirtySince = offset;
+          markApplied(entry, offset);
         },
       };
       if (message.value === null) {
@@ -382,23 +382,26 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       const tracker = p.tracker;
       if (tracker === null || p.revoked) return;
       if (changelog) {
-        const due: Array<[KeyEntry<S>, number]> = [];
-        const messages: Message[] = [];
+        const ready: Array<KeyEntry<S>> = [];
         for (const [key, entry] of p.store) {
-          if (entry.dirtySince !== null && entry.unacked === 0) {
-            messages.push(snapshotMessage(changelog.codec, p.topic, p.partition, key, entry));
-            due.push([entry, entry.dirtySince]);
-            entry.dirtySince = null;
+          // Take a snapshot of every key applied since its last durable one...
+          if (entry.pending === null && entry.dirtySince !== null) {
+            entry.pending = { message: snapshotMessage(changelog.codec, p.topic, p.partition, key, entry), covered: entry.covered, nextDirty: null };
           }
+          // ...and write it once the outputs of every record it covers are delivered.
+          if (entry.pending !== null && entry.acks.committable() > entry.pending.covered) ready.push(entry);
         }
-        if (messages.length > 0) {
+        if (ready.length > 0) {
           try {
-            await producer.send({ topic: changelog.topic, acks: -1, messages });
-            stats.snapshotsWritten += messages.length;
+            await producer.send({ topic: changelog.topic, acks: -1, messages: ready.map((e) => (e.pending as { message: Message }).message) });
+            stats.snapshotsWritten += ready.length;
           } catch (error) {
-            for (const [entry, since] of due) entry.dirtySince = entry.dirtySince === null ? since : Math.min(entry.dirtySince, since);
             log.warn('snapshot send failed; will retry', { partition: tp(p.topic, p.partition), error: String(error) });
             return;
+          }
+          for (const entry of ready) {
+            entry.dirtySince = entry.pending?.nextDirty ?? null;
+            entry.pending = null;
           }
         }
       }

@@ -1,0 +1,88 @@
+/**
+ * Acceptance 4: two processors in one consumer group split the partitions; SIGKILLing one moves
+ * its partitions to the other, which restores their per-key memory from the changelog; the
+ * output is complete and every output carries the memory an uninterrupted run has.
+ */
+import test from 'ava';
+import { backendReady } from '../../helpers/backend.js';
+import { committedOffsets, createTopic, deleteTopics, produceRecords, requireBroker, testKafka, uniqueName, waitFor } from '../../helpers/kafka.js';
+import { changelogDigests, checkOutputs, killAll, reference, startProcessor, type Processor } from './fixtures/harness.js';
+
+const RECORDS = 8000;
+const PARTITIONS = 4;
+const KEYS = 8;
+
+interface Report {
+  pid: number;
+  assigned?: string[];
+  restoredKeys?: number;
+}
+
+const reports = (p: Processor): Report[] => p.lines.map((l) => JSON.parse(l) as Report);
+
+test('two processors split the partitions; after one is SIGKILLed the other takes its partitions and their state over', async (t) => {
+  await requireBroker();
+  await backendReady;
+  const kafka = testKafka();
+  const topics = { input: uniqueName('scale-in'), output: uniqueName('scale-out'), group: uniqueName('scale'), changelog: uniqueName('scale-changelog') };
+  const processors: Processor[] = [];
+  t.teardown(async () => {
+    killAll(processors);
+    await deleteTopics(kafka, [topics.input, topics.output, topics.changelog, `${topics.group}.dlq`]);
+  });
+  await createTopic(kafka, topics.input, PARTITIONS);
+  await createTopic(kafka, topics.output, PARTITIONS);
+  await createTopic(kafka, topics.changelog, PARTITIONS, true);
+  const ref = reference(RECORDS, PARTITIONS, KEYS);
+
+  const a = startProcessor(topics, processors);
+  const b = startProcessor(topics, processors);
+  const split = () => {
+    const ra = reports(a).at(-1)?.assigned ?? [];
+    const rb = reports(b).at(-1)?.assigned ?? [];
+    return ra.length > 0 && rb.length > 0 && ra.length + rb.length === PARTITIONS && ra.every((x) => !rb.includes(x));
+  };
+  await waitFor(split, 60_000, 'both processors to hold partitions');
+  const assignedA = reports(a).at(-1)?.assigned ?? [];
+  const assignedB = reports(b).at(-1)?.assigned ?? [];
+  t.log(`A holds ${assignedA.join(' ')}; B holds ${assignedB.join(' ')}`);
+
+  // Input arrives while both run; A dies half way through.
+  await produceRecords(kafka, topics.input, RECORDS / 2, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
+  await waitFor(() => false, 1500, '').catch(() => undefined);
+  a.child.kill('SIGKILL');
+  await a.exited;
+  const producer = kafka.producer();
+  await producer.connect();
+  // The second half, keeping record i on partition i % 4 at offset floor(i / 4).
+  const rest = [];
+  for (let i = RECORDS / 2; i < RECORDS; i++) rest.push({ key: `k${i % KEYS}`, value: String(i), partition: i % PARTITIONS });
+  await producer.send({ topic: topics.input, acks: -1, messages: rest });
+  await producer.disconnect();
+
+  await waitFor(() => (reports(b).at(-1)?.assigned ?? []).length === PARTITIONS, 60_000, 'B to take over every partition');
+  const ends = RECORDS / PARTITIONS;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const committed = await committedOffsets(kafka, topics.group, topics.input);
+    if ([...Array(PARTITIONS).keys()].every((p) => committed.get(p) === ends)) break;
+    if (Date.now() > deadline) {
+      t.fail(`commits did not reach the end: ${JSON.stringify([...committed])}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  b.child.kill('SIGTERM');
+  t.is(await b.exited, 0, 'B drains and exits cleanly');
+  const restoredByB = Math.max(...reports(b).map((r) => r.restoredKeys ?? 0));
+  t.log(`B restored ${restoredByB} keys from the changelog when it took over`);
+  t.true(restoredByB >= (KEYS / PARTITIONS) * assignedA.length, "B restored the state of A's keys");
+
+  const check = await checkOutputs(kafka, topics.output, ref, RECORDS);
+  t.log(`outputs ${check.outputs} for ${RECORDS} inputs (A ${check.byPid.get(a.child.pid ?? 0) ?? 0}, B ${check.byPid.get(b.child.pid ?? 0) ?? 0}); ${check.duplicates} duplicates`);
+  t.true((check.byPid.get(a.child.pid ?? 0) ?? 0) > 0 && (check.byPid.get(b.child.pid ?? 0) ?? 0) > 0, 'both processors produced output');
+  t.is(check.missing, 0, 'the output is complete');
+  t.is(check.wrongDigest, 0, 'every output carries the memory an uninterrupted run has');
+  const finalStates = await changelogDigests(kafka, topics.changelog, KEYS);
+  for (const [key, d] of ref.finalDigest) t.is(finalStates.get(key), d, `key ${key}: memory bit-identical after the takeover`);
+});
