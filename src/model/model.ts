@@ -234,6 +234,7 @@ export class InfiniFormer {
       if (s.config !== this.config && fingerprint(s.config) !== this.configPrint) throw new BadInputError(`states[${i}]`, 'belongs to a model with another config');
       if (s.pos !== pos) throw new BadInputError(`states[${i}]`, `is at position ${s.pos} of its segment, states[0] at ${pos}: batch streams at the same position`);
     });
+    if (new Set(states).size !== states.length) throw new BadInputError('states', 'the same stream state appears twice in one batch');
     if (t === 0) throw new BadInputError('tokens', 'is empty');
     if (pos + t > L) throw new BadInputError('tokens', `${t} tokens from position ${pos} overrun the segment length ${L}; split the chunk at the boundary`);
     if (training && (pos !== 0 || t !== L)) throw new BadInputError('tokens', `training runs whole segments: got ${t} tokens at position ${pos}, need ${L} at 0`);
@@ -251,8 +252,9 @@ export class InfiniFormer {
 
   /**
    * Runs a chunk of T tokens per stream (all streams at the same segment position; pos + T <= L)
-   * and returns every result without touching the states; pass it to {@link commit}. Call
-   * inside a `tf.tidy` / gradient function; nothing here is kept.
+   * and returns every result; pass it to {@link commit} to advance the states (until then only
+   * their derived caches may be filled). Call inside a `tf.tidy` / gradient function; nothing
+   * here is kept.
    */
   forwardChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], options: ForwardOptions = {}): ChunkOutput {
     const training = options.training === true;
@@ -438,16 +440,39 @@ export class InfiniFormer {
     return result;
   }
 
-  /** Token mode: one token per stream; returns logits `[b, V]` for the next token. */
+  /**
+   * Token mode: one token per stream; returns logits `[b, V]` for the next token. Streams may
+   * be at different positions of their segments (they run in one batch per position).
+   */
   step(states: readonly StreamState[], tokenIds: readonly number[]): tf.Tensor2D {
     if (!Array.isArray(tokenIds)) throw new BadInputError('tokenIds', 'expected an array of token ids');
-    const logits = this.run(
-      states,
-      tokenIds.map((id) => [id]),
-    );
-    const flat = tf.reshape(logits, [tokenIds.length, this.config.vocabSize]) as tf.Tensor2D;
-    logits.dispose();
-    return flat;
+    if (!Array.isArray(states) || states.length !== tokenIds.length) {
+      throw new BadInputError('tokenIds', `expected one token per state (${Array.isArray(states) ? states.length : 0}), got ${tokenIds.length}`);
+    }
+    // Streams at different positions of their segments run as one batch per position.
+    const groups = new Map<number, number[]>();
+    states.forEach((s, i) => {
+      const pos = s instanceof StreamState ? s.pos : -1;
+      groups.set(pos, [...(groups.get(pos) ?? []), i]);
+    });
+    if (groups.size === 1) {
+      const logits = this.run(
+        states,
+        tokenIds.map((id) => [id]),
+      );
+      const flat = tf.reshape(logits, [tokenIds.length, this.config.vocabSize]) as tf.Tensor2D;
+      logits.dispose();
+      return flat;
+    }
+    const order = [...groups.values()];
+    // Validate every group before running any, so a bad token advances no stream.
+    for (const idx of order) this.checkChunk(idx.map((i) => states[i]!), idx.map((i) => [tokenIds[i]!]), false);
+    const parts = order.map((idx) => this.step(idx.map((i) => states[i]!), idx.map((i) => tokenIds[i]!)));
+    const where = new Int32Array(states.length);
+    order.flat().forEach((original, row) => (where[original] = row));
+    const result = tf.tidy(() => tf.gather(tf.concat(parts), tf.tensor1d(where, 'int32'))) as tf.Tensor2D;
+    tf.dispose(parts);
+    return result;
   }
 
   /**

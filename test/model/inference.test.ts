@@ -97,6 +97,39 @@ test('batched streams equal the same streams run one by one (segment and token m
   model.dispose();
 });
 
+test('token mode batches streams at different segment positions and equals them run alone', (t) => {
+  const model = tinyModel({ sticky: true });
+  const L = model.config.segmentLength;
+  const V = model.config.vocabSize;
+  const offsets = [0, 3, 3, L - 1];
+  const streams = offsets.map((_, i) => tokens(L * 4, V, 40 + i));
+  const alone = offsets.map((_, i) => model.createState(i));
+  const together = offsets.map((_, i) => model.createState(i));
+  // Bring each stream to its own position first (different positions, different segment counts).
+  offsets.forEach((off, i) => {
+    for (let j = 0; j < L + off; j++) {
+      model.step([alone[i]!], [streams[i]![j]!]).dispose();
+      model.step([together[i]!], [streams[i]![j]!]).dispose();
+    }
+  });
+  t.deepEqual(together.map((s) => s.pos), [0, 3, 3, L - 1]);
+  let worst = 0;
+  for (let k = 0; k < 2 * L; k++) {
+    const batch = model.step(together, offsets.map((off, i) => streams[i]![L + off + k]!));
+    const data = batch.dataSync();
+    batch.dispose();
+    offsets.forEach((off, i) => {
+      const one = model.step([alone[i]!], [streams[i]![L + off + k]!]);
+      worst = Math.max(worst, maxAbsDiff(one.dataSync(), data.subarray(i * V, (i + 1) * V)));
+      one.dispose();
+    });
+  }
+  t.log(`max |batched - alone| = ${worst.toExponential(2)}`);
+  t.true(worst <= 1e-4);
+  [...alone, ...together].forEach((s) => s.dispose());
+  model.dispose();
+});
+
 test('a stream state serialised mid-segment restores exactly; its size depends only on the config', (t) => {
   const model = tinyModel({ sticky: true });
   const L = model.config.segmentLength;
@@ -159,14 +192,17 @@ test('bad tokens and mismatched batches are typed errors naming the argument; th
     [[s], [new Array(L + 1).fill(0)], 'tokens'],
     [[s, s2], [[1]], 'tokens'],
     [[], [], 'states'],
+    [[s, s], [[1], [2]], 'states'],
   ];
   for (const [states, toks, argument] of cases) {
     const error = t.throws(() => model.run(states as StreamState[], toks as number[][]), { instanceOf: BadInputError });
     t.is(error.argument, argument, JSON.stringify(toks));
   }
   model.step([s], [1]).dispose();
-  t.is(t.throws(() => model.step([s, s2], [1, 2]), { instanceOf: BadInputError }).argument, 'states[1]');
+  t.is(t.throws(() => model.run([s, s2], [[1], [2]]), { instanceOf: BadInputError }).argument, 'states[1]', 'a chunk needs streams at one position');
+  t.is(t.throws(() => model.step([s, s2], [1, 99]), { instanceOf: BadInputError }).argument, 'tokens[0]');
   t.is(s.pos, 1, 'failed calls did not advance the stream');
+  t.is(s2.pos, 0);
   const disposed = model.createState();
   disposed.dispose();
   t.is(t.throws(() => model.step([disposed], [1]), { instanceOf: BadInputError }).argument, 'states[0]');
