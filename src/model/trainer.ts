@@ -105,7 +105,8 @@ export interface RunOptions {
   checkpointDir?: string;
 }
 
-interface Resolved {
+/** Trainer options with every default filled in. */
+export interface ResolvedTrainerOptions {
   learningRate: number;
   warmupSteps: number;
   totalSteps: number;
@@ -120,8 +121,8 @@ interface Resolved {
   classifierWeight: number;
 }
 
-function resolveOptions(o: TrainerOptions): Resolved {
-  const r: Resolved = {
+function resolveOptions(o: TrainerOptions): ResolvedTrainerOptions {
+  const r: ResolvedTrainerOptions = {
     learningRate: o.learningRate ?? 1e-3,
     warmupSteps: o.warmupSteps ?? 100,
     totalSteps: o.totalSteps ?? 10_000,
@@ -143,7 +144,7 @@ function resolveOptions(o: TrainerOptions): Resolved {
 }
 
 /** Linear warmup to the peak, then cosine decay to `minRatio` x peak at `totalSteps` (1-based step). */
-export function learningRateAt(step: number, o: Pick<Resolved, 'learningRate' | 'warmupSteps' | 'totalSteps' | 'minLearningRateRatio'>): number {
+export function learningRateAt(step: number, o: Pick<ResolvedTrainerOptions, 'learningRate' | 'warmupSteps' | 'totalSteps' | 'minLearningRateRatio'>): number {
   if (o.warmupSteps > 0 && step <= o.warmupSteps) return (o.learningRate * step) / o.warmupSteps;
   const span = Math.max(1, o.totalSteps - o.warmupSteps);
   const progress = Math.min(1, (step - o.warmupSteps) / span);
@@ -216,7 +217,7 @@ function checkBatch(batch: SegmentBatch, b: number, L: number): void {
 
 /** Trains an {@link InfiniFormer} on a {@link SegmentSource}. */
 export class Trainer {
-  readonly options: Readonly<Resolved>;
+  readonly options: Readonly<ResolvedTrainerOptions>;
   /** Steps taken so far. */
   stepCount = 0;
   private states: StreamState[];
