@@ -462,6 +462,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
     drainRequest = drain;
 
     const start = async () => {
+      if (draining) return;
       const topicsToEnsure = [{ topic: deadLetterTopic, compacted: false, partitionsLike: options.topics }];
       if (changelog) topicsToEnsure.push({ topic: changelog.topic, compacted: true, partitionsLike: options.topics });
       await ensureTopics(kafka, topicsToEnsure);
@@ -474,13 +475,17 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         if (!event.payload.restart && !draining) subscriber.error(new ConnectorError(`consumer crashed: ${String(event.payload.error)}`, { cause: event.payload.error }));
       });
       await producer.connect();
+      if (draining) return;
       await consumer.connect();
+      if (draining) return;
       await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? true });
-      if (closed || draining) return;
+      if (draining) return;
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      if (draining) return;
       commitTimer = setInterval(() => void commitAll(), commitIntervalMs);
-      if (options.handleSigterm ?? true) process.on('SIGTERM', onSigterm);
     };
+    // Installed before anything starts: a SIGTERM during start-up also ends in a clean drain.
+    if (options.handleSigterm ?? true) process.on('SIGTERM', onSigterm);
     start().catch((error: unknown) => {
       if (!closed) subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`source failed to start: ${String(error)}`, { cause: error }));
     });

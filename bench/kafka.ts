@@ -1,0 +1,133 @@
+/**
+ * End-to-end Kafka figures (`npm run bench -- kafka`): records/s and produce-to-output latency
+ * (p50/p99) through fromKafka -> process -> toKafka on the local broker, for an identity pipeline
+ * and for a per-key long-term memory pipeline (fitBasis/contractMemory every L records per key).
+ * Uses KAFKA_BROKERS when a broker answers there, else starts one and stops it afterwards.
+ * Figures are printed side by side from one run; nothing passes or fails on time.
+ */
+import { Kafka, logLevel, type Message } from 'kafkajs';
+import { map, type Observable } from 'rxjs';
+import { fromKafka, toKafka, type KafkaRecord } from '../connectors/kafka/index.js';
+import { initBackend } from '../src/backend.js';
+import { setLogLevel } from '../src/logger.js';
+import { brokerAnswers, startBroker, stopBroker } from '../scripts/kafka.js';
+import { applyRow, rowOf, type MemoryState } from '../test/connectors/kafka/fixtures/memoryState.js';
+
+const PARTITIONS = 4;
+const BURST = Number(process.env.BENCH_KAFKA_RECORDS ?? 50_000);
+const RATE = Number(process.env.BENCH_KAFKA_RATE ?? 2000); // records/s for the latency run
+const PACED_SECONDS = Number(process.env.BENCH_KAFKA_SECONDS ?? 8);
+
+type Mode = 'identity' | 'memory';
+
+interface Figures {
+  recordsPerSecond: number;
+  p50: number;
+  p99: number;
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number, paced: boolean): Promise<Figures> {
+  const id = `${mode}-${paced ? 'paced' : 'burst'}-${process.pid}-${Date.now()}`;
+  const input = `bench-in-${id}`;
+  const output = `bench-out-${id}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: input, numPartitions: PARTITIONS }, { topic: output, numPartitions: PARTITIONS }], waitForLeaders: true });
+  const source = fromKafka<Buffer, MemoryState>({ brokers, groupId: `bench-${id}`, topics: [input], handleSigterm: false, commitIntervalMs: 200 });
+  const process$ = (records: Observable<KafkaRecord<Buffer, MemoryState>>) =>
+    records.pipe(
+      map((r) => {
+        const [i, sent] = r.value.toString().split(' ').map(Number) as [number, number];
+        if (mode === 'memory') r.state.set(applyRow(r.state.get(), rowOf(i)));
+        return { key: r.key, value: `${i} ${sent}`, ack: r.ack };
+      }),
+    );
+  const subscription = source.pipe(process$, toKafka({ brokers, topic: output })).subscribe();
+
+  // Latency is measured at a consumer of the output topic, like any downstream reader.
+  const latencies: number[] = [];
+  let firstOutput = 0;
+  let lastOutput = 0;
+  const reader = kafka.consumer({ groupId: `bench-reader-${id}`, maxWaitTimeInMs: 20 });
+  await reader.connect();
+  await reader.subscribe({ topics: [output], fromBeginning: true });
+  await reader.run({
+    eachBatch: async ({ batch }) => {
+      const now = Date.now();
+      for (const m of batch.messages) {
+        const sent = Number(m.value?.toString().split(' ')[1]);
+        latencies.push(now - sent);
+      }
+      if (firstOutput === 0) firstOutput = now;
+      lastOutput = now;
+    },
+  });
+  await new Promise((r) => setTimeout(r, 3000)); // both groups joined
+
+  const producer = kafka.producer();
+  await producer.connect();
+  const started = Date.now();
+  if (paced) {
+    const perTick = Math.max(1, Math.round(RATE / 100));
+    for (let i = 0; i < count; i += perTick) {
+      const messages: Message[] = [];
+      for (let j = i; j < Math.min(count, i + perTick); j++) messages.push({ key: `k${j % 16}`, value: `${j} ${Date.now()}`, partition: j % PARTITIONS });
+      await producer.send({ topic: input, acks: 1, messages });
+      const due = started + ((i + perTick) / RATE) * 1000;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
+  } else {
+    for (let i = 0; i < count; i += 5000) {
+      const messages: Message[] = [];
+      for (let j = i; j < Math.min(count, i + 5000); j++) messages.push({ key: `k${j % 16}`, value: `${j} ${Date.now()}`, partition: j % PARTITIONS });
+      await producer.send({ topic: input, acks: 1, messages });
+    }
+  }
+  const deadline = Date.now() + 300_000;
+  while (latencies.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await producer.disconnect();
+  await source.drain();
+  subscription.unsubscribe();
+  await reader.disconnect();
+  await admin.deleteTopics({ topics: [input, output, `bench-${id}.dlq`] }).catch(() => undefined);
+  await admin.disconnect();
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const seconds = (lastOutput - started) / 1000;
+  return { recordsPerSecond: latencies.length / seconds, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+}
+
+export async function run(): Promise<void> {
+  setLogLevel('error');
+  await initBackend();
+  let brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
+  let started = false;
+  if (!(await brokerAnswers(brokers))) {
+    const broker = await startBroker({});
+    brokers = broker.brokers;
+    started = true;
+  }
+  const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  try {
+    const rows: Array<[string, Figures, Figures]> = [];
+    for (const mode of ['identity', 'memory'] as const) {
+      const burst = await pipeline(kafka, brokers, mode, BURST, false);
+      const paced = await pipeline(kafka, brokers, mode, RATE * PACED_SECONDS, true);
+      rows.push([mode, burst, paced]);
+    }
+    console.log(`burst: ${BURST} records produced at once; paced: ${RATE} records/s for ${PACED_SECONDS} s; ${PARTITIONS} partitions, 16 keys`);
+    console.log('pipeline   burst rec/s  burst p50/p99 ms   paced p50/p99 ms');
+    for (const [mode, burst, paced] of rows) {
+      console.log(`${mode.padEnd(10)} ${burst.recordsPerSecond.toFixed(0).padStart(11)}  ${`${burst.p50}/${burst.p99}`.padStart(15)}   ${`${paced.p50}/${paced.p99}`.padStart(15)}`);
+    }
+    const [identity, memory] = rows;
+    if (identity && memory) console.log(`memory / identity throughput ratio: ${(memory[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(2)}`);
+  } finally {
+    if (started) await stopBroker({});
+  }
+}
+
+if (process.argv[1]?.endsWith('kafka.ts') && process.argv[1].includes('bench')) await run();
