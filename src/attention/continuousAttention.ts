@@ -5,7 +5,6 @@
  * and the context is z_h = V_h^T r. Every step is differentiable; autodiff gives exact gradients.
  */
 import * as tf from '@tensorflow/tfjs';
-import { basisExpectation } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadConfigError } from '../errors.js';
 import { requireDim, requireFinite, requirePositive, requirePositiveInt, requireTensor } from '../validate.js';
@@ -91,8 +90,6 @@ export function continuousAttention(
     requireFinite('B', b);
     requireFinite('queries', queries);
   }
-  const centers = Float32Array.from(options.basis.centers);
-  const variances = Float32Array.from(options.basis.sigmas, (s) => s * s);
   const batched = b.rank === 3;
   const [context, mu, sigmaSq] = tf.tidy(() => {
     const bb = batched ? b : tf.expandDims(b, 0);
@@ -108,7 +105,7 @@ export function continuousAttention(
     const sigFlat = tf.maximum(tf.softplus(tf.matMul(flat, tf.reshape(weights.wSigma, [n, 1]) as tf.Tensor2D)), eps);
     const muT = tf.reshape(muFlat, [nb, h, q]);
     const sigT = tf.reshape(sigFlat, [nb, h, q]);
-    const r = basisExpectation(muT, sigT, centers, variances); // [b, H, Q, N]
+    const r = options.basis.expectation(muT, sigT); // [b, H, Q, N]
     const z = tf.matMul(r, values); // [b, H, Q, d]
     let ctx = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [nb, q, e]);
     if (weights.wO !== undefined) ctx = mat(ctx, weights.wO);
