@@ -12,13 +12,18 @@ import { initBackend } from '../src/backend.js';
 import { setLogLevel } from '../src/logger.js';
 import { brokerAnswers, startBroker, stopBroker } from '../scripts/kafka.js';
 import { applyRow, rowOf, type MemoryState } from '../test/connectors/kafka/fixtures/memoryState.js';
+import * as tf from '@tensorflow/tfjs';
+import { InfiniFormer, type StreamState } from '../src/model/index.js';
 
 const PARTITIONS = 4;
 const BURST = Number(process.env.BENCH_KAFKA_RECORDS ?? 50_000);
 const RATE = Number(process.env.BENCH_KAFKA_RATE ?? 2000); // records/s for the latency run
 const PACED_SECONDS = Number(process.env.BENCH_KAFKA_SECONDS ?? 8);
 
-type Mode = 'identity' | 'memory';
+type Mode = 'identity' | 'memory' | 'model';
+const MODEL_RECORDS = Number(process.env.BENCH_KAFKA_MODEL_RECORDS ?? 1000);
+const MODEL_RATE = Number(process.env.BENCH_KAFKA_MODEL_RATE ?? 25);
+let model: InfiniFormer | undefined;
 
 interface Figures {
   recordsPerSecond: number;
@@ -37,13 +42,28 @@ async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({ topics: [{ topic: input, numPartitions: PARTITIONS }, { topic: output, numPartitions: PARTITIONS }], waitForLeaders: true });
-  const source = fromKafka<Buffer, MemoryState>({ brokers, groupId: `bench-${id}`, topics: [input], handleSigterm: false, commitIntervalMs: 200 });
-  const process$ = (records: Observable<KafkaRecord<Buffer, MemoryState>>) =>
+  type State = MemoryState | StreamState;
+  // The model's per-key StreamState (B, STM cache, position) is changelogged like any state.
+  const changelog =
+    mode === 'model' && model
+      ? { topic: `bench-changelog-${id}`, codec: { encode: (s: State) => (s as StreamState).serialize(), decode: (b: Uint8Array) => (model as InfiniFormer).restoreState(b) as State, dispose: (s: State) => (s as StreamState).dispose() } }
+      : undefined;
+  const source = fromKafka<Buffer, State>({ brokers, groupId: `bench-${id}`, topics: [input], handleSigterm: false, commitIntervalMs: 200, ...(changelog ? { changelog } : {}) });
+  const process$ = (records: Observable<KafkaRecord<Buffer, State>>) =>
     records.pipe(
       map((r) => {
         const [i, sent] = r.value.toString().split(' ').map(Number) as [number, number];
-        if (mode === 'memory') r.state.set(applyRow(r.state.get(), rowOf(i)));
-        return { key: r.key, value: `${i} ${sent}`, ack: r.ack };
+        let out = '';
+        if (mode === 'memory') r.state.set(applyRow(r.state.get() as MemoryState | undefined, rowOf(i)));
+        if (mode === 'model' && model) {
+          // One byte token per record; the output is the model's most likely next byte.
+          const state = (r.state.get() as StreamState | undefined) ?? model.createState(0);
+          const logits = model.step([state], [97 + (i % 26)]);
+          out = String(tf.tidy(() => tf.argMax(logits, 1).dataSync()[0]));
+          logits.dispose();
+          r.state.set(state);
+        }
+        return { key: r.key, value: `${i} ${sent} ${out}`, ack: r.ack };
       }),
     );
   const subscription = source.pipe(process$, toKafka({ brokers, topic: output })).subscribe();
@@ -72,12 +92,13 @@ async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number
   await producer.connect();
   const started = Date.now();
   if (paced) {
-    const perTick = Math.max(1, Math.round(RATE / 100));
+    const rate = mode === 'model' ? MODEL_RATE : RATE;
+    const perTick = Math.max(1, Math.round(rate / 100));
     for (let i = 0; i < count; i += perTick) {
       const messages: Message[] = [];
       for (let j = i; j < Math.min(count, i + perTick); j++) messages.push({ key: `k${j % 16}`, value: `${j} ${Date.now()}`, partition: j % PARTITIONS });
       await producer.send({ topic: input, acks: 1, messages });
-      const due = started + ((i + perTick) / RATE) * 1000;
+      const due = started + ((i + perTick) / rate) * 1000;
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
     }
   } else {
@@ -93,7 +114,7 @@ async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number
   await source.drain();
   subscription.unsubscribe();
   await reader.disconnect();
-  await admin.deleteTopics({ topics: [input, output, `bench-${id}.dlq`] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [input, output, `bench-${id}.dlq`, `bench-changelog-${id}`] }).catch(() => undefined);
   await admin.disconnect();
   const sorted = [...latencies].sort((a, b) => a - b);
   const seconds = (lastOutput - started) / 1000;
@@ -113,18 +134,23 @@ export async function run(): Promise<void> {
   const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
   try {
     const rows: Array<[string, Figures, Figures]> = [];
-    for (const mode of ['identity', 'memory'] as const) {
-      const burst = await pipeline(kafka, brokers, mode, BURST, false);
-      const paced = await pipeline(kafka, brokers, mode, RATE * PACED_SECONDS, true);
+    model = InfiniFormer.create();
+    for (const mode of ['identity', 'memory', 'model'] as const) {
+      const burst = await pipeline(kafka, brokers, mode, mode === 'model' ? MODEL_RECORDS : BURST, false);
+      const paced = await pipeline(kafka, brokers, mode, (mode === 'model' ? MODEL_RATE : RATE) * PACED_SECONDS, true);
       rows.push([mode, burst, paced]);
     }
-    console.log(`burst: ${BURST} records produced at once; paced: ${RATE} records/s for ${PACED_SECONDS} s; ${PARTITIONS} partitions, 16 keys`);
+    console.log(`burst: ${BURST} records (model: ${MODEL_RECORDS}) produced at once; paced: ${RATE} records/s (model: ${MODEL_RATE}) for ${PACED_SECONDS} s; ${PARTITIONS} partitions, 16 keys`);
+    console.log(`memory: per-key B [16, 4] refit every 8 records; model: InfiniFormer default config (width ${model.config.width}, ${model.config.numLayers} layers, L ${model.config.segmentLength}, N ${model.config.numBasis}) one token per record, per-key StreamState changelogged`);
     console.log('pipeline   burst rec/s  burst p50/p99 ms   paced p50/p99 ms');
     for (const [mode, burst, paced] of rows) {
       console.log(`${mode.padEnd(10)} ${burst.recordsPerSecond.toFixed(0).padStart(11)}  ${`${burst.p50}/${burst.p99}`.padStart(15)}   ${`${paced.p50}/${paced.p99}`.padStart(15)}`);
     }
-    const [identity, memory] = rows;
-    if (identity && memory) console.log(`memory / identity throughput ratio: ${(memory[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(2)}`);
+    model.dispose();
+    const [identity, memory, withModel] = rows;
+    if (identity && memory && withModel) {
+      console.log(`throughput ratios to identity: memory ${(memory[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(3)}, model ${(withModel[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(4)}`);
+    }
   } finally {
     if (started) await stopBroker({});
   }
