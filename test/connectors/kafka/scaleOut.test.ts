@@ -86,3 +86,56 @@ test('two processors split the partitions; after one is SIGKILLed the other take
   const finalStates = await changelogDigests(kafka, topics.changelog, KEYS);
   for (const [key, d] of ref.finalDigest) t.is(finalStates.get(key), d, `key ${key}: memory bit-identical after the takeover`);
 });
+
+test('a second processor joining mid-stream takes partitions over gracefully; the handed-over memory continues exactly', async (t) => {
+  await requireBroker();
+  await backendReady;
+  const kafka = testKafka();
+  const topics = { input: uniqueName('join-in'), output: uniqueName('join-out'), group: uniqueName('join'), changelog: uniqueName('join-changelog') };
+  const processors: Processor[] = [];
+  t.teardown(async () => {
+    killAll(processors);
+    await deleteTopics(kafka, [topics.input, topics.output, topics.changelog, `${topics.group}.dlq`]);
+  });
+  await createTopic(kafka, topics.input, PARTITIONS);
+  await createTopic(kafka, topics.output, PARTITIONS);
+  await createTopic(kafka, topics.changelog, PARTITIONS, true);
+  const ref = reference(RECORDS, PARTITIONS, KEYS);
+  await produceRecords(kafka, topics.input, RECORDS / 2, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
+
+  const a = startProcessor(topics, processors);
+  await waitFor(() => (reports(a).at(-1)?.assigned ?? []).length === PARTITIONS, 60_000, 'A to hold every partition');
+  await new Promise((r) => setTimeout(r, 1000));
+  const b = startProcessor(topics, processors);
+  await waitFor(() => (reports(b).at(-1)?.assigned ?? []).length > 0, 60_000, 'B to get partitions in the rebalance');
+  // The second half, keeping record i on partition i % 4 at offset floor(i / 4).
+  const producer = kafka.producer();
+  await producer.connect();
+  const rest = [];
+  for (let i = RECORDS / 2; i < RECORDS; i++) rest.push({ key: `k${i % KEYS}`, value: String(i), partition: i % PARTITIONS });
+  await producer.send({ topic: topics.input, acks: -1, messages: rest });
+  await producer.disconnect();
+  const ends = RECORDS / PARTITIONS;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const committed = await committedOffsets(kafka, topics.group, topics.input);
+    if ([...Array(PARTITIONS).keys()].every((p) => committed.get(p) === ends)) break;
+    if (Date.now() > deadline) {
+      t.fail(`commits did not reach the end: ${JSON.stringify([...committed])}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  a.child.kill('SIGTERM');
+  b.child.kill('SIGTERM');
+  t.is(await a.exited, 0);
+  t.is(await b.exited, 0);
+  const check = await checkOutputs(kafka, topics.output, ref, RECORDS);
+  t.log(`outputs ${check.outputs} (A ${check.byPid.get(a.child.pid ?? 0) ?? 0}, B ${check.byPid.get(b.child.pid ?? 0) ?? 0}); ${check.duplicates} duplicates; B restored ${Math.max(...reports(b).map((r) => r.restoredKeys ?? 0))} keys`);
+  t.true((check.byPid.get(b.child.pid ?? 0) ?? 0) > 0, 'B processed the records of the partitions it took over');
+  t.true(Math.max(...reports(b).map((r) => r.restoredKeys ?? 0)) > 0, 'B restored their keys from the changelog');
+  t.is(check.missing, 0, 'the output is complete');
+  t.is(check.wrongDigest, 0, 'every output carries the memory an uninterrupted run has');
+  const finalStates = await changelogDigests(kafka, topics.changelog, KEYS);
+  for (const [key, d] of ref.finalDigest) t.is(finalStates.get(key), d, `key ${key}: memory bit-identical after the handover`);
+});
