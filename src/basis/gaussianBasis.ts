@@ -98,30 +98,13 @@ export function gaussianBasis(options: GaussianBasisOptions): GaussianBasis {
   };
 }
 
-// The constant rows (centres, variances) as kept tensors, one pair per basis and input rank:
-// uploading them on every call cost a visible share of token-mode time on the native backend.
-const constants = new WeakMap<Float32Array, Map<number, [tf.Tensor, tf.Tensor]>>();
-
-function constantRows(centers: Float32Array, variances: Float32Array, rank: number): [tf.Tensor, tf.Tensor] {
-  let byRank = constants.get(centers);
-  if (byRank === undefined) constants.set(centers, (byRank = new Map()));
-  const hit = byRank.get(rank);
-  if (hit !== undefined && !hit[0].isDisposed && !hit[1].isDisposed) return hit;
-  const shape = [...new Array<number>(rank).fill(1), centers.length];
-  const pair: [tf.Tensor, tf.Tensor] = [tf.keep(tf.tensor(centers, shape)), tf.keep(tf.tensor(variances, shape))];
-  byRank.set(rank, pair);
-  return pair;
-}
-
-/**
- * N(mu; mu_n, sigmaSq + sigma_n^2) for every n; differentiable, no checks (hot path). `centers`
- * and `variances` should be the same arrays on every call (their tensors are cached by identity).
- */
+/** N(mu; mu_n, sigmaSq + sigma_n^2) for every n; differentiable, no checks (hot path). */
 export function basisExpectation(mu: tf.Tensor, sigmaSq: tf.Tensor, centers: Float32Array, variances: Float32Array): tf.Tensor {
-  const [c, v] = constantRows(centers, variances, mu.rank);
   return tf.tidy(() => {
-    const total = tf.add(tf.expandDims(sigmaSq, -1), v);
-    const diff = tf.sub(tf.expandDims(mu, -1), c);
+    // Two small uploads per call; a global cache of kept tensors would outlive models.
+    const shape = [...new Array<number>(mu.rank).fill(1), centers.length];
+    const total = tf.add(tf.expandDims(sigmaSq, -1), tf.tensor(variances, shape));
+    const diff = tf.sub(tf.expandDims(mu, -1), tf.tensor(centers, shape));
     const expo = tf.exp(tf.neg(tf.div(tf.square(diff), tf.mul(total, 2))));
     return tf.mul(expo, tf.rsqrt(tf.mul(total, 2 * Math.PI)));
   });
