@@ -6,8 +6,8 @@
  */
 import test from 'ava';
 import { backendReady } from '../../helpers/backend.js';
-import { committedOffsets, createTopic, deleteTopics, produceRecords, requireBroker, testKafka, uniqueName, waitFor } from '../../helpers/kafka.js';
-import { changelogDigests, checkOutputs, killAll, outputCount, reference, startProcessor, unexplainedDuplicates, type Processor } from './fixtures/harness.js';
+import { committedOffsets, produceRecords, requireBroker, waitFor } from '../../helpers/kafka.js';
+import { setUpPipeline, changelogDigests, checkOutputs, outputCount, reference, startProcessor, unexplainedDuplicates } from './fixtures/harness.js';
 
 const RECORDS = 8000;
 const PARTITIONS = 4;
@@ -16,16 +16,7 @@ const KEYS = 8;
 test('three SIGKILLs at random points: no input lost, duplicates only for uncommitted records, per-key memory bit-identical', async (t) => {
   await requireBroker();
   await backendReady;
-  const kafka = testKafka();
-  const topics = { input: uniqueName('crash-in'), output: uniqueName('crash-out'), group: uniqueName('crash'), changelog: uniqueName('crash-changelog') };
-  const processors: Processor[] = [];
-  t.teardown(async () => {
-    killAll(processors);
-    await deleteTopics(kafka, [topics.input, topics.output, topics.changelog, `${topics.group}.dlq`]);
-  });
-  await createTopic(kafka, topics.input, PARTITIONS);
-  await createTopic(kafka, topics.output, PARTITIONS);
-  await createTopic(kafka, topics.changelog, PARTITIONS, true);
+  const { kafka, topics, processors } = await setUpPipeline(t, 'crash', PARTITIONS);
   await produceRecords(kafka, topics.input, RECORDS, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
   const ref = reference(RECORDS, PARTITIONS, KEYS);
 

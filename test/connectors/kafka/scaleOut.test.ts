@@ -5,8 +5,8 @@
  */
 import test from 'ava';
 import { backendReady } from '../../helpers/backend.js';
-import { committedOffsets, createTopic, deleteTopics, produceRecords, requireBroker, testKafka, uniqueName, waitFor } from '../../helpers/kafka.js';
-import { changelogDigests, checkOutputs, killAll, reference, startProcessor, unexplainedDuplicates, type Processor } from './fixtures/harness.js';
+import { committedOffsets, produceRecords, requireBroker, waitFor } from '../../helpers/kafka.js';
+import { setUpPipeline, changelogDigests, checkOutputs, reference, startProcessor, unexplainedDuplicates, type Processor } from './fixtures/harness.js';
 
 const RECORDS = 8000;
 const PARTITIONS = 4;
@@ -23,16 +23,7 @@ const reports = (p: Processor): Report[] => p.lines.map((l) => JSON.parse(l) as 
 test('two processors split the partitions; after one is SIGKILLed the other takes its partitions and their state over', async (t) => {
   await requireBroker();
   await backendReady;
-  const kafka = testKafka();
-  const topics = { input: uniqueName('scale-in'), output: uniqueName('scale-out'), group: uniqueName('scale'), changelog: uniqueName('scale-changelog') };
-  const processors: Processor[] = [];
-  t.teardown(async () => {
-    killAll(processors);
-    await deleteTopics(kafka, [topics.input, topics.output, topics.changelog, `${topics.group}.dlq`]);
-  });
-  await createTopic(kafka, topics.input, PARTITIONS);
-  await createTopic(kafka, topics.output, PARTITIONS);
-  await createTopic(kafka, topics.changelog, PARTITIONS, true);
+  const { kafka, topics, processors } = await setUpPipeline(t, 'scale', PARTITIONS);
   const ref = reference(RECORDS, PARTITIONS, KEYS);
 
   const a = startProcessor(topics, processors);
@@ -93,16 +84,7 @@ test('two processors split the partitions; after one is SIGKILLed the other take
 test('a second processor joining mid-stream takes partitions over gracefully; the handed-over memory continues exactly', async (t) => {
   await requireBroker();
   await backendReady;
-  const kafka = testKafka();
-  const topics = { input: uniqueName('join-in'), output: uniqueName('join-out'), group: uniqueName('join'), changelog: uniqueName('join-changelog') };
-  const processors: Processor[] = [];
-  t.teardown(async () => {
-    killAll(processors);
-    await deleteTopics(kafka, [topics.input, topics.output, topics.changelog, `${topics.group}.dlq`]);
-  });
-  await createTopic(kafka, topics.input, PARTITIONS);
-  await createTopic(kafka, topics.output, PARTITIONS);
-  await createTopic(kafka, topics.changelog, PARTITIONS, true);
+  const { kafka, topics, processors } = await setUpPipeline(t, 'join', PARTITIONS);
   const ref = reference(RECORDS, PARTITIONS, KEYS);
   await produceRecords(kafka, topics.input, RECORDS / 2, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
 
