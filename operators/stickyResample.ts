@@ -1,7 +1,7 @@
 import type { OperatorFunction } from 'rxjs';
 import type * as tf from '@tensorflow/tfjs';
 import { BadInputError } from '../src/errors.js';
-import { createRng } from '../src/memory/rng.js';
+import { createRng, type Rng } from '../src/memory/rng.js';
 import { stickyMass, stickyResample as drawPositions, DEFAULT_STICKY_BINS } from '../src/memory/stickyResample.js';
 import { mapFrames, type StageOptions } from './mapFrames.js';
 import type { MemoryFrame } from './memoryFrame.js';
@@ -14,6 +14,12 @@ export interface StickyResampleOperatorOptions extends StageOptions {
   numBins?: number;
   /** Seed of the stream's sampling; the same seed replays the same positions. Default 0. */
   seed?: number;
+  /**
+   * A generator to draw from instead of a private one seeded with `seed`, e.g. one shared by
+   * the pipelines of several layers, drawn from in the model's order (layer 0, 1, ... per
+   * segment), as `InfiniFormer` does with a stream's RNG. The caller owns its state.
+   */
+  rng?: Rng;
 }
 
 /**
@@ -28,7 +34,7 @@ export interface StickyResampleOperatorOptions extends StageOptions {
  */
 export function stickyResample(options: StickyResampleOperatorOptions): OperatorFunction<MemoryFrame | tf.Tensor, MemoryFrame> {
   return mapFrames(options, () => {
-    const rng = createRng(options.seed ?? 0);
+    const rng = options.rng ?? createRng(options.seed ?? 0);
     return {
       step: (frame) => {
         if (frame.attention === undefined) return frame;

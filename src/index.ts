@@ -12,7 +12,7 @@ export * from './logger.js';
 export * from './backend.js';
 export { gaussianBasis, binMass, DEFAULT_WIDTHS } from './basis/gaussianBasis.js';
 export type { GaussianBasis, GaussianBasisOptions } from './basis/gaussianBasis.js';
-export { ridgeOperator, clearRidgeCache, DEFAULT_LAMBDA } from './basis/ridgeOperator.js';
+export { ridgeOperator, clearRidgeCache, ridgeCacheSize, DEFAULT_LAMBDA } from './basis/ridgeOperator.js';
 export type { RidgeOptions } from './basis/ridgeOperator.js';
 export { centredPositions, contractionPositions } from './basis/positions.js';
 export { smooth, DEFAULT_SMOOTHING_KERNEL } from './memory/smooth.js';
