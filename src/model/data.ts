@@ -36,14 +36,32 @@ export interface SegmentSource {
   setState(state: unknown): void;
 }
 
+/** Options of {@link tokenStreamSource}. */
+export interface TokenStreamOptions {
+  /** Parallel streams b. */
+  numStreams: number;
+  /** Segment length L (the model's). */
+  segmentLength: number;
+  /**
+   * Classifier labels aligned with `tokens` (-1 = unlabelled): the label of position j is what
+   * the classifier head should say having read tokens up to j (e.g. a log line's class at its
+   * newline). Default none.
+   */
+  labels?: ArrayLike<number>;
+}
+
 /**
  * Splits one long token sequence into `numStreams` contiguous parallel streams (Transformer-XL
  * batching): stream i reads tokens [i S, (i + 1) S) with S = floor(len / b), L at a time, the
  * targets being the next tokens. At the end of a stream every stream restarts (reset).
  */
-export function tokenStreamSource(tokens: ArrayLike<number>, options: { numStreams: number; segmentLength: number }): SegmentSource {
+export function tokenStreamSource(tokens: ArrayLike<number>, options: TokenStreamOptions): SegmentSource {
   const b = options.numStreams;
   const L = options.segmentLength;
+  const labels = options.labels;
+  if (labels !== undefined && labels.length !== tokens.length) {
+    throw new BadInputError('labels', `expected one label per token (${tokens.length}), got ${labels.length}`);
+  }
   if (!Number.isInteger(b) || b < 1) throw new BadConfigError('numStreams', `must be a positive integer, got ${String(b)}`);
   if (!Number.isInteger(L) || L < 1) throw new BadConfigError('segmentLength', `must be a positive integer, got ${String(L)}`);
   const perStream = Math.floor(tokens.length / b);
@@ -57,18 +75,22 @@ export function tokenStreamSource(tokens: ArrayLike<number>, options: { numStrea
       cursor += 1;
       const inputs: Int32Array[] = [];
       const targets: Int32Array[] = [];
+      const rows: Int32Array[] = [];
       for (let i = 0; i < b; i++) {
         const start = i * perStream + seg * L;
         const inp = new Int32Array(L);
         const tgt = new Int32Array(L);
+        const lab = new Int32Array(labels === undefined ? 0 : L);
         for (let j = 0; j < L; j++) {
           inp[j] = tokens[start + j]!;
           tgt[j] = tokens[start + j + 1]!;
+          if (labels !== undefined) lab[j] = labels[start + j]!;
         }
         inputs.push(inp);
         targets.push(tgt);
+        rows.push(lab);
       }
-      return { inputs, targets, reset: new Array<boolean>(b).fill(seg === 0) };
+      return { inputs, targets, ...(labels === undefined ? {} : { labels: rows }), reset: new Array<boolean>(b).fill(seg === 0) };
     },
     getState: () => ({ cursor }),
     setState(state) {

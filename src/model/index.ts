@@ -8,7 +8,7 @@ export { paramSpecs } from './params.js';
 export type { ModelParams, LayerParams, ParamSpec } from './params.js';
 export { saveModel, loadModel, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './io.js';
 export { tokenStreamSource } from './data.js';
-export type { SegmentBatch, SegmentSource } from './data.js';
+export type { SegmentBatch, SegmentSource, TokenStreamOptions } from './data.js';
 export { Trainer, evaluate, learningRateAt, weightedCrossEntropy } from './trainer.js';
 export type { TrainerOptions, ResolvedTrainerOptions, StepResult, ProgressEvent, EvalResult, RunOptions } from './trainer.js';
 export { sortingTaskSource, sortingTarget, sortingSequence, SORT_VOCAB, SORT_SEPARATOR, SORT_PADDING, SORT_SYMBOLS } from './sortingTask.js';
