@@ -43,6 +43,11 @@ export interface TrainerOptions {
   lmWeight?: number;
   /** Weight of the classifier cross-entropy (batches with `labels` / `windowLabels`). Default 1. */
   classifierWeight?: number;
+  /**
+   * Weight of each label in the classifier cross-entropy (one per label, e.g. inverse class
+   * frequencies for imbalanced labels); the loss is the weighted mean. Default all 1.
+   */
+  classWeights?: readonly number[];
 }
 
 /** One step's figures. */
@@ -119,10 +124,16 @@ export interface ResolvedTrainerOptions {
   seed: number;
   lmWeight: number;
   classifierWeight: number;
+  /** Empty: every label weighs 1. */
+  classWeights: readonly number[];
 }
 
 function resolveOptions(o: TrainerOptions): ResolvedTrainerOptions {
-  const r: ResolvedTrainerOptions = {
+  const classWeights = o.classWeights ?? [];
+  if (!Array.isArray(classWeights) || classWeights.some((w) => typeof w !== 'number' || !Number.isFinite(w) || w <= 0)) {
+    throw new BadConfigError('classWeights', `must be an array of positive finite numbers, got ${JSON.stringify(classWeights)}`);
+  }
+  const r: Omit<ResolvedTrainerOptions, 'classWeights'> = {
     learningRate: o.learningRate ?? 1e-3,
     warmupSteps: o.warmupSteps ?? 100,
     totalSteps: o.totalSteps ?? 10_000,
@@ -140,7 +151,7 @@ function resolveOptions(o: TrainerOptions): ResolvedTrainerOptions {
   if (r.learningRate <= 0) throw new BadConfigError('learningRate', 'must be positive');
   if (r.beta1 >= 1 || r.beta2 >= 1) throw new BadConfigError('beta1', 'betas must be below 1');
   if (!Number.isInteger(r.warmupSteps) || !Number.isInteger(r.totalSteps)) throw new BadConfigError('totalSteps', 'warmupSteps and totalSteps must be integers');
-  return r;
+  return { ...r, classWeights: [...classWeights] };
 }
 
 /** Linear warmup to the peak, then cosine decay to `minRatio` x peak at `totalSteps` (1-based step). */
@@ -183,10 +194,15 @@ function labelTargets(batch: SegmentBatch): LabelTargets | undefined {
   return perEvent === undefined && perWindow === undefined ? undefined : { perEvent, perWindow };
 }
 
-/** Mean classifier cross-entropy over labelled events and windows (labels -1 are skipped). */
-function classifierLoss(model: InfiniFormer, hidden: tf.Tensor, t: LabelTargets): tf.Scalar {
+/**
+ * Mean classifier cross-entropy over labelled events and windows (labels -1 are skipped),
+ * weighted by `classWeights[label]` when given.
+ */
+function classifierLoss(model: InfiniFormer, hidden: tf.Tensor, t: LabelTargets, classWeights: readonly number[]): tf.Scalar {
   const c = model.config.numLabels;
   if (c === 0) throw new BadInputError('labels', 'the batch has labels but the model has no classifier head (numLabels = 0)');
+  if (classWeights.length > 0 && classWeights.length !== c) throw new BadConfigError('classWeights', `expected ${c} weights (numLabels), got ${classWeights.length}`);
+  const weightOf = (l: number): number => (l < 0 ? 0 : (classWeights[l] ?? 1));
   const check = (name: string, l: number): void => {
     if (!Number.isInteger(l) || l < -1 || l >= c) throw new BadInputError(name, `label ${String(l)} is not -1 or an integer in [0, ${c})`);
   };
@@ -194,12 +210,12 @@ function classifierLoss(model: InfiniFormer, hidden: tf.Tensor, t: LabelTargets)
   if (t.perEvent !== undefined) {
     t.perEvent.forEach((row, i) => row.forEach((l) => check(`labels[${i}]`, l)));
     const logits = model.classify(hidden, 'event');
-    parts.push(weightedCrossEntropy(logits, t.perEvent.map((row) => row.map((l) => Math.max(l, 0))), t.perEvent.map((row) => Float32Array.from(row, (l) => (l >= 0 ? 1 : 0)))));
+    parts.push(weightedCrossEntropy(logits, t.perEvent.map((row) => row.map((l) => Math.max(l, 0))), t.perEvent.map((row) => Float32Array.from(row, weightOf))));
   }
   if (t.perWindow !== undefined) {
     t.perWindow.forEach((l) => check('windowLabels', l));
     const logits = tf.expandDims(model.classify(hidden, 'window'), 1);
-    parts.push(weightedCrossEntropy(logits, Array.from(t.perWindow, (l) => Int32Array.of(Math.max(l, 0))), Array.from(t.perWindow, (l) => Float32Array.of(l >= 0 ? 1 : 0))));
+    parts.push(weightedCrossEntropy(logits, Array.from(t.perWindow, (l) => Int32Array.of(Math.max(l, 0))), Array.from(t.perWindow, (l) => Float32Array.of(weightOf(l)))));
   }
   return (parts.length === 1 ? parts[0]! : tf.div(tf.addN(parts), parts.length)) as tf.Scalar;
 }
@@ -282,7 +298,7 @@ export class Trainer {
         objective = tf.add(objective, tf.mul(ce, this.options.lmWeight));
       }
       if (labelled !== undefined) {
-        const cls = classifierLoss(model, out.hidden, labelled);
+        const cls = classifierLoss(model, out.hidden, labelled, this.options.classWeights);
         objective = tf.add(objective, tf.mul(cls, this.options.classifierWeight));
         clsCe = tf.keep(cls);
       }
