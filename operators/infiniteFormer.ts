@@ -91,6 +91,8 @@ export interface InfiniteFormerStats {
   liveKeys: number;
   /** Tokens waiting now, over all keys. */
   pending: number;
+  /** The most tokens one key's queue has held. */
+  maxQueued: number;
   /** Whether `onPause` was called and `onResume` not yet. */
   paused: boolean;
   /** Tokens run through the model. */
@@ -234,12 +236,13 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       /** Entries whose state is in memory, least recently run first. */
       const live = new Map<string, Entry<T>>();
       const initial = new Map(initialEntries);
-      const counts = { tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
+      const counts = { maxQueued: 0, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
       let pending = 0;
       let paused = false;
       let draining = false;
       let closed = false;
       let tick: Subscription | undefined;
+      let tickScheduled = false;
       let deferredEnd: (() => void) | undefined;
 
       const fail = (error: unknown, record: T, key?: string, token?: number): void => {
@@ -451,23 +454,31 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         return false;
       };
 
+      // A synchronous scheduler (queueScheduler) may run an action inside schedule(): keep the
+      // subscription only when the action has not run yet.
       const requestTick = (): void => {
-        if (tick !== undefined || closed) return;
-        tick = scheduler.schedule(() => {
+        if (tickScheduled || closed) return;
+        tickScheduled = true;
+        const s = scheduler.schedule(() => {
+          tickScheduled = false;
           tick = undefined;
           drain(roundsPerTick, false);
           if (hasReady()) requestTick();
         }, 0);
+        if (tickScheduled) tick = s;
       };
 
       const armTimer = (e: Entry<T>): void => {
         if (maxDelay === undefined || e.timer !== undefined || e.flushDue || e.queue.length === 0 || closed) return;
         const wait = Math.max(0, e.queue[0]!.at + maxDelay - scheduler.now());
-        e.timer = scheduler.schedule(() => {
+        let fired = false;
+        const s = scheduler.schedule(() => {
+          fired = true;
           e.timer = undefined;
           e.flushDue = true;
           requestTick();
         }, wait);
+        if (!fired) e.timer = s;
       };
 
       // ---- arrival ----
@@ -520,6 +531,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
             counts.dropped++;
             fail(new OverflowError(`the queue of key ${JSON.stringify(key)} is full (maxQueue ${maxQueue}): its oldest token was dropped`), dropped.record, key, dropped.token);
           }
+          counts.maxQueued = Math.max(counts.maxQueued, e.queue.length);
         }
         if (!waiting.has(key)) waiting.set(key, e);
         if (!paused && pending >= high) {
@@ -537,6 +549,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         closed = true;
         tick?.unsubscribe();
         tick = undefined;
+        tickScheduled = false;
         for (const e of entries.values()) e.timer?.unsubscribe();
         for (const e of live.values()) e.ks?.state.dispose();
         entries.clear();
@@ -550,6 +563,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       const finish = (flush: boolean, spill: boolean): void => {
         tick?.unsubscribe();
         tick = undefined;
+        tickScheduled = false;
         if (flush) {
           for (const e of waiting.values()) {
             e.timer?.unsubscribe();
@@ -604,7 +618,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
     if (sessions.size > 1) throw new InfiniformerError(`infiniteFormer: stats() needs one live subscription, there are ${sessions.size}`, 'ERR_AMBIGUOUS');
     const [only] = sessions;
     if (only !== undefined) return only.stats();
-    return lastStats?.() ?? { liveKeys: 0, pending: 0, paused: false, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
+    return lastStats?.() ?? { liveKeys: 0, pending: 0, maxQueued: 0, paused: false, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
   };
   return Object.assign(operator, { snapshot, stats });
 }
