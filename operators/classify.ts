@@ -99,7 +99,9 @@ export function classify<T extends HiddenRecord>(head: ClassifierHead, options: 
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new BadConfigError('maxKeys', `must be a positive integer, got ${String(maxKeys)}`);
 
   const label = (logits: tf.Tensor): Classification => {
-    const scores = Array.from(tf.tidy(() => tf.softmax(tf.reshape(logits, [C]))).dataSync());
+    const probs = tf.tidy(() => tf.softmax(tf.reshape(logits, [C])));
+    const scores = Array.from(probs.dataSync());
+    probs.dispose();
     let best = 0;
     for (let i = 1; i < C; i++) if (scores[i]! > scores[best]!) best = i;
     return { label: labels?.[best] ?? String(best), labelIndex: best, scores };
