@@ -42,7 +42,8 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
   /**
    * Receives an evicted key's state as bytes (spill it to disk, Redis, a compacted topic ...),
    * after which the operator frees it; pair it with `restore` to bring the key back exactly.
-   * Without it an evicted key starts over when it returns. Called synchronously.
+   * Without it an evicted key starts over when it returns. Called synchronously; if it throws,
+   * the stream errors with that error (as when any hook throws), after every state is freed.
    */
   onEvict?: (key: string, bytes: Uint8Array) => void;
   /**
@@ -436,12 +437,16 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
           for (let r = 0; r < maxRounds && !closed; r++) {
             if (!round(flushAll)) break;
           }
+          if (paused && pending <= low && !closed) {
+            paused = false;
+            options.onResume?.();
+          }
+        } catch (error) {
+          draining = false;
+          fatal(error);
+          return;
         } finally {
           draining = false;
-        }
-        if (paused && pending <= low && !closed) {
-          paused = false;
-          options.onResume?.();
         }
         // The source ended while the rounds ran (a downstream that completes its own source).
         const end = deferredEnd;
@@ -494,10 +499,12 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
           fail(error, record);
           return;
         }
+        let source: unknown;
         try {
           const raw = tokensOf(record);
           ids = readTokens(typeof raw === 'number' ? { token: raw } : { tokens: raw }, V);
           if (ids.length === 0) throw new BadInputError('tokens', 'is empty');
+          source = sourceOf(record);
         } catch (error) {
           fail(error, record, key);
           return;
@@ -513,7 +520,6 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
           e = { key, queue: [], ks: undefined, pos: undefined, timer: undefined, flushDue: false };
           entries.set(key, e);
         }
-        const source = sourceOf(record);
         const at = scheduler.now();
         for (let i = 0; i < n; i++) {
           if (overflow === 'block') {
@@ -560,6 +566,13 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         sessions.delete(session);
       };
 
+      /** A hook threw (onEvict, onPause, onResume, seed ...): free everything, error the stream. */
+      const fatal = (error: unknown): void => {
+        if (closed) return;
+        release();
+        subscriber.error(error);
+      };
+
       const finish = (flush: boolean, spill: boolean): void => {
         tick?.unsubscribe();
         tick = undefined;
@@ -576,13 +589,21 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       };
 
       const onError = (err: unknown): void => {
-        finish(flushOnError, false);
+        try {
+          finish(flushOnError, false);
+        } catch (error) {
+          fatal(error);
+        }
         if (closed) return;
         release();
         subscriber.error(err);
       };
       const onComplete = (): void => {
-        finish(true, spillOnComplete);
+        try {
+          finish(true, spillOnComplete);
+        } catch (error) {
+          fatal(error);
+        }
         if (closed) return;
         release();
         subscriber.complete();
@@ -590,7 +611,11 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       const sub = upstream.subscribe({
         next(record) {
           if (closed || subscriber.closed) return; // a synchronous source after downstream unsubscribed
-          enqueue(record);
+          try {
+            enqueue(record);
+          } catch (error) {
+            fatal(error);
+          }
         },
         error(err: unknown) {
           if (closed) return;

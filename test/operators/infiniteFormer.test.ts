@@ -118,6 +118,40 @@ for (const mode of ['token', 'segment'] as const) {
   });
 }
 
+test('property: any interleaving, record sizes, key bound, batching and scheduler give each key its direct per-key results', async (t) => {
+  const model = tinyModel({ numLayers: 1, sticky: true });
+  const V = model.config.vocabSize;
+  const r = lcg(77);
+  const cache = new Map<string, Float32Array[]>();
+  let worst = 0;
+  for (let trial = 0; trial < 8; trial++) {
+    const mode = r() < 0.5 ? 'token' : 'segment';
+    const streams: Record<string, number[]> = {};
+    for (const k of ['p', 'q', 'r']) streams[k] = randomTokens(1 + Math.floor(r() * 20), V, 100 + Math.floor(r() * 5));
+    const direct = Object.fromEntries(
+      Object.entries(streams).map(([k, toks]) => {
+        const id = `${mode}:${toks.join(',')}`;
+        if (!cache.has(id)) cache.set(id, mode === 'token' ? directTokens(model, toks) : directSegments(model, toks));
+        return [k, cache.get(id)!];
+      }),
+    );
+    const store = new Map<string, Uint8Array>();
+    const options = {
+      mode,
+      maxKeys: 1 + Math.floor(r() * 3),
+      batch: r() < 0.7,
+      maxQueue: mode === 'segment' ? 8 + Math.floor(r() * 8) : 1 + Math.floor(r() * 6),
+      scheduler: r() < 0.5 ? queueScheduler : undefined,
+      onEvict: (k: string, b: Uint8Array) => store.set(k, b),
+      restore: (k: string) => store.get(k),
+    } as const;
+    const out = await lastValueFrom(from(interleaved(streams, 200 + trial)).pipe(infiniteFormer(model, options), toArray()));
+    worst = Math.max(worst, compare(t, out, streams, direct, false));
+  }
+  t.log(`8 random configurations: max |diff| = ${worst.toExponential(2)}`);
+  model.dispose();
+});
+
 test('LRU eviction: a key spilled and restored continues bit-identically to one never evicted (token and segment mode)', async (t) => {
   const model = tinyModel({ sticky: true });
   const V = model.config.vocabSize;
@@ -393,7 +427,7 @@ test('marbles: an upstream error passes through after the waiting tokens ran (or
 });
 
 // Serial: ava runs serial tests before the concurrent ones, so no other test allocates meanwhile.
-test.serial('no tensor leaks: completion, upstream error, early unsubscribe, eviction, in both modes', async (t) => {
+test.serial('no tensor leaks: completion, upstream error, early unsubscribe, eviction, a throwing hook, in both modes', async (t) => {
   const model = tinyModel({ sticky: true });
   const V = model.config.vocabSize;
   const streams = { a: randomTokens(40, V, 20), b: randomTokens(30, V, 21), c: randomTokens(25, V, 22) };
@@ -411,6 +445,12 @@ test.serial('no tensor leaks: completion, upstream error, early unsubscribe, evi
     const some = await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode }), take(7), toArray()));
     t.is(some.length, 7);
     t.is(tf.memory().numTensors, before, `${mode}: early unsubscribe`);
+    // A hook that throws (here the spill store) errors the stream, and everything is freed.
+    const full = (): never => {
+      throw new Error('spill store full');
+    };
+    await t.throwsAsync(lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, onEvict: full }), toArray())), { message: 'spill store full' });
+    t.is(tf.memory().numTensors, before, `${mode}: a hook threw`);
   }
   t.log(`live tensors before and after every run: ${before}`);
   model.dispose();
