@@ -164,11 +164,13 @@ const defaultSource = (r: unknown): unknown => (r as TokenInput | null)?.source;
  * `onEvict`, brought back through `restore`); `snapshot()` and `initialState` save and restore
  * them all. Records arrive on a queue per key (bounded: `maxQueue`, `overflow`; `onPause` /
  * `onResume` at watermarks so a source can be slowed); on the next scheduler tick every key
- * with waiting tokens advances by one token (token mode) or one chunk (segment mode), all such
- * keys in one batched forward pass, serially per key. Bad records (missing key, token outside
- * the vocabulary, not an integer, empty) go to `errors` and the stream goes on. Completion runs
- * what waits, spills every key through `onEvict` and frees every tensor; errors and unsubscribe
- * free everything too.
+ * with waiting tokens advances by one token (token mode) or one chunk (segment mode), such keys
+ * batched into one forward pass per segment position; each key runs serially, so its outputs
+ * come in order (keys interleave by rounds) and equal calling the model on that key alone
+ * (bit-identical with `batch: false`, to float tolerance batched). Bad records (missing key,
+ * token outside the vocabulary, not an integer, empty) go to `errors` and the stream goes on.
+ * Completion runs what waits, spills every key through `onEvict` and frees every tensor; errors
+ * and unsubscribe free everything too.
  *
  * @example
  * ```ts
