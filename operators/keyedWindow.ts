@@ -25,6 +25,11 @@ export class KeyedState<S> {
     return this.map.size;
   }
 
+  /** Every key and its state, least recently used first. */
+  entries(): IterableIterator<[string, S]> {
+    return this.map.entries();
+  }
+
   clear(): void {
     this.map.clear();
   }

@@ -69,3 +69,14 @@ export class ConnectorError extends InfiniformerError {
     super(message, 'ERR_CONNECTOR', { retriable: true, ...options });
   }
 }
+
+/**
+ * A bounded buffer is full (e.g. an operator's per-key queue): the record was rejected or an
+ * older one dropped, by the documented overflow strategy. Retriable: the same record may fit
+ * once the backlog drains.
+ */
+export class OverflowError extends InfiniformerError {
+  constructor(message: string, options: InfiniformerErrorOptions = {}) {
+    super(message, 'ERR_OVERFLOW', { retriable: true, ...options });
+  }
+}

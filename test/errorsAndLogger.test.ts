@@ -6,6 +6,7 @@ import {
   ModelFileError,
   BackendError,
   ConnectorError,
+  OverflowError,
   createLogger,
   setLogSink,
   setLogLevel,
@@ -22,6 +23,7 @@ test('typed errors carry a stable code, a retriable flag, a cause, and the offen
     [new BackendError('no wasm'), 'ERR_BACKEND', false],
     [new ConnectorError('broker down', { cause }), 'ERR_CONNECTOR', true],
     [new ConnectorError('bad credentials', { retriable: false }), 'ERR_CONNECTOR', false],
+    [new OverflowError('queue of key a is full'), 'ERR_OVERFLOW', true],
   ];
   for (const [err, code, retriable] of cases) {
     t.true(err instanceof InfiniformerError);
