@@ -26,7 +26,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -95,26 +94,47 @@ export interface CutResult {
 
 /**
  * Copies whole lines of `source`, starting at line `firstLine` (1-based), to `target` until the
- * next line would take it past `maxBytes` (at least one line is written).
+ * next line would take it past `maxBytes` (at least one line is written). Lines end at `\n`
+ * only and are copied byte for byte (the log's `\r\n` and `\r\r\n` endings stay as they are).
  */
 export async function cutLines(source: string, target: string, firstLine: number, maxBytes: number): Promise<CutResult> {
-  const rl = createInterface({ input: createReadStream(source), crlfDelay: Infinity });
   const out = createWriteStream(target);
-  let n = 0;
+  const write = async (b: Uint8Array): Promise<void> => {
+    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
+  };
+  let line = 1;
   let bytes = 0;
   let lines = 0;
-  for await (const line of rl) {
-    n += 1;
-    if (n < firstLine) continue;
-    const size = Buffer.byteLength(line) + 1;
-    if (lines > 0 && bytes + size > maxBytes) break;
-    if (!out.write(`${line}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
-    bytes += size;
-    lines += 1;
+  let pending: Uint8Array[] = [];
+  let pendingLength = 0;
+  let done = false;
+  for await (const chunk of createReadStream(source, { highWaterMark: 1 << 20 })) {
+    const b = chunk as Buffer;
+    let pos = 0;
+    while (pos < b.length && !done) {
+      const nl = b.indexOf(10, pos);
+      const end = nl === -1 ? b.length : nl + 1;
+      if (line >= firstLine) {
+        pending.push(b.subarray(pos, end));
+        pendingLength += end - pos;
+        if (nl !== -1) {
+          if (lines > 0 && bytes + pendingLength > maxBytes) done = true;
+          else {
+            for (const p of pending) await write(p);
+            bytes += pendingLength;
+            lines += 1;
+          }
+          pending = [];
+          pendingLength = 0;
+        }
+      }
+      if (nl !== -1) line += 1;
+      pos = end;
+    }
+    if (done) break;
   }
-  rl.close();
-  await new Promise<void>((done, fail) => out.end((e?: Error | null) => (e ? fail(e) : done())));
-  if (lines === 0) throw new Error(`${source} has fewer than ${firstLine} lines`);
+  await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  if (lines === 0) throw new Error(`${source} has fewer than ${firstLine} whole lines`);
   return { file: target, firstLine, lastLine: firstLine + lines - 1, lines, bytes };
 }
 
