@@ -7,12 +7,10 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BadConfigError,
   InfiniFormer,
   Trainer,
   evaluate,
   initBackend,
-  makeConfig,
   saveModel,
   setLogLevel,
   tokenStreamSource,
@@ -75,14 +73,12 @@ export async function train(args: TrainArgs): Promise<number> {
     if (previous.streams !== args.batch) throw new UsageError(`--resume: --batch ${args.batch} differs from the run's ${previous.streams}`);
     config = previous.config;
     if (args.configGiven) {
-      const given = makeConfigOrUsage(args.config);
-      if (JSON.stringify(given) !== JSON.stringify(config)) throw new UsageError('--resume: --config differs from the run\'s model config (leave it out to resume)');
+      if (JSON.stringify(args.config) !== JSON.stringify(config)) throw new UsageError('--resume: --config differs from the run\'s model config (leave it out to resume)');
     }
   } else {
-    config = makeConfigOrUsage(args.config);
+    config = args.config;
   }
   const L = config.segmentLength;
-  if (config.vocabSize < 256) throw new UsageError(`--config: vocabSize ${config.vocabSize} is too small for bytes (need >= 256; the byte tokenizer has 260)`);
   if (Math.floor(trainBytes.length / args.batch) < L + 1) {
     throw new UsageError(`--data: ${trainBytes.length} training bytes are too few for ${args.batch} streams of at least L + 1 = ${L + 1} bytes (lower --batch or add data)`);
   }
@@ -104,7 +100,7 @@ export async function train(args: TrainArgs): Promise<number> {
     writeFileSync(historyFile, kept.map((h) => `${JSON.stringify(h)}\n`).join(''));
   } else {
     const model = InfiniFormer.create(config, { seed: args.seed });
-    trainer = new Trainer(model, source, { learningRate: args.learningRate, warmupSteps: args.warmup, totalSteps: args.steps, seed: args.seed });
+    trainer = new Trainer(model, source, { learningRate: args.learningRate, warmupSteps: args.warmup, totalSteps: args.scheduleSteps, seed: args.seed });
     writeFileSync(historyFile, '');
   }
   const model = trainer.model;
@@ -236,13 +232,3 @@ export async function train(args: TrainArgs): Promise<number> {
     model.dispose();
   }
 }
-
-function makeConfigOrUsage(overrides: Record<string, unknown>): Readonly<ModelConfig> {
-  try {
-    return makeConfig(overrides as Partial<ModelConfig>);
-  } catch (error) {
-    if (error instanceof BadConfigError) throw new UsageError(`--config: ${error.message}`);
-    throw error;
-  }
-}
-

@@ -4,6 +4,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BadConfigError } from '../../../src/errors.js';
+import { makeConfig } from '../../../src/model/config.js';
+import type { ModelConfig } from '../../../src/model/config.js';
 import { HELP, UsageError, intOption, numberOption, parse, required } from '../command.js';
 import type { Command } from '../command.js';
 import { expandFiles } from '../files.js';
@@ -22,6 +25,8 @@ Options:
   --config <json>         model config overrides: a JSON file, or inline JSON ('{"width":64}');
                           fields as in ModelConfig (default: DEFAULT_CONFIG, e 128, 2 layers, L 128)
   --steps <n>             total training steps (default 1000); with --resume, train up to n
+  --schedule-steps <n>    length of the learning-rate schedule (default: --steps); e.g. run the
+                          first 1000 steps of a 3000-step schedule now, the rest with --resume
   --resume                continue from <out>/checkpoint (same data and options)
   --eval-fraction <f>     share of the data (the tail, whole lines) held back for evaluation
                           (default 0.05; 0 = none)
@@ -31,7 +36,7 @@ Options:
   --checkpoint-every <n>  checkpoint every n steps (default steps/10; always at the end)
   --batch <n>             parallel streams per step (default 8)
   --lr <x>                peak learning rate (default 0.001)
-  --warmup <n>            linear warmup steps (default min(100, steps/10))
+  --warmup <n>            linear warmup steps (default min(100, schedule-steps/10))
   --seed <n>              weight initialisation and sampling seed (default 0)
   --backend <name>        auto | tensorflow | wasm | cpu (default auto: native when installed)
   -h, --help              this text
@@ -51,9 +56,11 @@ export interface TrainArgs {
   argv: string[];
   files: string[];
   out: string;
-  config: Record<string, unknown>;
+  /** The model config: DEFAULT_CONFIG with the --config overrides, validated. */
+  config: Readonly<ModelConfig>;
   configGiven: boolean;
   steps: number;
+  scheduleSteps: number;
   resume: boolean;
   evalFraction: number;
   evalEvery: number;
@@ -87,6 +94,16 @@ export function readConfigOption(raw: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
+/** DEFAULT_CONFIG with `overrides`, validated; a bad field is a usage error naming it. */
+export function modelConfig(overrides: Record<string, unknown>): Readonly<ModelConfig> {
+  try {
+    return makeConfig(overrides as Partial<ModelConfig>);
+  } catch (error) {
+    if (error instanceof BadConfigError) throw new UsageError(`--config: ${error.message}`);
+    throw error;
+  }
+}
+
 export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
   const { values, positionals } = parse({
     args: argv,
@@ -97,6 +114,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
       out: { type: 'string' },
       config: { type: 'string' },
       steps: { type: 'string' },
+      'schedule-steps': { type: 'string' },
       resume: { type: 'boolean' },
       'eval-fraction': { type: 'string' },
       'eval-every': { type: 'string' },
@@ -115,10 +133,12 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
   if ((values.data ?? []).length === 0) throw new UsageError('--data is required (one or more files or globs)');
   const out = required('out', values.out);
   const steps = intOption('steps', values.steps, 1000, 1);
+  const scheduleSteps = intOption('schedule-steps', values['schedule-steps'], steps, 1);
   const backend = values.backend ?? 'auto';
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
   const files = expandFiles('data', patterns);
-  const config = readConfigOption(values.config);
+  const config = modelConfig(readConfigOption(values.config));
+  if (config.vocabSize < 256) throw new UsageError(`--config: vocabSize ${config.vocabSize} is too small for bytes (need >= 256; the byte tokenizer has 260)`);
   return {
     argv: ['train', ...argv],
     files,
@@ -126,6 +146,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     config,
     configGiven: values.config !== undefined,
     steps,
+    scheduleSteps,
     resume: values.resume === true,
     evalFraction: numberOption('eval-fraction', values['eval-fraction'], 0.05, 0, 0.9),
     evalEvery: intOption('eval-every', values['eval-every'], Math.max(1, Math.round(steps / 20)), 0),
@@ -134,7 +155,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     checkpointEvery: intOption('checkpoint-every', values['checkpoint-every'], Math.max(1, Math.round(steps / 10)), 0),
     batch: intOption('batch', values.batch, 8, 1),
     learningRate: numberOption('lr', values.lr, 1e-3, 0, 1, true),
-    warmup: intOption('warmup', values.warmup, Math.min(100, Math.ceil(steps / 10)), 0),
+    warmup: intOption('warmup', values.warmup, Math.min(100, Math.ceil(scheduleSteps / 10)), 0),
     seed: intOption('seed', values.seed, 0, 0),
     backend: backend as TrainArgs['backend'],
   };
