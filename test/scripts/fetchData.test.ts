@@ -34,7 +34,8 @@ test('cutLines copies whole \\n-terminated lines from a 1-based line, byte for b
   t.is(await readFile(join(root, 'c'), 'utf8'), LINES.slice(0, 5).join(''));
   // A budget smaller than the first line still gives that line.
   const d = await cutLines(source, join(root, 'd'), 5, 3);
-  t.is(await readFile(join(root, 'd'), 'utf8'), LINES[4]);
+  t.is(d.bytes, Buffer.byteLength(LINES[4]!));
+  t.is(await readFile(join(root, 'd'), 'utf8'), LINES[4]!);
   await t.throwsAsync(cutLines(source, join(root, 'e'), 6, 100), { message: /fewer than 6 whole lines/ });
 });
 
