@@ -22,7 +22,7 @@ import { evalLayout, evalWithAndWithout } from './evaluation.js';
 import type { EvalLayout } from './evaluation.js';
 import { countLines, readData, splitAtLine } from './files.js';
 import { Progress } from './progress.js';
-import { readHistory, writeReport } from './report.js';
+import { readHistory, shellLine, writeReport } from './report.js';
 import type { HistoryEntry, RunRecord } from './report.js';
 
 function sha256(bytes: Uint8Array): string {
@@ -194,7 +194,7 @@ export async function train(args: TrainArgs): Promise<number> {
       run.status = { state: 'interrupted', step };
       writeJson(runFile, run);
       writeReport(out, run);
-      process.stderr.write(`stopped at step ${step}; checkpoint in ${ckptDir}; continue with: infiniformer ${args.argv.join(' ')} --resume\n`);
+      process.stderr.write(`stopped at step ${step}; checkpoint in ${ckptDir}; continue with: infiniformer ${shellLine(args.resume ? args.argv : [...args.argv, '--resume'])}\n`);
       return 130;
     }
     if (evalOn && args.evalMaxBytes > 0) {
