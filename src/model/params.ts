@@ -105,7 +105,10 @@ export function initParams(c: ModelConfig, seed: number): ModelParams {
     const value = tf.tidy(() => {
       if (s.init === 'zeros') return tf.zeros(s.shape);
       if (s.init === 'ones') return tf.ones(s.shape);
-      return tf.mul(tf.truncatedNormal(s.shape, 0, 1, 'float32', seed * 7919 + i), s.std ?? 0.02);
+      // tfjs takes an op seed of 0 for "no seed" (Math.random), so seed 0's first tensor was
+      // random: give that one op seed another value, leaving every other seed's weights as they were.
+      const opSeed = seed * 7919 + i;
+      return tf.mul(tf.truncatedNormal(s.shape, 0, 1, 'float32', opSeed === 0 ? ZERO_SEED_SUBSTITUTE : opSeed), s.std ?? 0.02);
     });
     vars.set(s.name, tf.variable(value, true, `${s.name}#${nextId++}`));
     value.dispose();
@@ -114,6 +117,8 @@ export function initParams(c: ModelConfig, seed: number): ModelParams {
 }
 
 let nextId = 0;
+/** Op seed used instead of 0 (which tfjs treats as unseeded); no `seed * 7919 + i` of a small model equals it. */
+const ZERO_SEED_SUBSTITUTE = 0x5eed;
 
 /** Groups named variables by role (the names must be those of {@link paramSpecs}). */
 export function wrapParams(c: ModelConfig, vars: Map<string, tf.Variable>): ModelParams {

@@ -1,0 +1,73 @@
+/**
+ * Bits per byte of a byte-level model over a byte string, with and without its long-term
+ * memory, as `infiniformer eval` and the training report print them.
+ *
+ * "Without LTM" means: the same weights, the short-term attention exactly as usual (previous and
+ * current segment), and the long-term memory's contribution Z_LTM switched off in every layer,
+ * i.e. the model is run with `longTermMemory: false`. This is precisely how the model computes
+ * the first segment of every stream, where its memory is still empty, so it is a state the
+ * model was trained in; what it measures is how much the trained model gains from what its
+ * memory holds beyond the short-term window. (It is not the loss of a model *trained* without a
+ * long-term memory.)
+ */
+import { InfiniFormer, evaluate, makeConfig, tokenStreamSource } from '../../src/index.js';
+import type { EvalResult } from '../../src/index.js';
+import { wrapParams } from '../../src/model/params.js';
+import { UsageError } from './command.js';
+
+/** One evaluation's figures, per byte. */
+export interface ByteEval {
+  /** Mean cross-entropy, bits per byte. */
+  bitsPerByte: number;
+  /** 2^bitsPerByte: the per-byte perplexity. */
+  perplexity: number;
+  /** Mean cross-entropy in nats per byte (what {@link evaluate} returns). */
+  crossEntropy: number;
+  /** Share of bytes whose most likely prediction was right. */
+  accuracy: number;
+}
+
+/** The layout of an evaluation pass. */
+export interface EvalLayout {
+  /** Parallel streams the bytes are cut into (contiguous parts, as in training). */
+  streams: number;
+  /** Segments of L bytes per stream. */
+  segments: number;
+  /** Bytes predicted (streams x segments x L). */
+  bytesScored: number;
+}
+
+/** How `bytes` split into streams of whole segments (at most `maxStreams` streams). */
+export function evalLayout(byteCount: number, segmentLength: number, maxStreams: number): EvalLayout {
+  const streams = Math.min(maxStreams, Math.floor(byteCount / (segmentLength + 1)));
+  if (streams < 1) throw new UsageError(`${byteCount} bytes are too few to evaluate: need at least segment length + 1 = ${segmentLength + 1}`);
+  const perStream = Math.floor(byteCount / streams);
+  const segments = Math.floor((perStream - 1) / segmentLength);
+  return { streams, segments, bytesScored: streams * segments * segmentLength };
+}
+
+/** The same weights with the long-term memory's reads switched off (see the module comment). */
+export function withoutLongTermMemory(model: InfiniFormer): InfiniFormer {
+  const config = makeConfig({ ...model.config, longTermMemory: false });
+  return new InfiniFormer(config, wrapParams(config, model.params.byName), model.tokenizer);
+}
+
+function perByte(r: EvalResult): ByteEval {
+  return { bitsPerByte: r.bitsPerToken, perplexity: Math.exp(r.crossEntropy), crossEntropy: r.crossEntropy, accuracy: r.accuracy };
+}
+
+/** Evaluates `model` on `bytes` (one pass, memory carried along each stream). */
+export function evalBytes(model: InfiniFormer, bytes: Uint8Array, layout: EvalLayout): ByteEval {
+  const source = tokenStreamSource(bytes, { numStreams: layout.streams, segmentLength: model.config.segmentLength });
+  return perByte(evaluate(model, source, layout.segments));
+}
+
+/** With and without the long-term memory (the second only when the model has one). */
+export function evalWithAndWithout(model: InfiniFormer, bytes: Uint8Array, layout: EvalLayout): { withLtm: ByteEval; withoutLtm?: ByteEval } {
+  const withLtm = evalBytes(model, bytes, layout);
+  if (!model.config.longTermMemory) return { withLtm };
+  // Shares the weights with `model` (never dispose it: that would free them); its small rotary
+  // table lives as long as the process, which for the command line is one evaluation.
+  const withoutLtm = evalBytes(withoutLongTermMemory(model), bytes, layout);
+  return { withLtm, withoutLtm };
+}

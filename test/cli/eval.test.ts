@@ -1,0 +1,124 @@
+// `infiniformer eval` prints the numbers evaluate() gives when called directly on the saved
+// model, with the long-term memory and without it (the model directory's config switched to
+// longTermMemory: false, loaded through the file format: an independent path to the same model).
+import test from 'ava';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InfiniFormer, evaluate, loadModel, saveModel, tokenStreamSource } from '../../src/index.js';
+import type { EvalResult } from '../../src/index.js';
+import { backendReady } from '../helpers/backend.js';
+import { cli, GCC_SLICE, GCC_SLICE_REL, TINY_CONFIG } from './helpers.js';
+
+let root = '';
+let modelDir = '';
+let noLtmDir = '';
+test.before(async () => {
+  await backendReady;
+  root = await mkdtemp(join(tmpdir(), 'infiniformer-cli-eval-'));
+  modelDir = join(root, 'model');
+  const model = InfiniFormer.create(TINY_CONFIG, { seed: 3 });
+  await saveModel(model, modelDir);
+  model.dispose();
+  // The same weights file, the config saying the long-term memory is off.
+  noLtmDir = join(root, 'model-no-ltm');
+  await mkdir(noLtmDir);
+  await copyFile(join(modelDir, 'weights.bin'), join(noLtmDir, 'weights.bin'));
+  const json = JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8')) as { config: { longTermMemory: boolean } };
+  json.config.longTermMemory = false;
+  await writeFile(join(noLtmDir, 'config.json'), JSON.stringify(json));
+});
+test.after.always(async () => {
+  if (root !== '') await rm(root, { recursive: true, force: true });
+});
+
+interface Figures {
+  bitsPerByte: number;
+  perplexity: number;
+  crossEntropy: number;
+  accuracy: number;
+}
+interface EvalJson {
+  streams: number;
+  segments: number;
+  bytesScored: number;
+  data: { bytes: number; lines: number };
+  withLtm: Figures;
+  withoutLtm: Figures;
+}
+
+/** evaluate() on `bytes` with the layout the command documents: contiguous streams, one pass. */
+async function direct(dir: string, bytes: Uint8Array, maxStreams: number): Promise<{ r: EvalResult; streams: number; segments: number }> {
+  const model = await loadModel(dir);
+  const L = model.config.segmentLength;
+  const streams = Math.min(maxStreams, Math.floor(bytes.length / (L + 1)));
+  const segments = Math.floor((Math.floor(bytes.length / streams) - 1) / L);
+  const r = evaluate(model, tokenStreamSource(bytes, { numStreams: streams, segmentLength: L }), segments);
+  model.dispose();
+  return { r, streams, segments };
+}
+
+function close(t: { true: (v: boolean, m?: string) => void }, cliFig: Figures, r: EvalResult, what: string): void {
+  t.true(Math.abs(cliFig.bitsPerByte - r.bitsPerToken) < 1e-6, `${what}: bits/byte ${cliFig.bitsPerByte} vs ${r.bitsPerToken}`);
+  t.true(Math.abs(cliFig.crossEntropy - r.crossEntropy) < 1e-6, `${what}: nats`);
+  t.true(Math.abs(cliFig.perplexity - Math.exp(r.crossEntropy)) < 1e-5, `${what}: perplexity`);
+  t.true(Math.abs(cliFig.accuracy - r.accuracy) < 1e-9, `${what}: accuracy`);
+}
+
+test.serial('--json: the figures equal evaluate() on the saved model, with and without the long-term memory', async (t) => {
+  const res = await cli(['eval', '--model', modelDir, '--data', GCC_SLICE_REL, '--max-bytes', '6000', '--streams', '3', '--json']);
+  t.is(res.code, 0, res.stderr);
+  const out = JSON.parse(res.stdout) as EvalJson;
+  // --max-bytes keeps whole lines: the bytes up to the last newline within the first 6000.
+  const all = new Uint8Array(await readFile(GCC_SLICE));
+  let end = 6000;
+  while (all[end - 1] !== 10) end -= 1;
+  const bytes = all.subarray(0, end);
+  t.is(out.data.bytes, end);
+  t.is(out.data.lines, bytes.filter((b) => b === 10).length);
+  const on = await direct(modelDir, bytes, 3);
+  const off = await direct(noLtmDir, bytes, 3);
+  t.is(out.streams, on.streams);
+  t.is(out.segments, on.segments);
+  t.is(out.bytesScored, on.streams * on.segments * TINY_CONFIG.segmentLength);
+  t.is(on.r.count, out.bytesScored);
+  close(t, out.withLtm, on.r, 'with LTM');
+  close(t, out.withoutLtm, off.r, 'without LTM');
+  t.log(`with LTM ${out.withLtm.bitsPerByte.toFixed(5)} bits/byte, without ${out.withoutLtm.bitsPerByte.toFixed(5)}`);
+  // The switch does something: an untrained memory still changes the predictions.
+  t.true(Math.abs(out.withLtm.bitsPerByte - out.withoutLtm.bitsPerByte) > 1e-4);
+});
+
+test.serial('one segment per stream: with and without the long-term memory agree exactly (the memory is still empty)', async (t) => {
+  const file = join(root, 'one-segment.txt');
+  await writeFile(file, 'PASS: gcc.dg/tls/opt-1.c abc\n'); // 29 bytes: one stream, one segment of 16
+  const res = await cli(['eval', '--model', modelDir, '--data', file, '--json']);
+  t.is(res.code, 0, res.stderr);
+  const out = JSON.parse(res.stdout) as EvalJson;
+  t.deepEqual([out.streams, out.segments, out.bytesScored], [1, 1, 16]);
+  t.is(out.withLtm.bitsPerByte, out.withoutLtm.bitsPerByte);
+  const tooShort = join(root, 'short.txt');
+  await writeFile(tooShort, 'FAIL\n');
+  const bad = await cli(['eval', '--model', modelDir, '--data', tooShort]);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /5 bytes are too few to evaluate: need at least segment length \+ 1 = 17/);
+});
+
+test.serial('the table and --append-report carry the same numbers and the command', async (t) => {
+  const report = join(root, 'report.md');
+  await writeFile(report, '# Training report\n');
+  const res = await cli(['eval', '--model', modelDir, '--data', GCC_SLICE_REL, '--max-bytes', '3000', '--append-report', report]);
+  t.is(res.code, 0, res.stderr);
+  const all = new Uint8Array(await readFile(GCC_SLICE));
+  let end = 3000;
+  while (all[end - 1] !== 10) end -= 1;
+  const on = await direct(modelDir, all.subarray(0, end), 8);
+  const off = await direct(noLtmDir, all.subarray(0, end), 8);
+  t.regex(res.stdout, new RegExp(`^with LTM +${on.r.bitsPerToken.toFixed(4)} +${Math.exp(on.r.crossEntropy).toFixed(4)} +${on.r.accuracy.toFixed(4)}$`, 'm'));
+  t.regex(res.stdout, new RegExp(`^without LTM +${off.r.bitsPerToken.toFixed(4)} `, 'm'));
+  const md = await readFile(report, 'utf8');
+  t.true(md.startsWith('# Training report\n'));
+  t.true(md.includes(`npx infiniformer eval --model ${modelDir} --data ${GCC_SLICE_REL} --max-bytes 3000\n`), md);
+  t.true(md.includes(`| with LTM | ${on.r.bitsPerToken.toFixed(4)} |`));
+  t.true(md.includes(`| without LTM | ${off.r.bitsPerToken.toFixed(4)} |`));
+});

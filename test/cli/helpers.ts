@@ -1,0 +1,55 @@
+// Runs the real command line (bin/infiniformer) as a child process.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/infiniformer', import.meta.url));
+/** The committed slice of real gcc test-suite log lines. */
+export const GCC_SLICE = fileURLToPath(new URL('../../data/gcc-12-test-results/gcc-heldout.txt', import.meta.url));
+/** The same, relative to the repository root (where {@link cli} runs). */
+export const GCC_SLICE_REL = 'data/gcc-12-test-results/gcc-heldout.txt';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Called with the child once it runs (e.g. to send it a signal). */
+  onSpawn?: (child: ReturnType<typeof spawn>) => void;
+}
+
+/** `infiniformer <args>` with CI=true (plain progress lines), quiet logs. */
+export function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? REPO,
+      env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('close', (code, signal) => done({ code, signal, stdout, stderr }));
+    options.onSpawn?.(child);
+  });
+}
+
+/** A tiny byte-level config: seconds per run on two cores. */
+export const TINY_CONFIG = {
+  width: 16,
+  numHeads: 2,
+  numLayers: 2,
+  ffnWidth: 32,
+  segmentLength: 16,
+  numBasis: 8,
+  basisWidths: [0.05, 0.1],
+  numSamples: 8,
+  dropout: 0,
+};
