@@ -21,6 +21,8 @@ export { perplexity } from './perplexity.js';
 export type { PerplexityOptions, WithPerplexity } from './perplexity.js';
 export { anomalies, quantileOf } from './anomalies.js';
 export type { AnomalyOptions, QuantileAnomalyOptions, ThresholdAnomalyOptions, WithAnomaly } from './anomalies.js';
+export { recordSurprisal } from './recordSurprisal.js';
+export type { RecordSurprisalOptions, RecordScore } from './recordSurprisal.js';
 export { tokenize } from './tokenize.js';
 export type { TokenizeOptions } from './tokenize.js';
 export { detokenize } from './detokenize.js';
