@@ -64,8 +64,10 @@ async function main(): Promise<void> {
 
   const lines = logLines(totalLines, 3, 37);
   const startTensors = tf.memory().numTensors;
-  const spill = new Map<string, Uint8Array>(); // 4 hosts, 3 states in memory: one is always spilled
-  const lm = infiniteFormer(model, { mode, maxKeys: 3, onEvict: (k, b) => spill.set(k, b), restore: (k) => spill.get(k) });
+  // Segment mode: 4 hosts, 3 states in memory, so one is always spilled (as bytes) and restored
+  // when its turn comes. Token mode would do that for every token: there all 4 stay in memory.
+  const spill = new Map<string, Uint8Array>();
+  const lm = infiniteFormer(model, { mode, maxKeys: mode === 'segment' ? 3 : HOSTS.length, onEvict: (k, b) => spill.set(k, b), restore: (k) => spill.get(k) });
   const t1 = performance.now();
 
   const predictions$ = from(lines).pipe(tokenize({ tokenizer }), lm, predictNext({ topK: 3 }), perplexity({ window: 400 }), share());

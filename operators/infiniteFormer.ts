@@ -37,7 +37,11 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
   source?: (record: T) => unknown;
   /** Seed of a new key's state (sticky sampling), or a function of the key. Default 0. */
   seed?: number | ((key: string) => number);
-  /** Bound on the keys whose state is in memory; least recently run evicted first. Default 10,000. */
+  /**
+   * Bound on the keys whose state is in memory; least recently run evicted first. Default 10,000.
+   * Size it for the keys active at once: below that, rounds keep evicting and restoring keys
+   * (correct, but every restore rebuilds the key's caches; in token mode that is per token).
+   */
   maxKeys?: number;
   /**
    * Receives an evicted key's state as bytes (spill it to disk, Redis, a compacted topic ...),
