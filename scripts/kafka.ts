@@ -209,7 +209,12 @@ export async function startBroker(options: BrokerOptions = {}, keepData = false)
   const properties = writeConfig(o);
   const java = ['-Xms128m', `-Xmx${o.heap}`, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', `-Dlog4j.configuration=file:${join(o.dataDir, 'log4j.properties')}`, '-cp', classpath];
   if (!existsSync(join(o.dataDir, 'logs', 'meta.properties'))) {
-    const clusterId = randomBytes(16).toString('base64url');
+    // A Kafka cluster id is 16 bytes in base64url; one starting with '-' (1 in 64) would be read
+    // as an option by the storage tool and the broker would never start. Clear the top bit of the
+    // first byte: the first character is then in A..f, never '-' or '_'.
+    const id = randomBytes(16);
+    id[0] = id[0]! & 0x7f;
+    const clusterId = id.toString('base64url');
     const format = spawnSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '--ignore-formatted'], {
       encoding: 'utf8',
     });
