@@ -21,6 +21,8 @@ export interface CliOptions {
   cwd?: string;
   /** Called with the child once it runs (e.g. to send it a signal). */
   onSpawn?: (child: ReturnType<typeof spawn>) => void;
+  /** Written to the child's standard input, which is then closed. Default: no input. */
+  input?: string;
 }
 
 /** `infiniformer <args>` with CI=true (plain progress lines), quiet logs. */
@@ -29,8 +31,9 @@ export function cli(args: string[], options: CliOptions = {}): Promise<CliResult
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

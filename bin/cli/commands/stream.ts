@@ -151,9 +151,6 @@ const command: Command = {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}' (a file to follow is --follow <file>)`);
     const sources = [values.demo === true, values.follow !== undefined, values.stdin === true, values['kafka-topic'] !== undefined].filter(Boolean).length;
     if (sources > 1) throw new UsageError('give one source: --demo, --follow, --stdin or --kafka-topic');
-    const modelDir = values.model ?? DEFAULT_MODEL;
-    mustExist('model', modelDir, 'dir');
-    if (values.follow !== undefined) mustExist('follow', values.follow, 'file');
     if (values['anomaly-threshold'] !== undefined && values['anomaly-quantile'] !== undefined) throw new UsageError('give --anomaly-threshold or --anomaly-quantile, not both');
     const threshold = values['anomaly-threshold'] === undefined ? undefined : numberOption('anomaly-threshold', values['anomaly-threshold'], 0, 0, 1e6);
     const quantile = numberOption('anomaly-quantile', values['anomaly-quantile'], 0.99, 0, 1, true);
@@ -167,6 +164,9 @@ const command: Command = {
     const backend = values.backend ?? 'auto';
     if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
     const keyOf = keySelector(values['key-by']);
+    const modelDir = values.model ?? DEFAULT_MODEL;
+    mustExist('model', modelDir, 'dir');
+    if (values.follow !== undefined) mustExist('follow', values.follow, 'file');
 
     await initBackend({ backend: backend as (typeof BACKENDS)[number], workload: 'segments' });
     const model = await loadModel(modelDir);

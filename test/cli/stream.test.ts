@@ -1,0 +1,173 @@
+// `infiniformer stream` as a child process, checked against the model called directly.
+import test from 'ava';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ByteTokenizer, InfiniFormer, saveModel } from '../../src/index.js';
+import { backendReady } from '../helpers/backend.js';
+import { cli, TINY_CONFIG } from './helpers.js';
+
+let root = '';
+let modelDir = '';
+
+test.before(async () => {
+  await backendReady;
+  root = await mkdtemp(join(tmpdir(), 'infiniformer-cli-stream-'));
+  modelDir = join(root, 'model');
+  const model = InfiniFormer.create(TINY_CONFIG, { seed: 5 });
+  await saveModel(model, modelDir);
+  model.dispose();
+});
+
+test.after.always(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Out {
+  key: string;
+  line: number;
+  bitsPerByte: number;
+  bits: number;
+  bytes: number;
+  anomaly: boolean;
+  threshold: number | null;
+  next: { text: string; prob: number }[];
+  text: string;
+}
+const parseLines = (stdout: string): Out[] =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Out);
+
+const LINES = ['PASS: gcc.dg/tls/opt-11.c (test for excess errors)', 'Execution timeout is: 300', 'spawn [open ...]', 'PASS: gcc.dg/tls/opt-11.c execution test', 'FAIL: gcc.dg/torture/pr123.c   -O2  (internal compiler error)', 'UNSUPPORTED: gcc.dg/tls/pie-1.c'];
+
+/** -log2 p of every byte of `text` under the model run directly in segment-sized chunks; the first byte log2 V. */
+async function directBits(text: string): Promise<number[]> {
+  const { loadModel } = await import('../../src/index.js');
+  const model = await loadModel(modelDir);
+  const ids = Array.from(new ByteTokenizer().encode(text));
+  const L = model.config.segmentLength;
+  const V = model.config.vocabSize;
+  const state = model.createState(0);
+  const bits = [Math.log2(V)];
+  for (let at = 0; at < ids.length; at += L) {
+    const chunk = ids.slice(at, at + L);
+    const logits = model.run([state], [chunk]);
+    const logp = tf.tidy(() => tf.logSoftmax(logits).arraySync() as number[][][]);
+    logits.dispose();
+    chunk.forEach((_, j) => {
+      const next = ids[at + j + 1];
+      if (next !== undefined) bits.push(-logp[0]![j]![next]! / Math.LN2);
+    });
+  }
+  state.dispose();
+  model.dispose();
+  return bits;
+}
+
+test('stream --stdin: one JSON line per input line, its bits equal to the model run directly on the byte stream', async (t) => {
+  const r = await cli(['stream', '--model', modelDir, '--stdin', '--anomaly-threshold', '7.9'], { input: LINES.join('\n') + '\n' });
+  t.is(r.code, 0, r.stderr);
+  const out = parseLines(r.stdout);
+  t.deepEqual(
+    out.map((o) => o.text),
+    LINES,
+  );
+  const bits = await directBits(LINES.map((l) => `${l}\n`).join(''));
+  let at = 0;
+  let worst = 0;
+  out.forEach((o, i) => {
+    const n = Buffer.byteLength(LINES[i]!) + 1;
+    t.is(o.bytes, n);
+    t.is(o.key, 'stdin');
+    t.is(o.line, i);
+    const want = bits.slice(at, at + n).reduce((a, b) => a + b, 0);
+    at += n;
+    worst = Math.max(worst, Math.abs(o.bits - want) / want);
+    t.true(Math.abs(o.bitsPerByte - want / n) < 1e-3);
+    t.is(o.anomaly, o.bitsPerByte > 7.9);
+    t.is(o.threshold, 7.9);
+    t.is(o.next.length, 3);
+    t.true(o.next[0]!.prob >= o.next[1]!.prob && o.next[1]!.prob >= o.next[2]!.prob);
+  });
+  t.log(`${out.length} lines; worst relative difference of a line's bits vs the direct model: ${worst.toExponential(2)}`);
+  t.true(worst < 1e-4);
+});
+
+test('stream --key-by: a regex group or a JSON field keys the lines; keys get separate states', async (t) => {
+  const lines = ['web-1 GET /a 200', 'db-1 checkpoint', 'web-1 GET /b 200', 'db-1 vacuum'];
+  const r = await cli(['stream', '--model', modelDir, '--stdin', '--key-by', '/^(\\S+)/'], { input: lines.join('\n') + '\n' });
+  t.is(r.code, 0, r.stderr);
+  // Keys run in batched rounds: lines of different keys may come out in another order.
+  const out = parseLines(r.stdout).sort((a, b) => a.line - b.line);
+  t.deepEqual(
+    out.map((o) => [o.key, o.text]),
+    lines.map((l) => [l.split(' ')[0], l]),
+  );
+  // Each key's stream alone, run directly, gives that key's bits.
+  for (const key of ['web-1', 'db-1']) {
+    const mine = lines.filter((l) => l.startsWith(key));
+    const bits = await directBits(mine.map((l) => `${l}\n`).join(''));
+    const want = bits.slice(0, mine[0]!.length + 1).reduce((a, b) => a + b, 0);
+    t.true(Math.abs(out.find((o) => o.key === key)!.bits - want) < 1e-3 * want, key);
+  }
+  const json = await cli(['stream', '--model', modelDir, '--stdin', '--key-by', 'host'], { input: '{"host":"a","msg":"x"}\n{"host":"b","msg":"y"}\nnot json\n' });
+  t.deepEqual(
+    parseLines(json.stdout)
+      .sort((a, b) => a.line - b.line)
+      .map((o) => o.key),
+    ['a', 'b', 'stdin'],
+  );
+});
+
+test('stream --follow: lines appended to a growing file come out; --max-lines stops it with exit code 0', async (t) => {
+  const file = join(root, 'growing.log');
+  await writeFile(file, 'first line\n');
+  let appended = false;
+  const r = await cli(['stream', '--model', modelDir, '--follow', file, '--max-lines', '3', '--max-delay-ms', '20'], {
+    onSpawn: () => {
+      setTimeout(() => {
+        void appendFile(file, 'second line\nthird line\nfourth line\n').then(() => (appended = true));
+      }, 1500);
+    },
+  });
+  t.true(appended);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(
+    parseLines(r.stdout).map((o) => o.text),
+    ['first line', 'second line', 'third line'],
+  );
+});
+
+test('stream --demo: the embedded gcc log with the default model, as fast as it goes', async (t) => {
+  const r = await cli(['stream', '--max-lines', '4', '--rate', '0']);
+  t.is(r.code, 0, r.stderr);
+  const out = parseLines(r.stdout);
+  t.is(out.length, 4);
+  t.is(out[0]!.text, 'PASS: gcc.dg/tls/opt-11.c (test for excess errors)');
+  t.true(out.every((o) => Number.isFinite(o.bitsPerByte) && o.bitsPerByte > 0 && o.key === 'gcc.log'));
+  t.log(`default model on the first held-out lines: ${out.map((o) => o.bitsPerByte.toFixed(3)).join(', ')} bits/byte`);
+});
+
+test('stream: bad arguments exit with 2 and say what is wrong', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--mode', 'fast'], /--mode must be segment or token/],
+    [['--follow', join(root, 'missing.log')], /--follow: .* does not exist/],
+    [['--stdin', '--demo'], /give one source/],
+    [['--anomaly-quantile', '1'], /--anomaly-quantile must be below 1/],
+    [['--anomaly-threshold', '3', '--anomaly-quantile', '0.9'], /not both/],
+    [['--model', join(root, 'nope')], /--model: .* does not exist/],
+    [['--key-by', '/(/'], /--key-by: Invalid regular expression/],
+    [['extra'], /unexpected argument 'extra'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(['stream', ...(args[0] === '--model' ? [] : ['--model', modelDir]), ...args]);
+    t.is(r.code, 2, args.join(' '));
+    t.regex(r.stderr, message);
+  }
+  const help = await cli(['stream', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^Usage: infiniformer stream/);
+});
