@@ -31,9 +31,9 @@ export function cli(args: string[], options: CliOptions = {}): Promise<CliResult
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn', ...options.env },
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
-    if (options.input !== undefined) child.stdin!.end(options.input);
+    child.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
