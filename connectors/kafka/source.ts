@@ -87,7 +87,13 @@ export interface KafkaSourceStats {
   deadLettered: number;
   /** Records skipped because the restored state already covers them (applied and delivered before a restart). */
   skippedAsApplied: number;
+  /** Records of the currently assigned partitions emitted and not yet acknowledged. */
   inFlight: number;
+  /**
+   * Records that were in flight when their partition was revoked: they no longer count as in
+   * flight, their late acknowledgements commit nothing, and the partition's new owner reads them again.
+   */
+  revokedInFlight: number;
   /** The largest number of records in flight at once, over all partitions. */
   maxInFlight: number;
   pauses: number;
@@ -151,10 +157,12 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
   const changelog = options.changelog;
 
   const stats: KafkaSourceStats = {
-    emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, maxInFlight: 0, pauses: 0,
+    emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, revokedInFlight: 0, maxInFlight: 0, pauses: 0,
     committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0,
   };
   let drainRequest: (() => Promise<void>) | null = null;
+  // In flight over the partitions assigned now (a revoked partition's records are not counted).
+  let currentInFlight: () => number = () => 0;
 
   const observable = new Observable<KafkaRecord<T, S>>((subscriber) => {
     const kafka: Kafka = options.kafka ?? kafkaClient(options);
@@ -179,6 +187,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       for (const p of partitions.values()) n += p.tracker?.inFlight ?? 0;
       return n;
     };
+    currentInFlight = totalInFlight;
 
     const newContext = (topic: string, partition: number, restored: Promise<void>): PartitionContext<S> => ({
       topic, partition, tracker: null, store: new Map(), restored, paused: false, committed: -1, revoked: false,
@@ -197,6 +206,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
           // Revoked: stop committing for it (another member owns it now) and drop its state;
           // records still in flight may reach the output twice, never zero times.
           p.revoked = true;
+          stats.revokedInFlight += p.tracker?.inFlight ?? 0;
           disposeStore(p);
           partitions.delete(id);
           log.info('partition revoked', { partition: id });
@@ -496,7 +506,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
   });
 
   return Object.assign(observable, {
-    stats: () => ({ ...stats, committed: { ...stats.committed }, inFlight: stats.emitted - stats.acked }),
+    stats: () => ({ ...stats, committed: { ...stats.committed }, assigned: [...stats.assigned], inFlight: currentInFlight() }),
     drain: async () => {
       if (drainRequest === null) throw new ConnectorError('drain() before subscribe()', { retriable: false });
       await drainRequest();

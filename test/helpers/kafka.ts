@@ -37,8 +37,22 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions: nu
   try {
     await admin.createTopics({
       topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
-      waitForLeaders: true,
+      waitForLeaders: false,
     });
+    // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while the new topic's
+    // metadata propagates (seen with several test files creating topics at once): poll instead.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+        const partitions = topics[0]?.partitions ?? [];
+        if (partitions.length === numPartitions && partitions.every((p) => p.leader >= 0)) break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+      if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     await admin.disconnect();
   }
