@@ -2,7 +2,7 @@ import { type Kafka, type Consumer, type EachBatchPayload, type IHeaders, type K
 import { Observable } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { newKeyEntry, snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry } from './changelog.js';
+import { newKeyEntry, rewriteMessage, snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry, type RestoredState } from './changelog.js';
 import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
 import { rawDecoder, type ValueDecoder } from './decode.js';
 import { PartitionOffsetTracker } from './offsetTracker.js';
@@ -102,6 +102,8 @@ export interface KafkaSourceStats {
   assigned: string[];
   restoredKeys: number;
   snapshotsWritten: number;
+  /** Restored snapshots written again because a stale one (covering less input) had been written after them. */
+  snapshotsRewritten: number;
 }
 
 /** The source Observable plus controls. One subscription is one consumer-group member. */
@@ -158,7 +160,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
 
   const stats: KafkaSourceStats = {
     emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, revokedInFlight: 0, maxInFlight: 0, pauses: 0,
-    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0,
+    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0, snapshotsRewritten: 0,
   };
   let drainRequest: (() => Promise<void>) | null = null;
   // In flight over the partitions assigned now (a revoked partition's records are not counted).
@@ -222,14 +224,23 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       if (added.length === 0) return;
       const restoring = changelog
         ? restoreFromChangelog(kafka, changelog.topic, added, options.groupId, changelog.restoreTimeoutMs ?? 60_000, log)
-        : Promise.resolve(new Map<string, Map<string, { bytes: Uint8Array | null; covered: number }>>());
+        : Promise.resolve(new Map<string, Map<string, RestoredState>>());
       for (const { topic, partition } of added) {
         const context = newContext(topic, partition, Promise.resolve());
-        context.restored = restoring.then((restored) => {
+        context.restored = restoring.then(async (restored) => {
           if (context.revoked || !changelog) return;
+          const rewrites: Message[] = [];
           for (const [key, snapshot] of restored.get(tp(topic, partition)) ?? []) {
             context.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));
             stats.restoredKeys++;
+            if (snapshot.shadowed) rewrites.push(rewriteMessage(topic, partition, key, snapshot));
+          }
+          // A stale snapshot written after the one restored would be the one compaction keeps:
+          // write the restored one again, before this member writes anything newer for the key.
+          if (rewrites.length > 0 && !context.revoked) {
+            await producer.send({ topic: changelog.topic, acks: -1, messages: rewrites });
+            stats.snapshotsRewritten += rewrites.length;
+            log.info('rewrote snapshots shadowed by stale ones', { partition: tp(topic, partition), keys: rewrites.length });
           }
         });
         partitions.set(tp(topic, partition), context);

@@ -28,16 +28,13 @@ test('stats().inFlight counts only the partitions still assigned; records of a r
     error: (e: unknown) => t.fail(`A failed: ${String(e)}`),
   });
   const b = fromKafka({ groupId, topics: [input], commitIntervalMs: 100, handleSigterm: false });
-  let subB: { unsubscribe(): void } | undefined;
-  t.teardown(() => {
-    subA.unsubscribe();
-    subB?.unsubscribe();
-  });
+  const subscriptions = [subA];
+  t.teardown(() => subscriptions.forEach((s) => s.unsubscribe()));
   await waitFor(() => held.length === PARTITIONS * HIGH, 60_000, 'A to hold HIGH records of each partition');
   t.is(a.stats().inFlight, PARTITIONS * HIGH);
 
   // B joins: the group rebalances and A loses one partition with HIGH records in flight.
-  subB = b.subscribe({ next: (r) => r.ack(), error: (e: unknown) => t.fail(`B failed: ${String(e)}`) });
+  subscriptions.push(b.subscribe({ next: (r) => r.ack(), error: (e: unknown) => t.fail(`B failed: ${String(e)}`) }));
   await waitFor(() => a.stats().assigned.length === 1 && b.stats().assigned.length === 1, 60_000, 'A and B to hold one partition each');
   const kept = a.stats().assigned[0] as string;
   const heldKept = held.filter((r) => `${r.topic}:${r.partition}` === kept).length;
