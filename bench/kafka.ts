@@ -11,7 +11,7 @@ import { fromKafka, toKafka, type KafkaRecord } from '../connectors/kafka/index.
 import { initBackend } from '../src/backend.js';
 import { setLogLevel } from '../src/logger.js';
 import { brokerAnswers, startBroker, stopBroker } from '../scripts/kafka.js';
-import { applyRow, rowOf, type MemoryState } from '../test/connectors/kafka/fixtures/memoryState.js';
+import { applyRow, rowOf, type MemoryState } from './kafkaMemoryState.js';
 import * as tf from '@tensorflow/tfjs';
 import { InfiniFormer, type StreamState } from '../src/model/index.js';
 
