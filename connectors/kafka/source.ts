@@ -78,6 +78,13 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
   drainTimeoutMs?: number;
   /** Consumer session timeout. Default 10 000 ms. */
   sessionTimeoutMs?: number;
+  /**
+   * Emitting a fetched batch gives the event loop a turn (timers, network: heartbeats, the
+   * sink's sends, commit ticks) after this many ms of synchronous downstream processing, so a
+   * slow pipeline is not evicted from the group and its outputs leave while the batch goes on.
+   * Default 50 ms.
+   */
+  maxBlockingMs?: number;
 }
 
 /** Counters for monitoring and tests. */
@@ -157,6 +164,8 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
   const commitIntervalMs = options.commitIntervalMs ?? 1000;
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   const changelog = options.changelog;
+  const maxBlockingMs = options.maxBlockingMs ?? 50;
+  if (!(maxBlockingMs >= 0)) throw new BadConfigError('maxBlockingMs', `must be a number >= 0, got ${maxBlockingMs}`);
 
   const stats: KafkaSourceStats = {
     emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, revokedInFlight: 0, maxInFlight: 0, pauses: 0,
@@ -379,6 +388,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       if (p === undefined || p.revoked || draining || closed) return;
       await p.restored;
       if (p.revoked || draining || closed) return;
+      let turnStarted = Date.now();
       for (const message of batch.messages) {
         if (!isRunning() || isStale() || draining || closed || p.revoked) break;
         const offset = Number(message.offset);
@@ -393,6 +403,13 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
           stats.pauses++;
           consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
           break;
+        }
+        if (Date.now() - turnStarted >= maxBlockingMs) {
+          // A slow pipeline (a model step per record) must not starve the event loop for a whole
+          // batch: heartbeats (or the group evicts this member), the sink's batches, commit ticks.
+          await new Promise((r) => setTimeout(r, 0));
+          await heartbeat();
+          turnStarted = Date.now();
         }
       }
       await heartbeat();

@@ -8,7 +8,7 @@
  */
 import test from 'ava';
 import { committedOffsets, produceRecords, requireBroker, waitFor } from '../../helpers/kafka.js';
-import { modelBackend, setUpPipeline, changelogDigests, checkOutputs, progressWatch, reference, startProcessor, unexplainedDuplicates, waitForProgress } from './fixtures/harness.js';
+import { modelBackend, setUpPipeline, changelogDigests, checkOutputs, progressWatch, reference, reportedRereads, startProcessor, startsAtKills, unexplainedDuplicates, waitForProgress } from './fixtures/harness.js';
 
 const RECORDS = 1600;
 const PARTITIONS = 4;
@@ -71,7 +71,10 @@ test('three SIGKILLs at random points: no input lost, duplicates only for uncomm
   t.log(`outputs ${check.outputs} for ${RECORDS} inputs: ${check.duplicates} duplicates (uncommitted at a kill), ${check.missing} missing`);
   t.is(check.missing, 0, 'no input is missing from the output');
   t.is(check.wrongDigest, 0, 'every output carries the memory an uninterrupted run has at that record');
-  t.deepEqual(unexplainedDuplicates(check.seen, committedAtKills), [], 'duplicates only for records not committed at a kill');
+  // Under heavy load a processor may also be evicted from the group and re-read a partition: it says so.
+  const rereads = reportedRereads(processors);
+  if (rereads.length > 0) t.log(`re-reads without a kill (group evictions): ${JSON.stringify(rereads)}`);
+  t.deepEqual(unexplainedDuplicates(check, [...startsAtKills(committedAtKills, PARTITIONS), ...rereads]), [], 'duplicates only for records not committed at a kill');
   t.log(`committed at the kills: ${committedAtKills.map((c) => [...c.values()].reduce((a, b) => a + b, 0)).join(', ')} of ${RECORDS}`);
   const finalStates = await changelogDigests(kafka, topics.changelog, KEYS);
   t.is(finalStates.newest.size, KEYS);

@@ -7,9 +7,9 @@
  */
 import test from 'ava';
 import { committedOffsets, produceRecords, requireBroker, waitFor } from '../../helpers/kafka.js';
-import { modelBackend, setUpPipeline, changelogDigests, checkOutputs, reference, startProcessor, unexplainedDuplicates, type Processor } from './fixtures/harness.js';
+import { modelBackend, setUpPipeline, changelogDigests, checkOutputs, progressWatch, reference, reportedRereads, startProcessor, startsAtKills, unexplainedDuplicates, waitForProgress, type Processor } from './fixtures/harness.js';
 
-const RECORDS = 2400;
+const RECORDS = 1600;
 const PARTITIONS = 4;
 const KEYS = 8;
 
@@ -39,9 +39,13 @@ test('two processors split the partitions; after one is SIGKILLed the other take
   const assignedB = reports(b).at(-1)?.assigned ?? [];
   t.log(`A holds ${assignedA.join(' ')}; B holds ${assignedB.join(' ')}`);
 
-  // Input arrives while both run; A dies half way through.
+  // Input arrives while both run; A dies half way through, once it committed on each of its partitions.
+  const watch = await progressWatch(kafka, topics);
+  t.teardown(() => watch.close());
+  const before = await watch.read();
   await produceRecords(kafka, topics.input, RECORDS / 2, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
-  await waitFor(() => false, 1500, '').catch(() => undefined);
+  const partitionsOfA = assignedA.map((id) => Number(id.slice(id.lastIndexOf(':') + 1)));
+  await waitForProgress(watch, before, 20 + Math.floor(Math.random() * 200), partitionsOfA, { every: true });
   a.child.kill('SIGKILL');
   await a.exited;
   const committedAtKill = await committedOffsets(kafka, topics.group, topics.input);
@@ -77,7 +81,9 @@ test('two processors split the partitions; after one is SIGKILLed the other take
   t.is(check.missing, 0, 'the output is complete');
   t.is(check.wrongDigest, 0, 'every output carries the memory an uninterrupted run has');
   // B may hold records A had read before the kill too (uncommitted): one allowance, as for a crash.
-  t.deepEqual(unexplainedDuplicates(check.seen, [committedAtKill]), [], 'duplicates only for records not committed at the kill');
+  const rereads = reportedRereads(processors);
+  if (rereads.length > 0) t.log(`re-reads without a kill (group evictions): ${JSON.stringify(rereads)}`);
+  t.deepEqual(unexplainedDuplicates(check, [...startsAtKills([committedAtKill], PARTITIONS), ...rereads]), [], 'duplicates only for records not committed at the kill');
   const finalStates = await changelogDigests(kafka, topics.changelog, KEYS);
   for (const [key, d] of ref.finalDigest) t.is(finalStates.newest.get(key), d, `key ${key}: serialised StreamState bit-identical after the takeover`);
   t.true(finalStates.lastIsNewest, 'the last snapshot written per key is the newest');
@@ -90,9 +96,13 @@ test('a second processor joining mid-stream takes partitions over gracefully; th
   const ref = await reference(RECORDS, PARTITIONS, KEYS);
   await produceRecords(kafka, topics.input, RECORDS / 2, PARTITIONS, (i) => ({ key: `k${i % KEYS}`, value: String(i) }));
 
+  const watch = await progressWatch(kafka, topics);
+  t.teardown(() => watch.close());
+  const before = await watch.read();
   const a = startProcessor(topics, processors);
   await waitFor(() => (reports(a).at(-1)?.assigned ?? []).length === PARTITIONS, 60_000, 'A to hold every partition');
-  await new Promise((r) => setTimeout(r, 1000));
+  // B joins once A has committed (so snapshotted) on every partition: whichever move, their keys have state.
+  await waitForProgress(watch, before, 1, [...Array(PARTITIONS).keys()], { every: true });
   const b = startProcessor(topics, processors);
   await waitFor(() => (reports(b).at(-1)?.assigned ?? []).length > 0, 60_000, 'B to get partitions in the rebalance');
   // The second half, keeping record i on partition i % 4 at offset floor(i / 4).
