@@ -116,7 +116,8 @@ export async function restoreFromChangelog(
   for (const { partition } of wanted) if ((ends.get(partition) ?? 0) > 0) remaining.add(partition);
   if (remaining.size === 0) return result;
   const byTopic = new Set(wanted.map((w) => `${w.topic}:${w.partition}`));
-  const consumer = kafka.consumer({ groupId: `${groupId}.restore.${process.pid}.${Date.now()}`, sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
+  // read_committed (the kafkajs default): snapshots of aborted transactions are never restored.
+  const consumer = kafka.consumer({ groupId: `${groupId}.restore.${process.pid}.${Date.now()}`, sessionTimeout: 10_000, maxWaitTimeInMs: 100, readUncommitted: false });
   const started = Date.now();
   let records = 0;
   try {
@@ -127,6 +128,16 @@ export async function restoreFromChangelog(
         () => fail(new ConnectorError(`restoring ${changelogTopic} partitions ${[...remaining].join(',')} timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
+      const progressed = (partition: number, lastOffset: string) => {
+        if (Number(lastOffset) >= (ends.get(partition) ?? 0) - 1) remaining.delete(partition);
+        if (remaining.size === 0) {
+          clearTimeout(timer);
+          done();
+        }
+      };
+      // Also for fetches that held only transaction markers or aborted records (transactional
+      // changelogs): kafkajs resolves those without calling eachBatch.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => progressed(payload.partition, payload.lastOffset));
       consumer
         .run({
           autoCommit: false,
@@ -151,11 +162,7 @@ export async function restoreFromChangelog(
                 previous.shadowed = true;
               }
             }
-            if (Number(batch.lastOffset()) >= end - 1) remaining.delete(batch.partition);
-            if (remaining.size === 0) {
-              clearTimeout(timer);
-              done();
-            }
+            progressed(batch.partition, batch.lastOffset());
           },
         })
         .catch(fail);

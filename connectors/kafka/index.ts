@@ -18,3 +18,5 @@ export type { ValueDecoder } from './decode.js';
 export { kafkaClient, ensureTopics, brokerList } from './client.js';
 export type { KafkaConnection, TopicRequest } from './client.js';
 export { PartitionOffsetTracker } from './offsetTracker.js';
+export { transactionalIdOf } from './transactions.js';
+export type { ExactlyOnceOptions, OutputTransaction } from './transactions.js';

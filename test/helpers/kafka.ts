@@ -105,9 +105,13 @@ export async function produceRecords(
 
 export type ReadMessage = KafkaMessage & { partition: number };
 
-/** Reads a topic from the beginning until `expected` records arrived or `idleMs` passed without any. */
-export async function readTopic(kafka: Kafka, topic: string, expected: number, idleMs = 8000, timeoutMs = 120_000): Promise<ReadMessage[]> {
-  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
+/**
+ * Reads a topic from the beginning until `expected` records arrived or `idleMs` passed without
+ * any. Isolation read_committed (records of aborted transactions are not returned) unless
+ * `readUncommitted`.
+ */
+export async function readTopic(kafka: Kafka, topic: string, expected: number, idleMs = 8000, timeoutMs = 120_000, readUncommitted = false): Promise<ReadMessage[]> {
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200, sessionTimeout: 10_000, readUncommitted });
   const out: ReadMessage[] = [];
   await consumer.connect();
   try {
