@@ -11,6 +11,7 @@ export { toKafka } from './sink.js';
 export type { ToKafkaOptions, DeliveryReport } from './sink.js';
 export { CHANGELOG_HEADERS, changelogKey } from './changelog.js';
 export type { ChangelogOptions, StateCodec } from './changelog.js';
+export { streamStateCodec } from './streamStateCodec.js';
 export { DEAD_LETTER_HEADERS } from './deadLetter.js';
 export type { DeadLetterReason } from './deadLetter.js';
 export { rawDecoder, utf8Decoder, jsonDecoder } from './decode.js';
