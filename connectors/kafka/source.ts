@@ -619,10 +619,9 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
 
     const commitAll = (wait = true): Promise<void> => {
       commitChain = commitChain.then(async () => {
-        for (const p of [...partitions.values()]) {
-          if (exactlyOnce) await commitTransaction(p, wait);
-          else await commitPartition(p);
-        }
+        // Exactly-once: each partition has its own producer, so their transactions commit side by side.
+        if (exactlyOnce) await Promise.all([...partitions.values()].map((p) => commitTransaction(p, wait)));
+        else for (const p of [...partitions.values()]) await commitPartition(p);
       });
       return commitChain;
     };
