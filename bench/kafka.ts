@@ -1,17 +1,21 @@
 /**
  * End-to-end Kafka figures (`npm run bench -- kafka`): records/s and produce-to-output latency
  * (p50/p99) through fromKafka -> process -> toKafka on the local broker, for an identity pipeline
- * and for a per-key long-term memory pipeline (fitBasis/contractMemory every L records per key).
+ * (at-least-once, and exactly-once with transactions every 200 ms), a per-key long-term memory
+ * pipeline (fitBasis/contractMemory every L records per key), and the default InfiniFormer in
+ * token mode with its per-key StreamState changelogged. The latency reader is read_committed.
+ * Env: BENCH_KAFKA_MODES (comma list), BENCH_KAFKA_COMMIT_MS (default 200), BENCH_KAFKA_RECORDS,
+ * BENCH_KAFKA_RATE, BENCH_KAFKA_SECONDS, BENCH_KAFKA_MODEL_RECORDS, BENCH_KAFKA_MODEL_RATE.
  * Uses KAFKA_BROKERS when a broker answers there, else starts one and stops it afterwards.
  * Figures are printed side by side from one run; nothing passes or fails on time.
  */
 import { Kafka, logLevel, type Message } from 'kafkajs';
 import { map, type Observable } from 'rxjs';
-import { fromKafka, toKafka, type KafkaRecord } from '../connectors/kafka/index.js';
-import { initBackend } from '../src/backend.js';
+import { fromKafka, streamStateCodec, toKafka, type KafkaRecord, type StateCodec } from '../connectors/kafka/index.js';
+import { currentBackend, initBackend } from '../src/backend.js';
 import { setLogLevel } from '../src/logger.js';
 import { brokerAnswers, startBroker, stopBroker } from '../scripts/kafka.js';
-import { applyRow, rowOf, type MemoryState } from '../test/connectors/kafka/fixtures/memoryState.js';
+import { applyRow, rowOf, type MemoryState } from './kafkaMemoryState.js';
 import * as tf from '@tensorflow/tfjs';
 import { InfiniFormer, type StreamState } from '../src/model/index.js';
 
@@ -20,9 +24,11 @@ const BURST = Number(process.env.BENCH_KAFKA_RECORDS ?? 50_000);
 const RATE = Number(process.env.BENCH_KAFKA_RATE ?? 2000); // records/s for the latency run
 const PACED_SECONDS = Number(process.env.BENCH_KAFKA_SECONDS ?? 8);
 
-type Mode = 'identity' | 'memory' | 'model';
+type Mode = 'identity' | 'identity-eos' | 'memory' | 'model';
 const MODEL_RECORDS = Number(process.env.BENCH_KAFKA_MODEL_RECORDS ?? 1000);
 const MODEL_RATE = Number(process.env.BENCH_KAFKA_MODEL_RATE ?? 25);
+const COMMIT_MS = Number(process.env.BENCH_KAFKA_COMMIT_MS ?? 200);
+const MODES = (process.env.BENCH_KAFKA_MODES ?? 'identity,identity-eos,memory,model').split(',') as Mode[];
 let model: InfiniFormer | undefined;
 
 interface Figures {
@@ -46,9 +52,18 @@ async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number
   // The model's per-key StreamState (B, STM cache, position) is changelogged like any state.
   const changelog =
     mode === 'model' && model
-      ? { topic: `bench-changelog-${id}`, codec: { encode: (s: State) => (s as StreamState).serialize(), decode: (b: Uint8Array) => (model as InfiniFormer).restoreState(b) as State, dispose: (s: State) => (s as StreamState).dispose() } }
+      ? { topic: `bench-changelog-${id}`, codec: streamStateCodec(model) as unknown as StateCodec<State> }
       : undefined;
-  const source = fromKafka<Buffer, State>({ brokers, groupId: `bench-${id}`, topics: [input], handleSigterm: false, commitIntervalMs: 200, ...(changelog ? { changelog } : {}) });
+  const exactlyOnce = mode === 'identity-eos';
+  const source = fromKafka<Buffer, State>({
+    brokers,
+    groupId: `bench-${id}`,
+    topics: [input],
+    handleSigterm: false,
+    commitIntervalMs: COMMIT_MS,
+    ...(changelog ? { changelog } : {}),
+    ...(exactlyOnce ? { exactlyOnce: { transactionalId: `bench-${id}` } } : {}),
+  });
   const process$ = (records: Observable<KafkaRecord<Buffer, State>>) =>
     records.pipe(
       map((r) => {
@@ -63,10 +78,10 @@ async function pipeline(kafka: Kafka, brokers: string, mode: Mode, count: number
           logits.dispose();
           r.state.set(state);
         }
-        return { key: r.key, value: `${i} ${sent} ${out}`, ack: r.ack };
+        return { key: r.key, value: `${i} ${sent} ${out}`, ack: r.ack, transaction: r.transaction };
       }),
     );
-  const subscription = source.pipe(process$, toKafka({ brokers, topic: output })).subscribe();
+  const subscription = source.pipe(process$, toKafka({ brokers, topic: output, exactlyOnce })).subscribe();
 
   // Latency is measured at a consumer of the output topic, like any downstream reader.
   const latencies: number[] = [];
@@ -135,21 +150,22 @@ export async function run(): Promise<void> {
   try {
     const rows: Array<[string, Figures, Figures]> = [];
     model = InfiniFormer.create();
-    for (const mode of ['identity', 'memory', 'model'] as const) {
+    for (const mode of MODES) {
       const burst = await pipeline(kafka, brokers, mode, mode === 'model' ? MODEL_RECORDS : BURST, false);
       const paced = await pipeline(kafka, brokers, mode, (mode === 'model' ? MODEL_RATE : RATE) * PACED_SECONDS, true);
       rows.push([mode, burst, paced]);
     }
-    console.log(`burst: ${BURST} records (model: ${MODEL_RECORDS}) produced at once; paced: ${RATE} records/s (model: ${MODEL_RATE}) for ${PACED_SECONDS} s; ${PARTITIONS} partitions, 16 keys`);
+    console.log(`backend ${currentBackend()}; commit interval ${COMMIT_MS} ms; burst: ${BURST} records (model: ${MODEL_RECORDS}) produced at once; paced: ${RATE} records/s (model: ${MODEL_RATE}) for ${PACED_SECONDS} s; ${PARTITIONS} partitions, 16 keys`);
     console.log(`memory: per-key B [16, 4] refit every 8 records; model: InfiniFormer default config (width ${model.config.width}, ${model.config.numLayers} layers, L ${model.config.segmentLength}, N ${model.config.numBasis}) one token per record, per-key StreamState changelogged`);
-    console.log('pipeline   burst rec/s  burst p50/p99 ms   paced p50/p99 ms');
+    console.log('pipeline       burst rec/s  burst p50/p99 ms   paced p50/p99 ms');
     for (const [mode, burst, paced] of rows) {
-      console.log(`${mode.padEnd(10)} ${burst.recordsPerSecond.toFixed(0).padStart(11)}  ${`${burst.p50}/${burst.p99}`.padStart(15)}   ${`${paced.p50}/${paced.p99}`.padStart(15)}`);
+      console.log(`${mode.padEnd(14)} ${burst.recordsPerSecond.toFixed(0).padStart(11)}  ${`${burst.p50}/${burst.p99}`.padStart(15)}   ${`${paced.p50}/${paced.p99}`.padStart(15)}`);
     }
     model.dispose();
-    const [identity, memory, withModel] = rows;
-    if (identity && memory && withModel) {
-      console.log(`throughput ratios to identity: memory ${(memory[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(3)}, model ${(withModel[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(4)}`);
+    const identity = rows.find((r) => r[0] === 'identity');
+    if (identity) {
+      const ratios = rows.filter((r) => r !== identity).map((r) => `${r[0]} ${(r[1].recordsPerSecond / identity[1].recordsPerSecond).toFixed(4)}`);
+      if (ratios.length > 0) console.log(`throughput ratios to identity: ${ratios.join(', ')}`);
     }
   } finally {
     if (started) await stopBroker({});

@@ -52,11 +52,27 @@ export function newKeyEntry<S>(state: S | undefined, covered: number, startOffse
 export interface RestoredState {
   bytes: Uint8Array | null;
   covered: number;
+  /**
+   * A snapshot covering less input was written after this one (a member that had lost the
+   * partition, or a zombie, writing late). Compaction keeps the last record per key, so the
+   * restorer writes this snapshot again to make it the last one.
+   */
+  shadowed: boolean;
 }
 
 /** The changelog key of a state: input topic and state key, so several input topics can share one changelog. */
 export function changelogKey(topic: string, key: string): string {
   return `${topic}\u0000${key}`;
+}
+
+/** The changelog record that writes a restored snapshot again (see {@link RestoredState.shadowed}). */
+export function rewriteMessage(topic: string, partition: number, key: string, snapshot: RestoredState): Message {
+  return {
+    key: changelogKey(topic, key),
+    partition,
+    value: snapshot.bytes === null ? null : Buffer.from(snapshot.bytes),
+    headers: { [CHANGELOG_HEADERS.topic]: topic, [CHANGELOG_HEADERS.key]: key, [CHANGELOG_HEADERS.covered]: String(snapshot.covered) },
+  };
 }
 
 /** The changelog record for one key's snapshot (a tombstone when the state was deleted). */
@@ -71,9 +87,10 @@ export function snapshotMessage<S>(codec: StateCodec<S>, topic: string, partitio
 
 /**
  * Reads changelog partitions from the beginning to their current end and returns, per input
- * partition, the newest snapshot of every key. Must run after the partitions' committed input
- * offsets are known: every commit is made after the snapshots that justify it are durable, so a
- * restore that starts later sees state at least as new as the committed position.
+ * partition and key, the snapshot covering the most input (not the last one written: a stale
+ * writer can never roll a key back). Must run after the partitions' committed input offsets are
+ * known: every commit is made after the snapshots that justify it are durable, so a restore that
+ * starts later sees state at least as new as the committed position.
  */
 export async function restoreFromChangelog(
   kafka: Kafka,
@@ -99,7 +116,8 @@ export async function restoreFromChangelog(
   for (const { partition } of wanted) if ((ends.get(partition) ?? 0) > 0) remaining.add(partition);
   if (remaining.size === 0) return result;
   const byTopic = new Set(wanted.map((w) => `${w.topic}:${w.partition}`));
-  const consumer = kafka.consumer({ groupId: `${groupId}.restore.${process.pid}.${Date.now()}`, sessionTimeout: 10_000, maxWaitTimeInMs: 100 });
+  // read_committed (the kafkajs default): snapshots of aborted transactions are never restored.
+  const consumer = kafka.consumer({ groupId: `${groupId}.restore.${process.pid}.${Date.now()}`, sessionTimeout: 10_000, maxWaitTimeInMs: 100, readUncommitted: false });
   const started = Date.now();
   let records = 0;
   try {
@@ -110,6 +128,16 @@ export async function restoreFromChangelog(
         () => fail(new ConnectorError(`restoring ${changelogTopic} partitions ${[...remaining].join(',')} timed out after ${timeoutMs} ms`)),
         timeoutMs,
       );
+      const progressed = (partition: number, lastOffset: string) => {
+        if (Number(lastOffset) >= (ends.get(partition) ?? 0) - 1) remaining.delete(partition);
+        if (remaining.size === 0) {
+          clearTimeout(timer);
+          done();
+        }
+      };
+      // Also for fetches that held only transaction markers or aborted records (transactional
+      // changelogs): kafkajs resolves those without calling eachBatch.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => progressed(payload.partition, payload.lastOffset));
       consumer
         .run({
           autoCommit: false,
@@ -126,16 +154,15 @@ export async function restoreFromChangelog(
               records++;
               const states = result.get(`${topic}:${batch.partition}`) as Map<string, RestoredState>;
               const previous = states.get(key);
-              // A stale writer can never roll a key back: keep the snapshot covering the most input.
+              // A stale writer can never roll a key back: keep the snapshot covering the most input
+              // (the state is a function of the key's input up to `covered`, whoever wrote it).
               if (previous === undefined || covered >= previous.covered) {
-                states.set(key, { bytes: message.value === null ? null : new Uint8Array(message.value), covered });
+                states.set(key, { bytes: message.value === null ? null : new Uint8Array(message.value), covered, shadowed: false });
+              } else {
+                previous.shadowed = true;
               }
             }
-            if (Number(batch.lastOffset()) >= end - 1) remaining.delete(batch.partition);
-            if (remaining.size === 0) {
-              clearTimeout(timer);
-              done();
-            }
+            progressed(batch.partition, batch.lastOffset());
           },
         })
         .catch(fail);

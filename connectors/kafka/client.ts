@@ -70,11 +70,25 @@ export async function ensureTopics(kafka: Kafka, requests: TopicRequest[]): Prom
       });
     }
     try {
-      await admin.createTopics({ topics, waitForLeaders: true });
+      await admin.createTopics({ topics, waitForLeaders: false });
     } catch (error) {
       // Another member may have created them first.
       const now = new Set(await admin.listTopics());
       if (!topics.every((t) => now.has(t.topic))) throw error;
+    }
+    // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while a new topic's
+    // metadata propagates; poll until every partition has a leader instead.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const metadata = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+        if (metadata.topics.length === topics.length && metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        kafkaLog.debug('waiting for new topics to have leaders', { error: String(error) });
+      }
+      if (Date.now() > deadline) throw new Error(`topics ${topics.map((t) => t.topic).join(', ')} have no leaders after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     await admin.disconnect();

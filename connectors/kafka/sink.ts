@@ -3,6 +3,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { kafkaClient, type KafkaConnection } from './client.js';
+import type { OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:sink');
 
@@ -25,6 +26,14 @@ export interface ToKafkaOptions<T> extends KafkaConnection {
   lingerMs?: number;
   /** Idempotent producer (no duplicates from producer retries). Default true. */
   idempotent?: boolean;
+  /**
+   * Exactly-once mode (with `fromKafka({ exactlyOnce })`): every item is produced inside the open
+   * transaction of the input partition it came from, which commits with that partition's offset.
+   * An item without a transaction errors the stream. Default false.
+   */
+  exactlyOnce?: boolean;
+  /** The transaction of an item in exactly-once mode. Default: `item.transaction` (a {@link KafkaRecord}'s). */
+  transaction?: (item: T) => OutputTransaction | undefined;
 }
 
 /** What the sink emits per delivered batch. */
@@ -44,6 +53,14 @@ function defaultBytes(field: 'key' | 'value') {
   };
 }
 
+function defaultTransaction(item: unknown): OutputTransaction | undefined {
+  if (item !== null && typeof item === 'object' && 'transaction' in item) {
+    const t = (item as { transaction: unknown }).transaction;
+    if (t !== null && typeof t === 'object' && typeof (t as OutputTransaction).send === 'function') return t as OutputTransaction;
+  }
+  return undefined;
+}
+
 function defaultDelivered(item: unknown): void {
   if (item !== null && typeof item === 'object' && 'ack' in item) {
     const ack = (item as { ack: unknown }).ack;
@@ -57,7 +74,20 @@ function defaultDelivered(item: unknown): void {
  * the broker each item's `onDelivered` runs — by default `item.ack()`, which lets
  * {@link fromKafka} commit the input offsets the outputs came from. A send that still fails after
  * the client's retries errors the stream with a retriable {@link ConnectorError}; nothing
- * unacknowledged is committed, so a restart re-reads it.
+ * unacknowledged is committed, so a restart re-reads it. With `exactlyOnce: true` items are
+ * produced inside their input partition's transaction (`item.transaction`) instead.
+ *
+ * @example
+ * ```ts
+ * // Exactly-once read-process-write: outputs, state snapshots and offsets commit together.
+ * const source = fromKafka({ groupId: 'scorer', topics: ['logs'], exactlyOnce: { transactionalId: 'scorer' } });
+ * source
+ *   .pipe(
+ *     map((r) => ({ key: r.key, value: score(r.value), ack: r.ack, transaction: r.transaction })),
+ *     toKafka({ topic: 'scores', exactlyOnce: true }),
+ *   )
+ *   .subscribe();
+ * ```
  */
 export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, DeliveryReport<T>> {
   if (!options.topic) throw new BadConfigError('topic', 'an output topic is needed');
@@ -67,15 +97,41 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
   const keyOf = options.key ?? (defaultBytes('key') as (item: T) => Bytes);
   const valueOf = options.value ?? (defaultBytes('value') as (item: T) => Bytes);
   const delivered = options.onDelivered ?? defaultDelivered;
+  const exactlyOnce = options.exactlyOnce ?? false;
+  const transactionOf = options.transaction ?? (defaultTransaction as (item: T) => OutputTransaction | undefined);
+
+  /** Exactly-once: the batch's items in runs that share a transaction, order kept. */
+  const sendTransactional = async (items: T[]) => {
+    let run: T[] = [];
+    let current: OutputTransaction | undefined;
+    const flushRun = async () => {
+      if (run.length === 0 || current === undefined) return;
+      await current.send(options.topic, run.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) })));
+      run = [];
+    };
+    for (const item of items) {
+      const transaction = transactionOf(item);
+      if (transaction === undefined) throw new ConnectorError('exactly-once toKafka got an item without a transaction (pass record.transaction along)', { retriable: false });
+      if (transaction !== current) {
+        await flushRun();
+        current = transaction;
+      }
+      run.push(item);
+    }
+    await flushRun();
+  };
 
   return (source) =>
     new Observable<DeliveryReport<T>>((subscriber) => {
-      const producer: Producer = kafkaClient(options).producer({
-        idempotent: options.idempotent ?? true,
-        maxInFlightRequests: options.idempotent === false ? 5 : 1,
-        retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
-      });
-      const connected = producer.connect();
+      // Exactly-once sends go through the source's per-partition transactional producers.
+      const producer: Producer | null = exactlyOnce
+        ? null
+        : kafkaClient(options).producer({
+            idempotent: options.idempotent ?? true,
+            maxInFlightRequests: options.idempotent === false ? 5 : 1,
+            retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+          });
+      const connected = producer?.connect() ?? Promise.resolve();
       let pending: T[] = [];
       let timer: ReturnType<typeof setTimeout> | undefined;
       let chain: Promise<void> = Promise.resolve();
@@ -101,11 +157,14 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
           const started = Date.now();
           try {
             await connected;
-            const messages: Message[] = items.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) }));
-            await producer.send({ topic: options.topic, acks: -1, messages });
+            if (producer === null) await sendTransactional(items);
+            else {
+              const messages: Message[] = items.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) }));
+              await producer.send({ topic: options.topic, acks: -1, messages });
+            }
           } catch (error) {
             failed = true;
-            subscriber.error(new ConnectorError(`producing to ${options.topic} failed: ${String(error)}`, { cause: error }));
+            subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`producing to ${options.topic} failed: ${String(error)}`, { cause: error }));
             return;
           }
           for (const item of items) delivered(item);
@@ -137,7 +196,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
       return () => {
         subscription.unsubscribe();
         if (timer !== undefined) clearTimeout(timer);
-        void chain.then(() => producer.disconnect()).catch((error: unknown) => log.warn('producer disconnect failed', { error: String(error) }));
+        void chain.then(() => producer?.disconnect()).catch((error: unknown) => log.warn('producer disconnect failed', { error: String(error) }));
       };
     });
 }

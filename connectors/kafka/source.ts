@@ -2,11 +2,12 @@ import { type Kafka, type Consumer, type EachBatchPayload, type IHeaders, type K
 import { Observable } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { newKeyEntry, snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry } from './changelog.js';
+import { newKeyEntry, rewriteMessage, snapshotMessage, restoreFromChangelog, type ChangelogOptions, type KeyEntry, type RestoredState } from './changelog.js';
 import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
 import { rawDecoder, type ValueDecoder } from './decode.js';
 import { PartitionOffsetTracker } from './offsetTracker.js';
 import { ensureTopics, kafkaClient, type KafkaConnection } from './client.js';
+import { PartitionTransactions, isFencedError, transactionalIdOf, type ExactlyOnceOptions, type OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:source');
 
@@ -42,6 +43,11 @@ export interface KafkaRecord<T, S = never> {
   fail(error: unknown): void;
   /** The key's state (kept in memory; persisted when a changelog is configured). */
   state: KeyedState<S>;
+  /**
+   * Exactly-once mode only: the open transaction of the record's input partition. Produce the
+   * record's outputs through it (`toKafka({ exactlyOnce: true })` does), then `ack()`.
+   */
+  transaction?: OutputTransaction;
 }
 
 /** What to do with records whose value is null (tombstones). */
@@ -78,6 +84,20 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
   drainTimeoutMs?: number;
   /** Consumer session timeout. Default 10 000 ms. */
   sessionTimeoutMs?: number;
+  /**
+   * Emitting a fetched batch gives the event loop a turn (timers, network: heartbeats, the
+   * sink's sends, commit ticks) after this many ms of synchronous downstream processing, so a
+   * slow pipeline is not evicted from the group and its outputs leave while the batch goes on.
+   * Default 50 ms.
+   */
+  maxBlockingMs?: number;
+  /**
+   * Exactly-once mode: per input partition, the outputs (through `record.transaction`), dead
+   * letters, state snapshots and the consumed offset commit in one transaction every
+   * `commitIntervalMs`; read_committed readers see each input's outputs exactly once, and a
+   * crashed or fenced member's open transaction is aborted. Default off (at-least-once).
+   */
+  exactlyOnce?: ExactlyOnceOptions;
 }
 
 /** Counters for monitoring and tests. */
@@ -87,7 +107,13 @@ export interface KafkaSourceStats {
   deadLettered: number;
   /** Records skipped because the restored state already covers them (applied and delivered before a restart). */
   skippedAsApplied: number;
+  /** Records of the currently assigned partitions emitted and not yet acknowledged. */
   inFlight: number;
+  /**
+   * Records that were in flight when their partition was revoked: they no longer count as in
+   * flight, their late acknowledgements commit nothing, and the partition's new owner reads them again.
+   */
+  revokedInFlight: number;
   /** The largest number of records in flight at once, over all partitions. */
   maxInFlight: number;
   pauses: number;
@@ -96,6 +122,12 @@ export interface KafkaSourceStats {
   assigned: string[];
   restoredKeys: number;
   snapshotsWritten: number;
+  /** Restored snapshots written again because a stale one (covering less input) had been written after them. */
+  snapshotsRewritten: number;
+  /** Exactly-once mode: transactions committed. */
+  transactions: number;
+  /** Exactly-once mode: partitions given up because another member fenced this one's transactions (it owns them now). */
+  fenced: number;
 }
 
 /** The source Observable plus controls. One subscription is one consumer-group member. */
@@ -111,9 +143,16 @@ interface PartitionContext<S> {
   tracker: PartitionOffsetTracker | null;
   store: Map<string, KeyEntry<S>>;
   restored: Promise<void>;
+  /** Paused by backpressure. */
   paused: boolean;
   committed: number;
   revoked: boolean;
+  /** Exactly-once: the partition's transactional producer. */
+  txn: PartitionTransactions | null;
+  /** Exactly-once: a transaction is being committed; no records are emitted meanwhile. */
+  committing: boolean;
+  /** Records below this offset are committed already (read after fencing the previous owner). */
+  minOffset: number;
 }
 
 const tp = (topic: string, partition: number) => `${topic}:${partition}`;
@@ -149,12 +188,18 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
   const commitIntervalMs = options.commitIntervalMs ?? 1000;
   const drainTimeoutMs = options.drainTimeoutMs ?? 30_000;
   const changelog = options.changelog;
+  const maxBlockingMs = options.maxBlockingMs ?? 50;
+  if (!(maxBlockingMs >= 0)) throw new BadConfigError('maxBlockingMs', `must be a number >= 0, got ${maxBlockingMs}`);
+  const exactlyOnce = options.exactlyOnce;
+  if (exactlyOnce !== undefined && !exactlyOnce.transactionalId) throw new BadConfigError('exactlyOnce', 'a transactionalId prefix is needed');
 
   const stats: KafkaSourceStats = {
-    emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, maxInFlight: 0, pauses: 0,
-    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0,
+    emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, revokedInFlight: 0, maxInFlight: 0, pauses: 0,
+    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0, snapshotsRewritten: 0, transactions: 0, fenced: 0,
   };
   let drainRequest: (() => Promise<void>) | null = null;
+  // In flight over the partitions assigned now (a revoked partition's records are not counted).
+  let currentInFlight: () => number = () => 0;
 
   const observable = new Observable<KafkaRecord<T, S>>((subscriber) => {
     const kafka: Kafka = options.kafka ?? kafkaClient(options);
@@ -163,6 +208,8 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 100,
+      // read_committed: inputs written by another exactly-once pipeline count once they commit.
+      readUncommitted: false,
       retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
     });
     const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 } });
@@ -179,14 +226,49 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       for (const p of partitions.values()) n += p.tracker?.inFlight ?? 0;
       return n;
     };
+    currentInFlight = totalInFlight;
 
     const newContext = (topic: string, partition: number, restored: Promise<void>): PartitionContext<S> => ({
-      topic, partition, tracker: null, store: new Map(), restored, paused: false, committed: -1, revoked: false,
+      topic, partition, tracker: null, store: new Map(), restored, paused: false, committed: -1, revoked: false, txn: null, committing: false, minOffset: 0,
     });
+
+    const failStream = (error: unknown, what: string) => {
+      if (closed) return;
+      log.warn(what, { error: String(error) });
+      subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`${what}: ${String(error)}`, { cause: error }));
+    };
 
     const disposeStore = (p: PartitionContext<S>) => {
       for (const entry of p.store.values()) if (entry.state !== undefined) changelog?.codec.dispose?.(entry.state);
       p.store.clear();
+    };
+
+    /**
+     * Stops committing for a partition another member owns now and drops its state; records
+     * still in flight may reach the output twice (exactly-once: their transaction is aborted).
+     */
+    const release = (p: PartitionContext<S>) => {
+      const id = tp(p.topic, p.partition);
+      if (p.revoked) return;
+      p.revoked = true;
+      stats.revokedInFlight += p.tracker?.inFlight ?? 0;
+      void p.txn?.close();
+      disposeStore(p);
+      if (partitions.get(id) === p) partitions.delete(id);
+    };
+
+    /** Exactly-once: another member fenced this one's producer for the partition, so it owns it now (this member learns at its next rebalance). */
+    const fencedOut = (p: PartitionContext<S>) => {
+      if (p.revoked) return;
+      stats.fenced++;
+      log.warn('fenced: another member owns the partition now; dropping it until the next assignment', { partition: tp(p.topic, p.partition) });
+      release(p);
+      stats.assigned = stats.assigned.filter((id) => id !== tp(p.topic, p.partition));
+      try {
+        consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
+      } catch (error) {
+        log.debug('pause of a fenced partition failed', { error: String(error) });
+      }
     };
 
     const onAssignment = (assignment: Record<string, number[]>) => {
@@ -194,11 +276,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       for (const [topic, list] of Object.entries(assignment)) for (const partition of list) next.add(tp(topic, partition));
       for (const [id, p] of partitions) {
         if (!next.has(id)) {
-          // Revoked: stop committing for it (another member owns it now) and drop its state;
-          // records still in flight may reach the output twice, never zero times.
-          p.revoked = true;
-          disposeStore(p);
-          partitions.delete(id);
+          release(p);
           log.info('partition revoked', { partition: id });
         }
       }
@@ -210,25 +288,72 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       }
       stats.assigned = [...next].sort();
       if (added.length === 0) return;
-      const restoring = changelog
-        ? restoreFromChangelog(kafka, changelog.topic, added, options.groupId, changelog.restoreTimeoutMs ?? 60_000, log)
-        : Promise.resolve(new Map<string, Map<string, { bytes: Uint8Array | null; covered: number }>>());
-      for (const { topic, partition } of added) {
+      const contexts = added.map(({ topic, partition }) => {
         const context = newContext(topic, partition, Promise.resolve());
-        context.restored = restoring.then((restored) => {
+        if (exactlyOnce) {
+          context.txn = new PartitionTransactions(kafka, transactionalIdOf(exactlyOnce.transactionalId, topic, partition), { transactionTimeoutMs: exactlyOnce.transactionTimeoutMs, retry: options.retry }, (error) => {
+            if (isFencedError(error)) fencedOut(context);
+            else if (!context.revoked) failStream(error, `exactly-once send for ${tp(topic, partition)} failed`);
+          });
+        }
+        return context;
+      });
+      // Exactly-once: fence the previous owners first (their open transactions are aborted), then
+      // read the committed offsets and the changelog, which are stable from then on.
+      const fenced = exactlyOnce
+        ? Promise.all(contexts.map((c) => c.txn?.ready)).then(async () => {
+            const admin = kafka.admin();
+            await admin.connect();
+            try {
+              for (const topic of new Set(added.map((a) => a.topic))) {
+                const [entry] = await admin.fetchOffsets({ groupId: options.groupId, topics: [topic] });
+                for (const { partition, offset } of entry?.partitions ?? []) {
+                  const context = contexts.find((c) => c.topic === topic && c.partition === partition);
+                  if (context !== undefined) context.minOffset = Math.max(0, Number(offset));
+                }
+              }
+            } finally {
+              await admin.disconnect();
+            }
+          })
+        : Promise.resolve();
+      const restoring = fenced.then(() =>
+        changelog
+          ? restoreFromChangelog(kafka, changelog.topic, added, options.groupId, changelog.restoreTimeoutMs ?? 60_000, log)
+          : new Map<string, Map<string, RestoredState>>(),
+      );
+      for (const context of contexts) {
+        const { topic, partition } = context;
+        context.restored = restoring.then(async (restored) => {
           if (context.revoked || !changelog) return;
+          const rewrites: Message[] = [];
           for (const [key, snapshot] of restored.get(tp(topic, partition)) ?? []) {
             context.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));
             stats.restoredKeys++;
+            if (snapshot.shadowed) rewrites.push(rewriteMessage(topic, partition, key, snapshot));
+          }
+          // A stale snapshot written after the one restored would be the one compaction keeps:
+          // write the restored one again, before this member writes anything newer for the key.
+          if (rewrites.length > 0 && !context.revoked) {
+            if (context.txn !== null) await context.txn.send(changelog.topic, rewrites);
+            else await producer.send({ topic: changelog.topic, acks: -1, messages: rewrites });
+            stats.snapshotsRewritten += rewrites.length;
+            log.info('rewrote snapshots shadowed by stale ones', { partition: tp(topic, partition), keys: rewrites.length });
           }
         });
+        context.restored.catch((error: unknown) => {
+          if (isFencedError(error)) fencedOut(context);
+          else if (!context.revoked) failStream(error, `taking over ${tp(topic, partition)} failed`);
+        });
         partitions.set(tp(topic, partition), context);
+        // A partition paused when it was last owned here (backpressure, a fence) starts unpaused.
+        if (!draining) consumer.resume([{ topic, partitions: [partition] }]);
         log.info('partition assigned', { partition: tp(topic, partition) });
       }
     };
 
     const maybeResume = (p: PartitionContext<S>) => {
-      if (p.paused && !p.revoked && (p.tracker?.inFlight ?? 0) <= low && !draining) {
+      if (p.paused && !p.revoked && !p.committing && (p.tracker?.inFlight ?? 0) <= low && !draining) {
         p.paused = false;
         consumer.resume([{ topic: p.topic, partitions: [p.partition] }]);
       }
@@ -297,7 +422,16 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         headers: message.headers ?? {}, timestamp: message.timestamp,
       };
       const deadLetter = (reason: DeadLetterReason, error: unknown) => {
-        dlqQueue.push({ message: deadLetterMessage(origin, reason, error, maxValueBytes), done: ack });
+        const message = deadLetterMessage(origin, reason, error, maxValueBytes);
+        if (p.txn !== null) {
+          // Exactly-once: the dead letter commits (or aborts) with the partition's transaction.
+          p.txn.send(deadLetterTopic, [message]).then(() => {
+            stats.deadLettered++;
+            ack();
+          }, () => undefined);
+          return;
+        }
+        dlqQueue.push({ message, done: ack });
         sendDeadLetters();
       };
       const state: KeyedState<S> = {
@@ -350,6 +484,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
           deadLetter('processing', error);
         },
         state,
+        ...(p.txn !== null ? { transaction: p.txn } : {}),
       });
     };
 
@@ -358,9 +493,15 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       if (p === undefined || p.revoked || draining || closed) return;
       await p.restored;
       if (p.revoked || draining || closed) return;
+      let turnStarted = Date.now();
       for (const message of batch.messages) {
-        if (!isRunning() || isStale() || draining || closed || p.revoked) break;
+        if (!isRunning() || isStale() || draining || closed || p.revoked || p.committing) break;
         const offset = Number(message.offset);
+        if (offset < p.minOffset) {
+          // Committed by the previous owner's last transaction after this member's fetch began.
+          resolveOffset(message.offset);
+          continue;
+        }
         if (p.tracker === null) {
           p.tracker = new PartitionOffsetTracker(offset);
           p.committed = offset;
@@ -372,6 +513,13 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
           stats.pauses++;
           consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
           break;
+        }
+        if (Date.now() - turnStarted >= maxBlockingMs) {
+          // A slow pipeline (a model step per record) must not starve the event loop for a whole
+          // batch: heartbeats (or the group evicts this member), the sink's batches, commit ticks.
+          await new Promise((r) => setTimeout(r, 0));
+          await heartbeat();
+          turnStarted = Date.now();
         }
       }
       await heartbeat();
@@ -419,9 +567,61 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       }
     };
 
-    const commitAll = (): Promise<void> => {
+    /**
+     * Exactly-once: stops emitting the partition's records, waits until every emitted one is
+     * acknowledged (its outputs are in the open transaction), then commits snapshots of the keys
+     * changed and the consumed offset with them. `wait` false (unsubscribe): a transaction with
+     * records still in flight is aborted instead.
+     */
+    const commitTransaction = async (p: PartitionContext<S>, wait: boolean) => {
+      const txn = p.txn;
+      const tracker = p.tracker;
+      if (txn === null || tracker === null || p.revoked) return;
+      const changed = () => [...p.store].filter(([, e]) => e.dirtySince !== null);
+      if (tracker.nextOffset <= p.committed && tracker.inFlight === 0 && txn.sent === 0 && changed().length === 0) return;
+      p.committing = true;
+      consumer.pause([{ topic: p.topic, partitions: [p.partition] }]);
+      try {
+        const deadline = Date.now() + drainTimeoutMs;
+        while (tracker.inFlight > 0 && wait && !p.revoked && !closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        if (p.revoked || closed) return;
+        if (tracker.inFlight > 0) {
+          if (!wait) {
+            await txn.abort();
+            return;
+          }
+          throw new ConnectorError(`${tracker.inFlight} records of ${tp(p.topic, p.partition)} still unacknowledged after ${drainTimeoutMs} ms; their transaction cannot commit`);
+        }
+        const entries = changed();
+        const snapshots = changelog ? entries.map(([key, entry]) => snapshotMessage(changelog.codec, p.topic, p.partition, key, entry)) : [];
+        const position = tracker.committable();
+        await txn.commit(options.groupId, p.topic, p.partition, position, changelog ? { topic: changelog.topic, messages: snapshots } : null);
+        for (const [, entry] of entries) {
+          entry.dirtySince = null;
+          entry.pending = null;
+        }
+        p.committed = position;
+        stats.committed[tp(p.topic, p.partition)] = position;
+        stats.snapshotsWritten += snapshots.length;
+        stats.transactions++;
+      } catch (error) {
+        // A member that lost the partition was fenced by its new owner, which goes on from the last commit.
+        if (isFencedError(error)) fencedOut(p);
+        else if (!p.revoked) failStream(error, `exactly-once commit of ${tp(p.topic, p.partition)} failed`);
+      } finally {
+        p.committing = false;
+        if (!p.revoked && !draining && !closed) {
+          if (!p.paused) consumer.resume([{ topic: p.topic, partitions: [p.partition] }]);
+          else maybeResume(p);
+        }
+      }
+    };
+
+    const commitAll = (wait = true): Promise<void> => {
       commitChain = commitChain.then(async () => {
-        for (const p of [...partitions.values()]) await commitPartition(p);
+        // Exactly-once: each partition has its own producer, so their transactions commit side by side.
+        if (exactlyOnce) await Promise.all([...partitions.values()].map((p) => commitTransaction(p, wait)));
+        else for (const p of [...partitions.values()]) await commitPartition(p);
       });
       return commitChain;
     };
@@ -442,8 +642,9 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         if (totalInFlight() > 0) log.warn('drain timed out; unacknowledged records will be read again', { inFlight: totalInFlight() });
       }
       await dlqChain;
-      await commitAll();
+      await commitAll(waitForAcks);
       closed = true;
+      await Promise.all([...partitions.values()].map((p) => p.txn?.close()));
       for (const p of partitions.values()) disposeStore(p);
       await consumer.disconnect().catch((error: unknown) => log.warn('consumer disconnect failed', { error: String(error) }));
       await producer.disconnect().catch(() => undefined);
@@ -496,7 +697,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
   });
 
   return Object.assign(observable, {
-    stats: () => ({ ...stats, committed: { ...stats.committed }, inFlight: stats.emitted - stats.acked }),
+    stats: () => ({ ...stats, committed: { ...stats.committed }, assigned: [...stats.assigned], inFlight: currentInFlight() }),
     drain: async () => {
       if (drainRequest === null) throw new ConnectorError('drain() before subscribe()', { retriable: false });
       await drainRequest();

@@ -37,8 +37,22 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions: nu
   try {
     await admin.createTopics({
       topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
-      waitForLeaders: true,
+      waitForLeaders: false,
     });
+    // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while the new topic's
+    // metadata propagates (seen with several test files creating topics at once): poll instead.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+        const partitions = topics[0]?.partitions ?? [];
+        if (partitions.length === numPartitions && partitions.every((p) => p.leader >= 0)) break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+      if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     await admin.disconnect();
   }
@@ -91,9 +105,13 @@ export async function produceRecords(
 
 export type ReadMessage = KafkaMessage & { partition: number };
 
-/** Reads a topic from the beginning until `expected` records arrived or `idleMs` passed without any. */
-export async function readTopic(kafka: Kafka, topic: string, expected: number, idleMs = 8000, timeoutMs = 120_000): Promise<ReadMessage[]> {
-  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
+/**
+ * Reads a topic from the beginning until `expected` records arrived or `idleMs` passed without
+ * any. Isolation read_committed (records of aborted transactions are not returned) unless
+ * `readUncommitted`.
+ */
+export async function readTopic(kafka: Kafka, topic: string, expected: number, idleMs = 8000, timeoutMs = 120_000, readUncommitted = false): Promise<ReadMessage[]> {
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 200, sessionTimeout: 10_000, readUncommitted });
   const out: ReadMessage[] = [];
   await consumer.connect();
   try {

@@ -110,4 +110,8 @@ test('bad options are typed errors naming the option', (t) => {
   t.is(e3?.option, 'topics');
   const e4 = t.throws(() => toKafka({ topic: '' }), { instanceOf: BadConfigError });
   t.is(e4?.option, 'topic');
+  const e5 = t.throws(() => fromKafka({ groupId: 'g', topics: ['x'], maxBlockingMs: -1 }), { instanceOf: BadConfigError });
+  t.is(e5?.option, 'maxBlockingMs');
+  const e6 = t.throws(() => fromKafka({ groupId: 'g', topics: ['x'], exactlyOnce: { transactionalId: '' } }), { instanceOf: BadConfigError });
+  t.is(e6?.option, 'exactlyOnce');
 });
