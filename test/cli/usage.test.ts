@@ -44,7 +44,7 @@ for (const c of COMMANDS) {
 test('an unknown command exits 2 and names the commands', async (t) => {
   const r = await cli(['frobnicate']);
   t.is(r.code, 2);
-  t.regex(r.stderr, /unknown command 'frobnicate'.*bench, eval, kafka, setup-native, train/);
+  t.regex(r.stderr, /unknown command 'frobnicate'.*bench, eval, kafka, setup-native, stream, train/);
 });
 
 const usageErrors: [string, string[], RegExp][] = [
