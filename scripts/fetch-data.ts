@@ -6,10 +6,14 @@
  * `dpkg -x`, decompresses `gcc.log.xz` (the GCC 12 C test-suite log of a Debian build, ~306 MB,
  * ~1.2 M lines) with `xz`, and cuts two files of whole lines:
  *
- *   train.log     the first `--train-mb` MB of the log (default 16), from line 1;
  *   heldout.log   a contiguous block of `--held-out-kb` KB (default 1024) starting at line
- *                 `--held-out-line` (default 400001): other test suites of the same run, far
- *                 from anything in train.log.
+ *                 `--held-out-line` (default 400001);
+ *   train.log     `--train-mb` MB (default 16) in `--train-blocks` blocks (default 64) of
+ *                 contiguous lines, spread evenly over the log's first test variation (`Running
+ *                 target unix`, lines 1 to 608,587) and never within `--margin` lines (default
+ *                 20,000) of the held-out block. The second variation (`unix/-fstack-protector`)
+ *                 re-runs the same tests, so its lines would nearly duplicate the held-out
+ *                 block's: no training line comes from it.
  *
  * Everything goes to `~/.cache/infiniformer/data/gcc-12-test-results/` (or
  * `$INFINIFORMER_DATA_DIR/gcc-12-test-results/`), never into the repository, with a
@@ -42,7 +46,11 @@ heldout.log (whole lines) into the data cache.
 Options:
   --out <dir>            data directory (default $INFINIFORMER_DATA_DIR or ~/.cache/infiniformer/data,
                          the files go to <dir>/${PACKAGE}/)
-  --train-mb <n>         size of train.log in MB, from line 1 (default 16)
+  --train-mb <n>         size of train.log in MB (default 16)
+  --train-blocks <n>     contiguous blocks it is made of, spread over the first test variation
+                         (default 64)
+  --margin <n>           lines around the held-out block that no training block touches
+                         (default 20000)
   --held-out-line <n>    first line (1-based) of heldout.log (default 400001)
   --held-out-kb <n>      size of heldout.log in KB (default 1024)
   --slice <file>         also write the first --slice-kb KB of heldout.log (whole lines) to <file>
@@ -138,6 +146,90 @@ export async function cutLines(source: string, target: string, firstLine: number
   return { file: target, firstLine, lastLine: firstLine + lines - 1, lines, bytes };
 }
 
+/** Line start offsets of `bytes` (line i, 0-based, is [starts[i], starts[i + 1])); whole lines only. */
+export function lineStarts(bytes: Uint8Array): Float64Array {
+  let n = 0;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n += 1;
+  const starts = new Float64Array(n + 1);
+  let k = 1;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) starts[k++] = i + 1;
+  return starts;
+}
+
+/** What {@link cutTrainBlocks} wrote. */
+export interface TrainCut {
+  file: string;
+  /** Lines (1-based, inclusive) of the variation the blocks were drawn from. */
+  range: [number, number];
+  blocks: { firstLine: number; lastLine: number; bytes: number }[];
+  lines: number;
+  bytes: number;
+}
+
+/**
+ * Writes `blocks` blocks of whole lines, about `bytes / blocks` bytes each, spread evenly over
+ * the first test variation of a DejaGnu log (from line 1 to the line before the second
+ * `Running target ` line, or the end), skipping any line in `exclude` (1-based, inclusive).
+ */
+export function cutTrainBlocks(log: Uint8Array, target: string, o: { bytes: number; blocks: number; exclude: [number, number] }): TrainCut {
+  const starts = lineStarts(log);
+  const lineCount = starts.length - 1;
+  const marker = new TextEncoder().encode('Running target ');
+  const targets: number[] = [];
+  for (let i = 0; i < lineCount && targets.length < 2; i++) {
+    const at = starts[i]!;
+    let match = true;
+    for (let j = 0; j < marker.length && match; j++) match = log[at + j] === marker[j];
+    if (match) targets.push(i + 1);
+  }
+  const last = targets.length >= 2 ? targets[1]! - 1 : lineCount;
+  const [ex0, ex1] = o.exclude;
+  // The allowed lines, as 1-based inclusive ranges.
+  const candidates: [number, number][] = [
+    [1, Math.min(last, ex0 - 1)],
+    [Math.max(1, ex1 + 1), last],
+  ];
+  const allowed = candidates.filter((r) => r[1] >= r[0]);
+  if (allowed.length === 0) throw new Error('no lines left for training outside the excluded range');
+  const allowedCount = allowed.reduce((n, [a, b]) => n + b - a + 1, 0);
+  const per = Math.floor(o.bytes / o.blocks);
+  const chunks: Uint8Array[] = [];
+  const blocks: TrainCut['blocks'] = [];
+  let total = 0;
+  let lines = 0;
+  for (let k = 0; k < o.blocks; k++) {
+    // The k-th block starts k/blocks of the way through the allowed lines, and stays inside its range.
+    let offset = Math.floor((k * allowedCount) / o.blocks);
+    let range = allowed[0]!;
+    for (const r of allowed) {
+      if (offset < r[1] - r[0] + 1) {
+        range = r;
+        break;
+      }
+      offset -= r[1] - r[0] + 1;
+    }
+    const first = range[0] + offset;
+    let end = first;
+    while (end <= range[1] && starts[end]! - starts[first - 1]! <= per) end += 1;
+    const lastLine = Math.max(first, end - 1);
+    const from = starts[first - 1]!;
+    const to = starts[lastLine]!;
+    if (blocks.length > 0 && first <= blocks[blocks.length - 1]!.lastLine) throw new Error('training blocks overlap: ask for fewer --train-blocks or fewer --train-mb');
+    chunks.push(log.subarray(from, to));
+    blocks.push({ firstLine: first, lastLine, bytes: to - from });
+    total += to - from;
+    lines += lastLine - first + 1;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  writeFileSync(target, out);
+  return { file: target, range: [1, last], blocks, lines, bytes: total };
+}
+
 async function countLines(file: string): Promise<{ lines: number; bytes: number }> {
   let lines = 0;
   for await (const chunk of createReadStream(file)) {
@@ -150,6 +242,8 @@ async function countLines(file: string): Promise<{ lines: number; bytes: number 
 export interface FetchOptions {
   out?: string;
   trainMb?: number;
+  trainBlocks?: number;
+  margin?: number;
   heldOutLine?: number;
   heldOutKb?: number;
   slice?: string;
@@ -195,11 +289,14 @@ export async function fetchGccData(o: FetchOptions = {}): Promise<Record<string,
   copyFileSync(join(extracted, COPYRIGHT_IN_PACKAGE), join(dir, 'copyright'));
   const whole = await countLines(gccLog);
   log(`gcc.log: ${whole.lines} lines, ${whole.bytes} bytes`);
-  const train = await cutLines(gccLog, join(dir, 'train.log'), 1, Math.round((o.trainMb ?? 16) * 1e6));
   const heldOutLine = o.heldOutLine ?? 400_001;
-  if (heldOutLine <= train.lastLine) throw new Error(`--held-out-line ${heldOutLine} lies inside train.log (lines 1..${train.lastLine})`);
   const heldOut = await cutLines(gccLog, join(dir, 'heldout.log'), heldOutLine, Math.round((o.heldOutKb ?? 1024) * 1000));
-  log(`train.log: lines ${train.firstLine}..${train.lastLine} (${train.lines} lines, ${train.bytes} bytes)`);
+  const train = cutTrainBlocks(new Uint8Array(readFileSync(gccLog)), join(dir, 'train.log'), {
+    bytes: Math.round((o.trainMb ?? 16) * 1e6),
+    blocks: o.trainBlocks ?? 64,
+    exclude: [heldOut.firstLine - (o.margin ?? 20_000), heldOut.lastLine + (o.margin ?? 20_000)],
+  });
+  log(`train.log: ${train.blocks.length} blocks of lines ${train.blocks[0]!.firstLine}..${train.blocks[train.blocks.length - 1]!.lastLine} of variation 1 (lines ${train.range[0]}..${train.range[1]}), ${train.lines} lines, ${train.bytes} bytes`);
   log(`heldout.log: lines ${heldOut.firstLine}..${heldOut.lastLine} (${heldOut.lines} lines, ${heldOut.bytes} bytes)`);
   const version = /_([^_]+)_[^_]+\.deb$/.exec(debs[0]!)?.[1] ?? 'unknown';
   const manifest: Record<string, unknown> = {
@@ -208,7 +305,7 @@ export async function fetchGccData(o: FetchOptions = {}): Promise<Record<string,
     deb: { file: debs[0], sha256: sha256(debs[0]!) },
     source: `${LOG_IN_PACKAGE} (decompressed)`,
     gccLog: { file: gccLog, ...whole },
-    train,
+    train: { ...train, blocks: train.blocks },
     heldOut,
   };
   if (o.slice !== undefined) {
@@ -229,6 +326,13 @@ function positive(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
+function nonNegativeInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${name} must be an integer >= 0, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 async function main(argv: string[]): Promise<number> {
   let values;
   try {
@@ -237,6 +341,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         out: { type: 'string' },
         'train-mb': { type: 'string' },
+        'train-blocks': { type: 'string' },
+        margin: { type: 'string' },
         'held-out-line': { type: 'string' },
         'held-out-kb': { type: 'string' },
         slice: { type: 'string' },
@@ -253,6 +359,8 @@ async function main(argv: string[]): Promise<number> {
     const manifest = await fetchGccData({
       out: values.out,
       trainMb: positive('train-mb', values['train-mb']),
+      trainBlocks: positive('train-blocks', values['train-blocks']),
+      margin: nonNegativeInt('margin', values.margin),
       heldOutLine: positive('held-out-line', values['held-out-line']),
       heldOutKb: positive('held-out-kb', values['held-out-kb']),
       slice: values.slice,

@@ -14,6 +14,23 @@ export interface LossCurveOptions {
   height?: number;
   /** Window of the moving average in steps. Default: 2% of the run, at least 1. */
   smoothing?: number;
+  /**
+   * `log` draws bits per byte on a logarithmic axis, which keeps a loss falling from 8 to 0.05
+   * readable; `auto` (default) picks it when the values span more than a factor of 20.
+   */
+  yScale?: 'auto' | 'linear' | 'log';
+}
+
+/** Tick values of a logarithmic axis over [lo, hi] (lo > 0): 1, 2, 5 x 10^k. */
+export function logTicks(lo: number, hi: number): number[] {
+  const ticks: number[] = [];
+  for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) {
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * 10 ** k).toPrecision(6));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) ticks.push(v);
+    }
+  }
+  return ticks;
 }
 
 /** About `count` round tick values (1, 2, 5 x 10^k) covering [lo, hi]. */
@@ -73,11 +90,26 @@ export function lossCurveSvg(train: readonly CurvePoint[], evals: readonly Curve
   const all = [...tr, ...ev];
   const maxStep = Math.max(1, ...all.map((p) => p.step));
   const maxValue = Math.max(1e-9, ...all.map((p) => p.value));
-  const yTicks = niceTicks(0, maxValue, 6);
-  const yMax = Math.max(maxValue, yTicks[yTicks.length - 1]!);
+  const positive = all.filter((p) => p.value > 0).map((p) => p.value);
+  const minPositive = positive.length > 0 ? Math.min(...positive) : maxValue;
+  const scale = options.yScale ?? 'auto';
+  const log = scale === 'log' || (scale === 'auto' && maxValue / minPositive > 20);
+  let y: (v: number) => number;
+  let yTicks: number[];
+  if (log) {
+    // Whole 1-2-5 steps around the data; values <= 0 sit on the bottom edge.
+    const lo = [1, 2, 5].map((mm) => mm * 10 ** Math.floor(Math.log10(minPositive))).filter((v) => v <= minPositive).pop()!;
+    const hi = [1, 2, 5, 10].map((mm) => mm * 10 ** Math.floor(Math.log10(maxValue))).find((v) => v >= maxValue)!;
+    yTicks = logTicks(lo, hi);
+    const [a, b] = [Math.log10(lo), Math.log10(hi)];
+    y = (v: number): number => m.top + ph - ((Math.log10(Math.max(v, lo)) - a) / (b - a)) * ph;
+  } else {
+    yTicks = niceTicks(0, maxValue, 6);
+    const yMax = Math.max(maxValue, yTicks[yTicks.length - 1]!);
+    y = (v: number): number => m.top + ph - (v / yMax) * ph;
+  }
   const xTicks = niceTicks(0, maxStep, 6);
   const x = (step: number): number => m.left + (step / maxStep) * pw;
-  const y = (v: number): number => m.top + ph - (v / yMax) * ph;
   const path = (pts: readonly CurvePoint[]): string => pts.map((p, i) => `${i === 0 ? 'M' : 'L'}${fmt(x(p.step))},${fmt(y(p.value))}`).join(' ');
   const window = options.smoothing ?? Math.max(1, Math.round(tr.length / 50));
   const smooth = thin(movingAverage(tr, window), 800);
@@ -96,7 +128,7 @@ export function lossCurveSvg(train: readonly CurvePoint[], evals: readonly Curve
   }
   parts.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   parts.push(`<text x="${m.left + pw / 2}" y="${H - 14}" text-anchor="middle">training step</text>`);
-  parts.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">bits per byte</text>`);
+  parts.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">bits per byte${log ? ' (log scale)' : ''}</text>`);
   if (raw.length > 0) parts.push(`<path d="${path(raw)}" fill="none" stroke="#9ecae1" stroke-width="1"/>`);
   if (smooth.length > 0) parts.push(`<path d="${path(smooth)}" fill="none" stroke="#08519c" stroke-width="2"/>`);
   if (ev.length > 0) {

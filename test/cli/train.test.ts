@@ -38,11 +38,11 @@ async function weights(dir: string): Promise<Float32Array> {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-const common = ['--data', GCC_SLICE_REL, '--batch', '4', '--config', JSON.stringify(TINY_CONFIG), '--eval-max-bytes', '3000'];
+const common = ['--data', GCC_SLICE_REL, '--batch', '4', '--config', JSON.stringify(TINY_CONFIG), '--eval-max-bytes', '2000'];
 
 test.serial('a tiny run writes a loadable model, history, report and loss curve that agree with each other', async (t) => {
   const out = join(root, 'a');
-  const r = await cli(['train', ...common, '--out', out, '--steps', '6']);
+  const r = await cli(['train', ...common, '--out', out, '--steps', '6', '--eval-every', '3']);
   t.is(r.code, 0, r.stderr);
   // Plain progress lines (CI=true), the evaluation notes, the summary.
   t.regex(r.stderr, /^step 1\/6 +\d+ tok\/s +loss \d+\.\d+ bits\/byte +ETA /m);
@@ -79,7 +79,7 @@ test.serial('a tiny run writes a loadable model, history, report and loss curve 
   t.is(run.data.evalBytes, bytes.length - cut);
   // The final evaluation: the first 3000 bytes of the eval split, cut after a newline; it matches
   // evaluate() called directly on the saved model.
-  let end = cut + 3000;
+  let end = cut + 2000;
   while (bytes[end - 1] !== 10) end -= 1;
   const evalBytes = bytes.subarray(cut, end);
   const L = TINY_CONFIG.segmentLength;
@@ -116,17 +116,18 @@ test.serial('a tiny run writes a loadable model, history, report and loss curve 
 test.serial('resume: 3 steps of a 6-step schedule, then --resume to 6, equals 6 steps in one go', async (t) => {
   const whole = join(root, 'a');
   if (!existsSync(join(whole, 'weights.bin'))) {
-    const r = await cli(['train', ...common, '--out', whole, '--steps', '6']);
+    const r = await cli(['train', ...common, '--out', whole, '--steps', '6', '--eval-every', '3']);
     t.is(r.code, 0, r.stderr);
   }
+  // No evaluations here, some in the run above: evaluating must not disturb training either.
   const out = join(root, 'b');
-  const first = await cli(['train', ...common, '--out', out, '--steps', '3', '--schedule-steps', '6']);
+  const first = await cli(['train', ...common, '--out', out, '--steps', '3', '--schedule-steps', '6', '--eval-every', '0']);
   t.is(first.code, 0, first.stderr);
   t.true(existsSync(join(out, 'checkpoint', 'trainer.json')));
   const again = await cli(['train', ...common, '--out', out, '--steps', '6']);
   t.is(again.code, 2, 'a second run into the same directory needs --resume');
   t.regex(again.stderr, /already holds a training run; pass --resume/);
-  const resumed = await cli(['train', ...common, '--out', out, '--steps', '6', '--resume']);
+  const resumed = await cli(['train', ...common, '--out', out, '--steps', '6', '--resume', '--eval-every', '0']);
   t.is(resumed.code, 0, resumed.stderr);
   t.regex(resumed.stderr, /resumed at step 3/);
 
@@ -143,7 +144,7 @@ test.serial('resume: 3 steps of a 6-step schedule, then --resume to 6, equals 6 
   t.true(lossDiff <= 1e-5);
   t.true(weightDiff <= 1e-5);
   const report = await readFile(join(out, 'report.md'), 'utf8');
-  t.true(report.includes('--steps 3 --schedule-steps 6') && report.includes('--steps 6 --resume'), 'both commands are in the report');
+  t.true(report.includes('--steps 3 --schedule-steps 6 --eval-every 0') && report.includes('--steps 6 --resume --eval-every 0'), 'both commands are in the report');
   t.true(report.includes('Status: **finished** at step 6 of 6.'));
 });
 

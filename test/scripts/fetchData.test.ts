@@ -3,7 +3,7 @@ import test from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cutLines, dataDir } from '../../scripts/fetch-data.js';
+import { cutLines, cutTrainBlocks, dataDir } from '../../scripts/fetch-data.js';
 
 let root = '';
 test.before(async () => {
@@ -66,5 +66,31 @@ test('the data cache: ~/.cache/infiniformer/data by default, INFINIFORMER_DATA_D
   } finally {
     if (saved === undefined) delete process.env['INFINIFORMER_DATA_DIR'];
     else process.env['INFINIFORMER_DATA_DIR'] = saved;
+  }
+});
+
+test('cutTrainBlocks: whole-line blocks spread over the first test variation, none in the excluded range', async (t) => {
+  // Lines 1..1000 are variation 1, 1001..2000 variation 2 (a second "Running target" line).
+  const lines = Array.from({ length: 2000 }, (_, i) => {
+    const n = i + 1;
+    if (n === 3) return 'Running target unix\n';
+    if (n === 1001) return 'Running target unix/-fstack-protector\n';
+    return `line ${String(n).padStart(4, '0')}${n % 5 === 0 ? '\r' : ''}\n`;
+  });
+  const log = new TextEncoder().encode(lines.join(''));
+  const target = join(root, 'train-blocks');
+  const r = cutTrainBlocks(log, target, { bytes: 8 * 60, blocks: 8, exclude: [401, 600] });
+  t.deepEqual(r.range, [1, 1000]);
+  t.is(r.blocks.length, 8);
+  // 800 allowed lines (1..400, 601..1000): block k starts 100 k lines into them.
+  t.deepEqual(r.blocks.map((b) => b.firstLine), [1, 101, 201, 301, 601, 701, 801, 901]);
+  const written = await readFile(target, 'utf8');
+  const expected = r.blocks.map((b) => lines.slice(b.firstLine - 1, b.lastLine).join('')).join('');
+  t.is(written, expected);
+  t.is(r.bytes, Buffer.byteLength(expected));
+  for (const b of r.blocks) {
+    t.true(b.bytes <= 60 && b.bytes + Buffer.byteLength(lines[b.lastLine]!) > 60, `block ${b.firstLine}..${b.lastLine}: ${b.bytes} bytes`);
+    t.true(b.lastLine < 401 || b.firstLine > 600);
+    t.true(b.lastLine <= 1000);
   }
 });
