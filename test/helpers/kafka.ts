@@ -35,10 +35,19 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions: nu
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
-      waitForLeaders: false,
-    });
+    // An overloaded broker may time the request out after creating the topic: retry, and accept a topic that exists.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({
+          topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
+          waitForLeaders: false,
+        });
+        break;
+      } catch (error) {
+        if ((await admin.listTopics().catch(() => [] as string[])).includes(topic)) break;
+        if (attempt >= 4 || !(error as { retriable?: boolean }).retriable) throw error;
+      }
+    }
     // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while the new topic's
     // metadata propagates (seen with several test files creating topics at once): poll instead.
     const deadline = Date.now() + 30_000;
