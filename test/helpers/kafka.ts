@@ -21,7 +21,8 @@ export function requireBroker(brokers = BROKERS): Promise<void> {
 }
 
 export function testKafka(brokers = BROKERS): Kafka {
-  return new Kafka({ clientId: 'infiniformer-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 10 } });
+  // The shared broker can stall for tens of seconds when the machine is overloaded: generous timeouts.
+  return new Kafka({ clientId: 'infiniformer-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 10 }, requestTimeout: 90_000, connectionTimeout: 10_000 });
 }
 
 let counter = 0;
