@@ -69,12 +69,17 @@ export async function ensureTopics(kafka: Kafka, requests: TopicRequest[]): Prom
         configEntries: request.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
       });
     }
-    try {
-      await admin.createTopics({ topics, waitForLeaders: false });
-    } catch (error) {
-      // Another member may have created them first.
-      const now = new Set(await admin.listTopics());
-      if (!topics.every((t) => now.has(t.topic))) throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({ topics: topics.filter((t) => !existing.has(t.topic)), waitForLeaders: false });
+        break;
+      } catch (error) {
+        // Another member may have created them first, or a busy broker timed the request out after creating them.
+        for (const topic of await admin.listTopics()) existing.add(topic);
+        if (topics.every((t) => existing.has(t.topic))) break;
+        if (attempt >= 3 || !(error as { retriable?: boolean }).retriable) throw error;
+        kafkaLog.debug('creating topics failed; retrying', { error: String(error) });
+      }
     }
     // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while a new topic's
     // metadata propagates; poll until every partition has a leader instead.

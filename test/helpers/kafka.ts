@@ -21,7 +21,8 @@ export function requireBroker(brokers = BROKERS): Promise<void> {
 }
 
 export function testKafka(brokers = BROKERS): Kafka {
-  return new Kafka({ clientId: 'infiniformer-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 10 } });
+  // The shared broker can stall for tens of seconds when the machine is overloaded: generous timeouts.
+  return new Kafka({ clientId: 'infiniformer-test', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 10 }, requestTimeout: 90_000, connectionTimeout: 10_000 });
 }
 
 let counter = 0;
@@ -35,10 +36,19 @@ export async function createTopic(kafka: Kafka, topic: string, numPartitions: nu
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
-      waitForLeaders: false,
-    });
+    // An overloaded broker may time the request out after creating the topic: retry, and accept a topic that exists.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.createTopics({
+          topics: [{ topic, numPartitions, configEntries: compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [] }],
+          waitForLeaders: false,
+        });
+        break;
+      } catch (error) {
+        if ((await admin.listTopics().catch(() => [] as string[])).includes(topic)) break;
+        if (attempt >= 4 || !(error as { retriable?: boolean }).retriable) throw error;
+      }
+    }
     // kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION while the new topic's
     // metadata propagates (seen with several test files creating topics at once): poll instead.
     const deadline = Date.now() + 30_000;

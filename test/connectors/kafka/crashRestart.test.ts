@@ -28,8 +28,8 @@ test('three SIGKILLs at random points: no input lost, duplicates only for uncomm
   for (let kill = 0; kill < 3; kill++) {
     const before = await watch.read();
     const processor = startProcessor(topics, processors);
-    // A random point: 20 to 300 more outputs, after a new commit on some partition.
-    await waitForProgress(watch, before, 20 + Math.floor(Math.random() * 280), [...Array(PARTITIONS).keys()]);
+    // A random point: 100 to 400 more outputs, after a new commit on some partition.
+    await waitForProgress(watch, before, 100 + Math.floor(Math.random() * 300), [...Array(PARTITIONS).keys()]);
     processor.child.kill('SIGKILL');
     await processor.exited;
     // The dead processor commits nothing more: this is what a restart resumes from.

@@ -107,16 +107,18 @@ test('exactly-once with the model: processors SIGKILLed mid-transaction; read_co
   t.teardown(() => watch.close());
 
   const written: number[] = [];
+  // Transactions of 500 ms: a kill at a random point almost surely finds one open with outputs in it.
+  const env = { EXACTLY_ONCE: '1', COMMIT_MS: '500' };
   for (let kill = 0; kill < 2; kill++) {
     const before = await watch.read();
-    const processor = startProcessor(topics, processors, { EXACTLY_ONCE: '1' });
+    const processor = startProcessor(topics, processors, env);
     // A random point after a committed transaction: outputs keep flowing into the next one.
     await waitForProgress(watch, before, 20 + Math.floor(Math.random() * 200), [...Array(EOS_PARTITIONS).keys()]);
     processor.child.kill('SIGKILL');
     await processor.exited;
     written.push((await watch.read()).outputs);
   }
-  const last = startProcessor(topics, processors, { EXACTLY_ONCE: '1' });
+  const last = startProcessor(topics, processors, env);
   const ends = EOS_RECORDS / EOS_PARTITIONS;
   await waitFor(() => last.lines.length > 0, 60_000, 'the last processor to report');
   const deadline = Date.now() + 180_000;
@@ -135,7 +137,7 @@ test('exactly-once with the model: processors SIGKILLed mid-transaction; read_co
   const check = await checkOutputs(kafka, topics.output, ref, EOS_RECORDS);
   const everything = await readTopic(kafka, topics.output, EOS_RECORDS * 2, 3000, 120_000, true);
   const aborted = everything.length - check.outputs;
-  t.log(`output log end offsets at the kills: ${written.join(', ')} (records of open and committed transactions, and markers); read_uncommitted sees ${everything.length} outputs, read_committed ${check.outputs}: ${aborted} were in transactions the kills left open (aborted)`);
+  t.log(`outputs visible at the kills (last stable offsets, markers included): ${written.join(', ')}; read_uncommitted sees ${everything.length} outputs, read_committed ${check.outputs}: ${aborted} were in transactions the kills left open (aborted)`);
   t.true(aborted > 0, 'the kills hit open transactions');
   t.is(check.missing, 0, 'no input is missing');
   t.is(check.duplicates, 0, 'no input is output twice');
