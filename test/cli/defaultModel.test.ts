@@ -36,8 +36,8 @@ test('models/default on the committed held-out slice: far below chance, with and
   t.log(`held-out slice, ${out.bytesScored} bytes: ${out.withLtm.bitsPerByte.toFixed(4)} bits/byte with LTM, ${out.withoutLtm.bitsPerByte.toFixed(4)} without (uniform: ${Math.log2(260).toFixed(2)})`);
   t.true(out.bytesScored > 30_000);
   // Uniform over 260 symbols is 8.02 bits/byte; an order-0 byte model of this text ~5. The
-  // model never saw these test suites (models/default/README.md: 2.12 with, 2.26 without LTM).
-  t.true(out.withLtm.bitsPerByte < 3.0);
-  t.true(out.withLtm.bitsPerByte < out.withoutLtm.bitsPerByte, 'the long-term memory should help');
-  t.true(out.withLtm.accuracy > 0.75);
+  // model never saw these lines (models/default/README.md: 0.554 with, 0.630 without LTM here).
+  t.true(out.withLtm.bitsPerByte < 0.7);
+  t.true(out.withLtm.bitsPerByte < out.withoutLtm.bitsPerByte - 0.03, 'the long-term memory should help');
+  t.true(out.withLtm.accuracy > 0.9);
 });
