@@ -271,11 +271,18 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       }
     };
 
-    const onAssignment = (assignment: Record<string, number[]>) => {
+    let memberId: string | null = null;
+    const onAssignment = (assignment: Record<string, number[]>, newMemberId: string) => {
       const next = new Set<string>();
       for (const [topic, list] of Object.entries(assignment)) for (const partition of list) next.add(tp(topic, partition));
+      // A new member id means the coordinator dropped this member (its session expired, e.g. the
+      // process was frozen) and it joined again: other members may have owned and advanced its
+      // partitions meanwhile, so none is kept; each is taken over afresh (fence, offsets, changelog).
+      const rejoined = memberId !== null && newMemberId !== memberId;
+      memberId = newMemberId;
+      if (rejoined) log.warn('this member was dropped from the group and joined again; taking its partitions over afresh', { memberId: newMemberId });
       for (const [id, p] of partitions) {
-        if (!next.has(id)) {
+        if (!next.has(id) || rejoined) {
           release(p);
           log.info('partition revoked', { partition: id });
         }
@@ -667,7 +674,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       const topicsToEnsure = [{ topic: deadLetterTopic, compacted: false, partitionsLike: options.topics }];
       if (changelog) topicsToEnsure.push({ topic: changelog.topic, compacted: true, partitionsLike: options.topics });
       await ensureTopics(kafka, topicsToEnsure);
-      consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(event.payload.memberAssignment));
+      consumer.on(consumer.events.GROUP_JOIN, (event) => onAssignment(event.payload.memberAssignment, event.payload.memberId));
       consumer.on(consumer.events.REBALANCING, () => {
         // Hand over what is done before the partitions move: snapshots and commits for acknowledged work.
         void commitAll();

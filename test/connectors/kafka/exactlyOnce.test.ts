@@ -8,7 +8,7 @@ import { filter, lastValueFrom, map, of } from 'rxjs';
 import { ConnectorError } from '../../../src/errors.js';
 import { fromKafka, toKafka, utf8Decoder, type StateCodec } from '../../../connectors/kafka/index.js';
 import { committedOffsets, createTopic, deleteTopics, produceRecords, readTopic, requireBroker, testKafka, uniqueName, waitFor } from '../../helpers/kafka.js';
-import { changelogDigests, checkOutputs, modelBackend, progressWatch, reference, setUpPipeline, startProcessor, waitForProgress } from './fixtures/harness.js';
+import { changelogDigests, checkOutputs, describeDuplicates, modelBackend, progressWatch, reference, setUpPipeline, startProcessor, waitForProgress } from './fixtures/harness.js';
 
 const RECORDS = 2000;
 const PARTITIONS = 2;
@@ -195,6 +195,7 @@ test('exactly-once zombie: a processor frozen (SIGSTOP) loses its partitions, wa
   const check = await checkOutputs(kafka, topics.output, ref, Z_RECORDS);
   const everything = await readTopic(kafka, topics.output, Z_RECORDS * 2, 3000, 120_000, true);
   t.log(`read_uncommitted ${everything.length} outputs, read_committed ${check.outputs} (A ${check.byPid.get(a.child.pid ?? 0) ?? 0}, B ${check.byPid.get(b.child.pid ?? 0) ?? 0})`);
+  if (check.duplicates > 0) t.log(`duplicated inputs (partition:offsets by writer pids): ${describeDuplicates(check)}`);
   t.is(check.missing, 0, 'no input is missing');
   t.is(check.duplicates, 0, 'no input is output twice');
   t.is(check.wrongDigest, 0, 'every output carries the state an uninterrupted run has');
