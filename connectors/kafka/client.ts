@@ -1,5 +1,7 @@
 import { Kafka, logLevel, type ITopicConfig, type RetryOptions } from 'kafkajs';
 import { createLogger } from '../../src/logger.js';
+// Every client made here reads transactional topics through the corrected read_committed filter.
+import './readCommitted.js';
 
 const kafkaLog = createLogger('infiniformer:kafka:client');
 

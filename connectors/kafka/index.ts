@@ -20,4 +20,5 @@ export { kafkaClient, ensureTopics, brokerList } from './client.js';
 export type { KafkaConnection, TopicRequest } from './client.js';
 export { PartitionOffsetTracker } from './offsetTracker.js';
 export { transactionalIdOf } from './transactions.js';
+export { installReadCommittedFix } from './readCommitted.js';
 export type { ExactlyOnceOptions, OutputTransaction } from './transactions.js';
