@@ -5,9 +5,16 @@
  * tokens (segment mode), with tf.memory() alongside to show nothing grows.
  *
  * `npm run bench -- model`, or `npx tsx bench/model.ts`. Environment: BENCH_MODEL_TOKENS
- * (tokens for the RSS run, default 200,000; the issue's figure is 10^7, which takes about an
- * hour on wasm), BENCH_MODEL_LATENCY_TOKENS (default 1,000), BENCH_MODEL_BACKENDS (default
- * "wasm,tensorflow"; absent backends are reported and skipped).
+ * (tokens each stream of the RSS run goes through, default 200,000; the issue's figure is 10^7:
+ * docs/model-bench.md has the command and the figures), BENCH_MODEL_RSS_STREAMS (streams run
+ * side by side in one batch in the RSS run, default 1; every stream sees BENCH_MODEL_TOKENS),
+ * BENCH_MODEL_LATENCY_TOKENS (default 1,000), BENCH_MODEL_BACKENDS (default "wasm,tensorflow";
+ * absent backends are reported and skipped), BENCH_MODEL_PARTS (default "speed,rss": "rss"
+ * alone skips the throughput and latency runs).
+ *
+ * The RSS run prints a line at the start (model and state built, no token yet), after the
+ * first segment, at every power of ten of tokens per stream and at every tenth of the run, as
+ * it goes, so a long run in the background can be watched and a cut-short run still reports.
  */
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_CONFIG, InfiniFormer, createRng, initBackend, setLogLevel } from '../src/index.js';
@@ -15,6 +22,8 @@ import { DEFAULT_CONFIG, InfiniFormer, createRng, initBackend, setLogLevel } fro
 const RSS_TOKENS = Number(process.env['BENCH_MODEL_TOKENS'] ?? 200_000);
 const LATENCY_TOKENS = Number(process.env['BENCH_MODEL_LATENCY_TOKENS'] ?? 1_000);
 const BACKENDS = (process.env['BENCH_MODEL_BACKENDS'] ?? 'wasm,tensorflow').split(',') as ('wasm' | 'tensorflow' | 'cpu')[];
+const RSS_STREAMS = Number(process.env['BENCH_MODEL_RSS_STREAMS'] ?? 1);
+const PARTS = new Set((process.env['BENCH_MODEL_PARTS'] ?? 'speed,rss').split(','));
 
 const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -26,17 +35,26 @@ function randomTokens(count: number, seed: number): Int32Array {
   return Int32Array.from({ length: count }, () => Math.floor(rng.next() * 256));
 }
 
+interface RssPoint {
+  /** Tokens each stream has gone through. */
+  tokens: number;
+  seconds: number;
+  rssMiB: number;
+  heapMiB: number;
+  tensors: number;
+  tfMiB: number;
+}
+
 interface Figures {
   backend: string;
   segment1: number;
   segment8: number;
   p50: number;
   p99: number;
-  rss: { tokens: number; rssMiB: number; tensors: number; tfMiB: number }[];
+  rss: RssPoint[];
 }
 
-function measure(backend: string): Figures {
-  const model = InfiniFormer.create({ dropout: 0 }, { seed: 1 });
+function speed(model: InfiniFormer): Pick<Figures, 'segment1' | 'segment8' | 'p50' | 'p99'> {
   const L = model.config.segmentLength;
   const throughput = (streams: number, segments: number): number => {
     const states = Array.from({ length: streams }, (_, i) => model.createState(i));
@@ -69,24 +87,56 @@ function measure(backend: string): Figures {
     latencies.push(performance.now() - t0);
   }
   state.dispose();
+  return { segment1, segment8, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) };
+}
 
-  const rss: Figures['rss'] = [];
-  const stream = model.createState(5);
+/**
+ * Segment mode over RSS_TOKENS tokens per stream, RSS_STREAMS streams in one batch (each its
+ * own state, memory carried); prints each checkpoint as it is reached.
+ */
+function rssRun(model: InfiniFormer, backend: string): RssPoint[] {
+  const L = model.config.segmentLength;
+  const streams = Array.from({ length: RSS_STREAMS }, (_, i) => model.createState(5 + i));
   const chunk = randomTokens(L * 64, 6);
   const segments = Math.ceil(RSS_TOKENS / L);
-  const every = Math.max(1, Math.floor(segments / 5));
+  const marks = new Set<number>();
+  for (let p = 1e4; p <= RSS_TOKENS * 10; p *= 10) marks.add(Math.ceil(p / L));
+  for (let k = 1; k <= 10; k++) marks.add(Math.ceil((k * segments) / 10));
+  marks.add(1);
+  marks.add(segments);
+  const points: RssPoint[] = [];
+  const t0 = performance.now();
+  const record = (tokens: number): void => {
+    const m = tf.memory();
+    const u = process.memoryUsage();
+    const p = { tokens, seconds: (performance.now() - t0) / 1000, rssMiB: u.rss / 2 ** 20, heapMiB: u.heapUsed / 2 ** 20, tensors: m.numTensors, tfMiB: m.numBytes / 2 ** 20 };
+    points.push(p);
+    console.log(
+      `  ${backend} rss: ${p.tokens.toExponential(2)} tokens/stream x ${RSS_STREAMS} streams after ${p.seconds.toFixed(0)} s: RSS ${p.rssMiB.toFixed(1)} MiB, JS heap ${p.heapMiB.toFixed(1)} MiB, ${p.tensors} tensors, ${p.tfMiB.toFixed(3)} MiB in tfjs`,
+    );
+  };
+  record(0);
   for (let s = 0; s < segments; s++) {
-    const logits = model.run([stream], [chunk.subarray((s % 64) * L, ((s % 64) + 1) * L)]);
+    const rows = streams.map((_, i) => chunk.subarray(((s + 7 * i) % 64) * L, (((s + 7 * i) % 64) + 1) * L));
+    const logits = model.run(streams, rows);
     logits.dataSync();
     logits.dispose();
-    if ((s + 1) % every === 0 || s === segments - 1) {
-      const m = tf.memory();
-      rss.push({ tokens: (s + 1) * L, rssMiB: process.memoryUsage().rss / 2 ** 20, tensors: m.numTensors, tfMiB: m.numBytes / 2 ** 20 });
-    }
+    if (marks.has(s + 1)) record((s + 1) * L);
   }
-  stream.dispose();
+  streams.forEach((s) => s.dispose());
+  return points;
+}
+
+function measure(backend: string): Figures {
+  const model = InfiniFormer.create({ dropout: 0 }, { seed: 1 });
+  const f: Figures = { backend, segment1: NaN, segment8: NaN, p50: NaN, p99: NaN, rss: [] };
+  if (PARTS.has('speed')) {
+    Object.assign(f, speed(model));
+    console.log(`${backend}: segment mode ${f.segment1.toFixed(0)} tokens/s (1 stream), ${f.segment8.toFixed(0)} tokens/s (8 streams); token mode p50 ${f.p50.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms over ${LATENCY_TOKENS} tokens`);
+  }
+  if (PARTS.has('rss')) f.rss = rssRun(model, backend);
   model.dispose();
-  return { backend, segment1, segment8, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), rss };
+  return f;
 }
 
 export async function run(): Promise<void> {
@@ -101,12 +151,9 @@ export async function run(): Promise<void> {
       console.log(`${backend}: not available (${(error as Error).message})`);
       continue;
     }
-    const f = measure(backend);
-    results.push(f);
-    console.log(`${backend}: segment mode ${f.segment1.toFixed(0)} tokens/s (1 stream), ${f.segment8.toFixed(0)} tokens/s (8 streams); token mode p50 ${f.p50.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms over ${LATENCY_TOKENS} tokens`);
-    for (const r of f.rss) console.log(`  ${backend} after ${r.tokens} tokens: RSS ${r.rssMiB.toFixed(0)} MiB, ${r.tensors} tensors, ${r.tfMiB.toFixed(2)} MiB in tfjs`);
+    results.push(measure(backend));
   }
-  if (results.length === 2) {
+  if (results.length === 2 && PARTS.has('speed')) {
     const [a, b] = results as [Figures, Figures];
     console.log(`ratios ${a.backend}/${b.backend} time: segment 1 stream ${(b.segment1 / a.segment1).toFixed(2)}, 8 streams ${(b.segment8 / a.segment8).toFixed(2)}, token p50 ${(a.p50 / b.p50).toFixed(2)}`);
   }
