@@ -2,7 +2,7 @@
  * The figures of docs/concepts.md, computed from real runs of the library: the committed
  * default model (`models/default`) over the first segments of the held-out gcc log
  * (`data/gcc-12-test-results/gcc-heldout.txt`). Writes dependency-free SVGs and the numbers the
- * captions quote (`figures.json`) into `docs/figures/`.
+ * captions quote (`figures.json`) into `docs/figures/`. The whole run takes about 15 s on two cores.
  *
  *   npm run docs:figures                 # = npx tsx scripts/docs/figures.ts [--out docs/figures]
  *
@@ -20,6 +20,8 @@
  *    sticky histograms (where attention went) and the sample positions drawn from them, checked
  *    to be the positions the model contracted with; plus an illustration with the same means
  *    and sigma = 0.05.
+ * 4. memory-horizon.svg: how much of a segment the memory still holds after 0-9 further
+ *    contractions, against the gated input it absorbed and against what it held at first.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +52,8 @@ const SEGMENTS_BEFORE = 6;
 /** Segments run for the density statistics and the sticky run. */
 const SEGMENTS = 64;
 const STICKY_SEED = 1;
+/** Oldest age (segments ago) figure 4 follows. */
+const MAX_AGE = 9;
 const HEAD_COLORS = ['#1b9e77', '#d95f02', '#7570b3', '#e7298a'];
 const CHANNEL_COLORS = ['#08519c', '#d94801', '#238b45'];
 
@@ -169,7 +173,40 @@ async function main(): Promise<void> {
   const LAYER = 0;
   const state = model.createState(0);
   const logProbs: Float32Array[] = [];
-  for (let k = 0; k < SEGMENTS_BEFORE; k++) logProbs.push(runSegment(model, state, segmentOf(k)).logits);
+  // For figure 4: after segment k the memory holds segments 0..k-1; segment s >= 1 went in at
+  // [tau, 1] and every later contraction maps t -> tau t, so at age j = k - 1 - s it sits at
+  // tau^j [tau, 1]. Compare the memory there with what the model absorbed (the gated inputs).
+  const gatedHistory: Float32Array[][] = Array.from({ length: c.numLayers }, () => []);
+  const ageErrors: number[][][] = Array.from({ length: c.numLayers }, () => Array.from({ length: MAX_AGE + 1 }, () => []));
+  const freshHistory: Float32Array[][] = Array.from({ length: c.numLayers }, () => []);
+  const ageDrift: number[][][] = Array.from({ length: c.numLayers }, () => Array.from({ length: MAX_AGE + 1 }, () => []));
+  const meanDrift: number[][][] = Array.from({ length: c.numLayers }, () => Array.from({ length: MAX_AGE + 1 }, () => []));
+  /** Per-channel mean over a segment's positions: its slowest component. */
+  const channelMeans = (x: Float32Array): Float64Array => {
+    const m = new Float64Array(e);
+    for (let i = 0; i < x.length; i++) m[i % e]! += x[i]! / L;
+    return m;
+  };
+  const observe = (k: number): void => {
+    state.layers.forEach((l, li) => {
+      const lpi = model.params.layers[li]!;
+      for (let j = 0; l.memory !== null && j <= Math.min(MAX_AGE, k - 2); j++) {
+        const pos = Array.from(centredPositions(L), (t) => tau ** j * (tau + (1 - tau) * t));
+        const rec = tf.tidy(() => reconstruct(l.memory!, pos, { basis }).dataSync() as Float32Array);
+        ageErrors[li]![j]!.push(relRms(rec, gatedHistory[li]![k - 1 - j]!));
+        if (j === 0) freshHistory[li]![k - 1] = rec;
+        else {
+          ageDrift[li]![j]!.push(relRms(rec, freshHistory[li]![k - 1 - j]!));
+          meanDrift[li]![j]!.push(relRms(channelMeans(rec), channelMeans(freshHistory[li]![k - 1 - j]!)));
+        }
+      }
+      gatedHistory[li]![k] = tf.tidy(() => smooth(l.prevX!, { kind: 'gate', kernel: lpi.gateKernel!, bias: lpi.gateBias! }).dataSync() as Float32Array);
+    });
+  };
+  for (let k = 0; k < SEGMENTS_BEFORE; k++) {
+    logProbs.push(runSegment(model, state, segmentOf(k)).logits);
+    observe(k);
+  }
   // Now: memory = B read during segment 5 (segments 0..4 absorbed), prevX = segment 5's layer inputs.
   const ls = state.layers[LAYER]!;
   const lp = model.params.layers[LAYER]!;
@@ -195,6 +232,7 @@ async function main(): Promise<void> {
   // The model's own next memory: run segment 6; the memory it read is what the stages computed.
   const next = runSegment(model, state, segmentOf(SEGMENTS_BEFORE));
   logProbs.push(next.logits);
+  observe(SEGMENTS_BEFORE);
   const modelDiff = maxAbsDiff(after, state.layers[LAYER]!.memory!);
   if (modelDiff > 1e-6) throw new Error(`contractMemory by the stage functions differs from the model's memory by ${modelDiff}`);
   const contraction = {
@@ -262,6 +300,7 @@ async function main(): Promise<void> {
   for (let k = SEGMENTS_BEFORE + 1; k < SEGMENTS; k++) {
     const r = runSegment(model, state, segmentOf(k));
     logProbs.push(r.logits);
+    observe(k);
     r.densities.forEach((d, li) => d !== null && all[li]!.push(d));
   }
   const uniformBits = bitsOf(logProbs, tokens, L, V);
@@ -461,6 +500,64 @@ async function main(): Promise<void> {
       panelHeight: 290,
       width: 1000,
     }),
+  );
+
+  // ---------------------------------------------------------------- 4. how long a segment lasts
+  const ages = Array.from({ length: MAX_AGE + 1 }, (_, j) => j);
+  const meanOf = (v: number[]): number => v.reduce((sum, x) => sum + x, 0) / v.length;
+  const summary = (v: number[]) => ({ mean: round(meanOf(v), 3), min: round(Math.min(...v), 3), max: round(Math.max(...v), 3), n: v.length });
+  const horizon = ageErrors.map((perAge) => perAge.map(summary));
+  const drift = ageDrift.map((perAge) => perAge.slice(1).map(summary));
+  const driftOfMeans = meanDrift.map((perAge) => perAge.slice(1).map(summary));
+  // The age at which a segment's share of [0, 1], (1 - tau) tau^j, drops below the spacing of the basis centres.
+  const spacing = 1 / (c.numBasis / c.basisWidths.length - 1);
+  const narrowerAt = ages.find((j) => (1 - tau) * tau ** j < spacing) ?? MAX_AGE;
+  numbers['horizon'] = { vsGatedInput: horizon, vsAgeZero: drift, segmentMeanVsAgeZero: driftOfMeans, centreSpacing: round(spacing, 3), segmentNarrowerThanSpacingFromAge: narrowerAt };
+  const colour = (li: number): string => (li === 0 ? '#3182bd' : '#e6550d');
+  writeFileSync(
+    join(OUT, 'memory-horizon.svg'),
+    figureSvg(
+      [
+        {
+          title: `Memory vs the segment's gated input, by age (segments 1-${SEGMENTS - 2})`,
+          xLabel: 'age: segments absorbed since (0: the newest, on [tau, 1])',
+          yLabel: 'relative RMS error',
+          xRange: [-0.5, MAX_AGE + 0.5],
+          yRange: [0, 1.1],
+          hlines: [{ y: 1, color: '#444', label: 'nothing left (X = 0)' }],
+          vlines: [{ x: narrowerAt - 0.5, color: '#999' }],
+          series: horizon.flatMap((h, li): Series[] => [
+            { kind: 'line', x: ages, y: h.map((a) => a.mean), color: colour(li), width: 2, label: `layer ${li} (mean; dots: min, max)` },
+            { kind: 'dots', x: ages, y: h.map((a) => a.min), color: colour(li), width: 2.5 },
+            { kind: 'dots', x: ages, y: h.map((a) => a.max), color: colour(li), width: 2.5 },
+          ]),
+          legend: 'bottom-right',
+        },
+        {
+          title: 'Memory vs what it held of the segment at age 0',
+          xLabel: 'age: segments absorbed since',
+          yLabel: 'relative RMS change',
+          xRange: [-0.5, MAX_AGE + 0.5],
+          yRange: [0, 1.45],
+          hlines: [{ y: 1, color: '#444' }],
+          vlines: [{ x: narrowerAt - 0.5, color: '#999' }],
+          series: drift.flatMap((h, li): Series[] => [
+            { kind: 'line', x: ages.slice(1), y: h.map((a) => a.mean), color: colour(li), width: 2, label: `layer ${li}, whole signal` },
+            { kind: 'line', x: ages.slice(1), y: driftOfMeans[li]!.map((a) => a.mean), color: colour(li), width: 1.5, dash: '5 3', label: `layer ${li}, segment mean per channel` },
+            { kind: 'dots', x: ages.slice(1), y: h.map((a) => a.min), color: colour(li), width: 2.5 },
+            { kind: 'dots', x: ages.slice(1), y: h.map((a) => a.max), color: colour(li), width: 2.5 },
+          ]),
+          legend: 'top-left',
+        },
+      ],
+      {
+        title: 'Contraction trades old detail for a fixed size',
+        subtitle: 'npm run docs:figures — models/default over gcc-heldout.txt; tau = 0.5, N = 128 (64 centres)',
+        width: 1000,
+        columns: 2,
+        panelHeight: 330,
+      },
+    ),
   );
 
   writeFileSync(join(OUT, 'figures.json'), `${JSON.stringify(numbers, null, 2)}\n`);
