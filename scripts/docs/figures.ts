@@ -158,14 +158,14 @@ async function main(): Promise<void> {
   const V = c.vocabSize;
   const e = c.width;
   const tau = c.tau;
-  const tokens = Int32Array.from(readFileSync(DATA).subarray(0, (SEGMENTS + 1) * L));
+  const tokens = Int32Array.from(readFileSync(DATA).subarray(0, SEGMENTS * L));
   const segmentOf = (k: number): Int32Array => tokens.subarray(k * L, (k + 1) * L);
   mkdirSync(OUT, { recursive: true });
   const numbers: Record<string, unknown> = {
     command: 'npm run docs:figures',
     backend,
     model: MODEL_DIR,
-    data: `${DATA}, first ${SEGMENTS + 1} segments of ${L} bytes`,
+    data: `${DATA}, first ${SEGMENTS} segments of ${L} bytes`,
     config: { segmentLength: L, width: e, numHeads: c.numHeads, numLayers: c.numLayers, numBasis: c.numBasis, basisWidths: c.basisWidths, numSamples: c.numSamples, tau, ridgeLambda: c.ridgeLambda, ridgePad: c.ridgePad, stickyBins: c.stickyBins },
   };
 
