@@ -1,31 +1,40 @@
 /**
  * Classification of numeric sensor events: real humidity/temperature readings of four motes of
- * a wireless sensor network (data/sensor, Suthaharan et al. 2010; 18,914 readings, 149 labelled
- * anomalous in two blocks: mote 1 readings 2344–2460, mote 4 readings 2362–2393).
+ * a wireless sensor network (data/sensor, Suthaharan et al. 2010; 18,914 readings, one every
+ * 5 s per mote; 149 labelled anomalous in two blocks: mote 1 readings 2344–2460, mote 4 readings
+ * 2362–2393).
  *
- * Events -> tokens: a small numeric tokenizer (`SensorTokenizer`, the library's `Tokenizer`
- * interface) turns each reading "humidity,temperature" into two tokens, the humidity's 1 % bin
- * and the temperature's 0.5 °C bin. Each mote is one endless token stream; a small ∞-former
- * with a classifier head (numLabels 2) reads it and labels every reading at its last token,
- * with its memory of the mote's earlier readings.
+ * Events -> tokens: each reading becomes the event "Δhumidity,Δtemperature" (its change since
+ * the mote's previous reading; RxJS `pairwise` in the stream), and a small numeric tokenizer
+ * (`SensorTokenizer`, the library's `Tokenizer` interface) turns that into two tokens, each
+ * change's signed bin on a roughly logarithmic scale. Changes look alike on every mote, levels
+ * do not (indoor vs outdoor): a first try with binned levels learned mote 1's levels and flagged
+ * nothing on mote 4. Each mote is one endless token stream; a small ∞-former with a classifier
+ * head (numLabels 2, class weights by inverse frequency) reads it and labels every reading at
+ * its last token, with its memory of the mote's earlier changes.
  *
- * Split, by mote (so the held-out stream is one the model never saw): train on motes 1–3
- * (their streams cut into 9 contiguous pieces read in parallel; mote 1's 117 anomalous readings
- * are the only positives, weighted by inverse class frequency), test on mote 4 (5,041 readings,
- * 32 anomalous), streamed through the RxJS operators (tokenize -> infiniteFormer -> classify).
- * `--test-mote 1` swaps the roles of motes 1 and 4.
+ * Split, by mote, so a held-out stream is one the model never saw: train on three motes (their
+ * streams cut into 9 contiguous pieces read in parallel), test on the fourth, streamed through
+ * the RxJS operators (tokenize -> infiniteFormer -> classify). Only motes 1 and 4 have
+ * anomalies, so the full run does both folds: test on mote 4 (train on 1–3), then test on
+ * mote 1 (train on 2–4), and pools the counts. The model's decision threshold is the one with
+ * the best F1 on its training motes (the argmax, P > 0.5, is printed too).
  *
- * Baselines, fitted on the same training motes: a causal z-score (each reading against the
- * mean and standard deviation of its mote's earlier readings, max over humidity and
- * temperature; flagged above the threshold that maximises F1 on the training motes), and the
+ * Baselines, fitted on the same training motes: a causal z-score (each reading against the mean
+ * and standard deviation of its mote's earlier readings, the larger of humidity's and
+ * temperature's; flagged above the threshold with the best F1 on the training motes), and the
  * majority class (never anomalous: F1 0).
  *
- *   npm run example:sensor [-- --short] [-- --steps 600 --test-mote 4]
+ *   npm run example:sensor [-- --short] [-- --steps 600 --test-mote 4,1]
  *
- * `--short` (or INFINIFORMER_EXAMPLE_SHORT=1): 30 training steps (about a minute on two cores);
- * the metrics are printed all the same (and mean little).
+ * `--short` (or INFINIFORMER_EXAMPLE_SHORT=1): the mote-4 fold only, 40 training steps (well
+ * under a minute on two cores); the metrics are printed all the same and mean little.
  *
- * Result (full run, 600 steps; see the README): RESULT_SUMMARY
+ * Result of the full run (600 steps per fold; README, "Examples"): the model does NOT beat the
+ * z-score baseline overall. F1 of "anomalous", model vs z-score: mote 4 held out 0.584 vs 0.897
+ * (the model flags the readings after the block, while the humidity falls back, as anomalous:
+ * mote 1's labels, which it learned from, cover such a recovery), mote 1 held out 0.615 vs 0.571
+ * (precision 1.000 vs 0.862); pooled 0.605 vs 0.652.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +48,8 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
 };
 const short = args.includes('--short') || process.env['INFINIFORMER_EXAMPLE_SHORT'] === '1';
-const STEPS = Number(flag('steps', short ? '30' : '600'));
-const TEST_MOTE = Number(flag('test-mote', '4'));
+const STEPS = Number(flag('steps', short ? '40' : '600'));
+const TEST_MOTES = flag('test-mote', short ? '4' : '4,1').split(',').map(Number);
 const DATA = fileURLToPath(new URL('../data/sensor/data.csv', import.meta.url));
 
 /**
@@ -204,11 +213,8 @@ function report(name: string, c: Counts): string {
   return `${name.padEnd(26)} precision ${m.precision.toFixed(3)}  recall ${m.recall.toFixed(3)}  F1 ${m.f1.toFixed(3)}   (tp ${c.tp}, fp ${c.fp}, fn ${c.fn}, tn ${c.tn})`;
 }
 
-async function main(): Promise<void> {
-  setLogLevel('warn');
-  const backend = await initBackend({ workload: 'training' });
-  const motes = readings();
-  if (!motes.has(TEST_MOTE)) throw new Error(`--test-mote must be one of ${[...motes.keys()].join(', ')}`);
+/** Trains on every mote but `TEST_MOTE`, tests on it: the confusion counts of the model and the z-score. */
+async function fold(motes: Map<number, Reading[]>, TEST_MOTE: number, backend: string): Promise<{ model: Counts; z: Counts }> {
   const trainMotes = [...motes.keys()].filter((m) => m !== TEST_MOTE).sort();
   const tokenizer = new SensorTokenizer();
   // An event: the change since the mote's previous reading (none for its first).
@@ -229,7 +235,7 @@ async function main(): Promise<void> {
   const model = InfiniFormer.create(config, { seed: 3, tokenizer });
   const source = moteStreamsSource(train, 3, L);
   const classWeights = [trainLabels.length / (2 * (trainLabels.length - positives)), trainLabels.length / (2 * positives)];
-  console.log(`backend ${backend}; ${model.numParameters} parameters; train motes ${trainMotes.join(', ')} (${trainLabels.length} readings, ${positives} anomalous), test mote ${TEST_MOTE} (${test.length} readings, ${test.filter((r) => r.label === 1).length} anomalous)`);
+  console.log(`\n== backend ${backend}; ${model.numParameters} parameters; train motes ${trainMotes.join(', ')} (${trainLabels.length} readings, ${positives} anomalous), test mote ${TEST_MOTE} (${test.length} readings, ${test.filter((r) => r.label === 1).length} anomalous)`);
   console.log(`training ${STEPS} steps of ${source.numStreams} streams x ${L} tokens (class weights ${classWeights.map((w) => w.toFixed(2)).join(', ')}) ...`);
   const trainer = new Trainer(model, source, { learningRate: 3e-3, warmupSteps: Math.min(30, STEPS), totalSteps: STEPS, lmWeight: 0.5, classifierWeight: 1, classWeights, seed: 1 });
   const t0 = performance.now();
@@ -306,7 +312,7 @@ async function main(): Promise<void> {
   console.log(report('∞-former, P > 0.5', argmaxCounts));
   console.log(report(`z-score > ${zFit.threshold.toFixed(1)} (baseline)`, zCounts));
   console.log(report('majority (never anomalous)', majority));
-  console.log(`(thresholds: best F1 on the training motes, ${modelFit.f1.toFixed(3)} for the model, ${zFit.f1.toFixed(3)} for the z-score)`);
+  console.log(`(each threshold is the one with the best F1 on the training motes: F1 there ${modelFit.f1.toFixed(3)} for the model, ${zFit.f1.toFixed(3)} for the z-score)`);
   console.log(`mean P(anomalous) from the model: ${meanProb(1).toFixed(3)} on anomalous readings, ${meanProb(0).toFixed(3)} on normal ones`);
   console.log(`labelled anomalous: readings ${ranges(testLabels.map((l) => l === 1))}`);
   console.log(`flagged by the model: readings ${ranges(modelFlags)}`);
@@ -315,10 +321,32 @@ async function main(): Promise<void> {
   const z = metrics(zCounts);
   console.log(
     m.f1 > z.f1
-      ? `verdict: the model beats the z-score baseline on F1 (${m.f1.toFixed(3)} vs ${z.f1.toFixed(3)})`
-      : `verdict: the model does NOT beat the z-score baseline on F1 (${m.f1.toFixed(3)} vs ${z.f1.toFixed(3)})${short ? ' (short run: tiny training)' : ''}`,
+      ? `verdict on mote ${TEST_MOTE}: the model beats the z-score baseline on F1 (${m.f1.toFixed(3)} vs ${z.f1.toFixed(3)})`
+      : `verdict on mote ${TEST_MOTE}: the model does NOT beat the z-score baseline on F1 (${m.f1.toFixed(3)} vs ${z.f1.toFixed(3)})${short ? ' (short run: tiny training)' : ''}`,
   );
   model.dispose();
+  return { model: modelCounts, z: zCounts };
+}
+
+async function main(): Promise<void> {
+  setLogLevel('warn');
+  const backend = await initBackend({ workload: 'training' });
+  const motes = readings();
+  for (const m of TEST_MOTES) if (!motes.has(m)) throw new Error(`--test-mote must be among ${[...motes.keys()].join(', ')}, got ${m}`);
+  const folds: { model: Counts; z: Counts }[] = [];
+  for (const m of TEST_MOTES) folds.push(await fold(motes, m, backend));
+  if (folds.length > 1) {
+    const sum = (pick: (f: { model: Counts; z: Counts }) => Counts): Counts =>
+      folds.map(pick).reduce((a, c) => ({ tp: a.tp + c.tp, fp: a.fp + c.fp, fn: a.fn + c.fn, tn: a.tn + c.tn }), { tp: 0, fp: 0, fn: 0, tn: 0 });
+    const model = sum((f) => f.model);
+    const z = sum((f) => f.z);
+    console.log(`\n== pooled over the held-out motes ${TEST_MOTES.join(' and ')} (each tested by a model trained without it):`);
+    console.log(report('∞-former', model));
+    console.log(report('z-score (baseline)', z));
+    const m = metrics(model).f1;
+    const b = metrics(z).f1;
+    console.log(m > b ? `verdict, pooled: the model beats the z-score baseline on F1 (${m.toFixed(3)} vs ${b.toFixed(3)})` : `verdict, pooled: the model does NOT beat the z-score baseline on F1 (${m.toFixed(3)} vs ${b.toFixed(3)})`);
+  }
 }
 
 main().catch((error: unknown) => {

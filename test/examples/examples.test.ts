@@ -104,7 +104,8 @@ test.serial('kafka-live-prediction --short: 40 real log lines produced, scored a
         prev = logp.subarray((chunk.length - 1) * V, chunk.length * V);
       }
       state.dispose();
-      t.true(Math.abs(bits / bytes.length - first.value.bitsPerByte) < 2e-3, `${key}: direct ${bits / bytes.length}, example ${first.value.bitsPerByte}`);
+      t.log(`${key}: first line ${first.value.input.line}, ${bytes.length} bytes: direct ${(bits / bytes.length).toFixed(5)}, example ${first.value.bitsPerByte} bits/byte`);
+      t.true(Math.abs(bits / bytes.length - first.value.bitsPerByte) < 2e-4, `${key}: direct ${bits / bytes.length}, example ${first.value.bitsPerByte}`);
     }
   } finally {
     model.dispose();
@@ -152,7 +153,7 @@ test.serial('sensor-classification --short: precision, recall and F1 of every me
   }
   t.true(methods[3]![1]!.startsWith('majority'));
   t.is(Number(methods[3]![5]), 0);
-  t.regex(r.stdout, /verdict: the model (beats|does NOT beat) the z-score baseline/);
+  t.regex(r.stdout, /verdict on mote 4: the model (beats|does NOT beat) the z-score baseline on F1/);
 });
 
 test.serial('sorting --short: accuracy on fresh lines in [0, 1] beside the frequency-blind baseline H_20 / 20', async (t) => {
