@@ -14,17 +14,25 @@
  * - a short-term-window oracle: exact counting, but only of the symbols the short-term
  *   attention still sees at the separator (from the start of the previous segment on: L symbols
  *   when L divides T); a model without long-term memory can at best approach it;
- * - with `--compare` (default in the full run), the same model trained the same way with its
- *   long-term memory switched off (`longTermMemory: false`).
+ * - with `--compare`, the same model trained the same way with its long-term memory switched
+ *   off (`longTermMemory: false`).
  *
- *   npm run example:sorting [-- --short] [-- --steps 1500 --length 256 --compare]
+ *   npm run example:sorting [-- --short] [-- --steps 1500 --length 64 --segment 16 --lr 3e-3 --compare]
  *
- * `--short` (or INFINIFORMER_EXAMPLE_SHORT=1): lines of 64 symbols, 20 training steps; the
- * accuracy is printed all the same (and is near the blind baseline after so little training).
- * The paper's setting (T = 4,000-16,000, 3 layers, e = 300, L = 1,024, N = 512) is far beyond a
- * CPU example; this is the same task at toy scale.
+ * Defaults: lines of T = 64 symbols in segments of L = 16 (so 3/4 of a line is out of the
+ * short-term window at the separator), 16 lines in parallel, 1,500 steps (only the segments
+ * holding targets, 2 of a line's 6, train: ~500 updates), evaluated on 256 fresh lines.
+ * `--short` (or INFINIFORMER_EXAMPLE_SHORT=1): 20 steps, 32 lines; figures printed the same.
+ *
+ * Result (full run, 1,500 steps, ~3 minutes on 2 loaded cores): the tiny model does NOT beat the
+ * frequency-blind baseline: target accuracy 0.106 (4.14 bits per target) vs 0.180, while the
+ * short-term-window oracle reaches 0.293. The loss was still falling (4.35 -> 3.95 bits per
+ * target over training): the task needs far more updates than a CPU example affords. A try with learning rate 1e-2 and an
+ * auxiliary next-symbol loss on the line (weight 0.1) did worse (0.071).
+ * The paper's setting (T = 4,000-16,000, L = 1,024, N = 512) is far beyond a CPU example; this
+ * is the same task at toy scale.
  */
-import { InfiniFormer, SORT_SEPARATOR, SORT_SYMBOLS, SORT_VOCAB, Trainer, evaluate, initBackend, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource, type SegmentSource } from '../src/index.js';
+import { InfiniFormer, SORT_SEPARATOR, SORT_SYMBOLS, SORT_VOCAB, Trainer, evaluate, initBackend, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource } from '../src/index.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -33,12 +41,11 @@ const flag = (name: string, fallback: string): string => {
 };
 const short = args.includes('--short') || process.env['INFINIFORMER_EXAMPLE_SHORT'] === '1';
 const STEPS = Number(flag('steps', short ? '20' : '1500'));
-const T = Number(flag('length', short ? '64' : '256'));
-const L = Number(flag('segment', '32'));
+const T = Number(flag('length', '64'));
+const L = Number(flag('segment', '16'));
 const STREAMS = 16;
 const EVAL_LINES = Number(flag('eval-lines', short ? '32' : '256'));
-const compare = args.includes('--compare') || (!short && !args.includes('--no-compare'));
-const AUX = Number(flag('aux', '0'));
+const compare = args.includes('--compare');
 const LR = Number(flag('lr', '3e-3'));
 
 /** The best frequency-blind accuracy: a uniform guess among the symbols not yet named. */
@@ -69,23 +76,6 @@ function windowOracleAccuracy(window: number, lines: number): number {
   return correct / (lines * SORT_SYMBOLS);
 }
 
-/**
- * Training lines with an auxiliary loss: weight `aux` on predicting each next symbol of the line
- * itself (its drifting distribution), so every segment trains, not only the one with the
- * targets. Evaluation always scores the 20 targets alone.
- */
-function withAuxiliaryLoss(source: SegmentSource, aux: number): SegmentSource {
-  if (aux <= 0) return source;
-  return {
-    ...source,
-    next() {
-      const batch = source.next();
-      const weights = batch.weights!.map((row, i) => row.map((w, j) => (w === 0 && batch.inputs[i]![j]! < SORT_SYMBOLS && batch.targets[i]![j]! < SORT_SYMBOLS ? aux : w)));
-      return { ...batch, weights };
-    },
-  };
-}
-
 async function trainAndEvaluate(longTermMemory: boolean): Promise<{ accuracy: number; bits: number; seconds: number }> {
   // N = 32 basis functions (16 centres, spacing 1/16): widths scaled to that spacing (DESIGN §2.3).
   const config = {
@@ -105,7 +95,7 @@ async function trainAndEvaluate(longTermMemory: boolean): Promise<{ accuracy: nu
     dropout: 0,
   };
   const model = InfiniFormer.create(config, { seed: 5 });
-  const trainer = new Trainer(model, withAuxiliaryLoss(sortingTaskSource({ numStreams: STREAMS, length: T, segmentLength: L, seed: 1 }), AUX), {
+  const trainer = new Trainer(model, sortingTaskSource({ numStreams: STREAMS, length: T, segmentLength: L, seed: 1 }), {
     learningRate: LR,
     warmupSteps: Math.min(100, Math.ceil(STEPS / 10)),
     totalSteps: STEPS,
@@ -125,7 +115,7 @@ async function trainAndEvaluate(longTermMemory: boolean): Promise<{ accuracy: nu
     }
     if (s % every === 0 || s === STEPS) {
       const loss = scored > 0 ? (nats / scored / Math.LN2).toFixed(3) : 'n/a';
-      console.log(`  step ${s}/${STEPS}: training loss ${loss} bits per weighted token over the last ${scored} steps that had any (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      console.log(`  step ${s}/${STEPS}: ${loss} bits per target over the last ${scored} steps with targets (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
       nats = 0;
       scored = 0;
     }
