@@ -6,7 +6,7 @@
  * segments of L tokens, so when it reaches the separator its short-term attention sees only the
  * last L to 2L symbols: the counts of the rest must come from its long-term memory. Loss and
  * accuracy are on the 20 targets only, each predicted from the line and the true targets before
- * it (teacher forcing), as in the paper.
+ * it (teacher forcing).
  *
  * Printed beside the model's accuracy on fresh lines:
  * - the best frequency-blind predictor: knowing the targets so far but not the line, it can
