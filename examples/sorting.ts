@@ -40,9 +40,10 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
 };
 const short = args.includes('--short') || process.env['INFINIFORMER_EXAMPLE_SHORT'] === '1';
-const STEPS = Number(flag('steps', short ? '20' : '1500'));
-const T = Number(flag('length', '64'));
-const L = Number(flag('segment', '16'));
+const T = Number(flag('length', '512'));
+const L = Number(flag('segment', '128'));
+// 500 lines by default: one update per line (only the segment holding the targets trains).
+const STEPS = Number(flag('steps', String((short ? 4 : 500) * Math.ceil((T + 1 + 20) / L))));
 const STREAMS = 16;
 const EVAL_LINES = Number(flag('eval-lines', short ? '32' : '256'));
 const compare = args.includes('--compare');
@@ -87,19 +88,18 @@ async function trainAndEvaluate(longTermMemory: boolean): Promise<{ accuracy: nu
     segmentLength: L,
     longTermMemory,
     numBasis: 32,
-    basisWidths: [0.05, 0.15],
+    basisWidths: [0.05, 0.1],
     ridgeLambda: 1.0,
     numSamples: 32,
     tau: 0.75,
     sigmaEps: 1e-6,
     dropout: 0,
   };
-  const model = InfiniFormer.create(config, { seed: 5 });
+  const model = InfiniFormer.create(config, { seed: 1 });
   const trainer = new Trainer(model, sortingTaskSource({ numStreams: STREAMS, length: T, segmentLength: L, seed: 1 }), {
     learningRate: LR,
-    warmupSteps: Math.min(100, Math.ceil(STEPS / 10)),
+    warmupSteps: Math.min(20 * Math.ceil((T + 1 + SORT_SYMBOLS) / L), Math.ceil(STEPS / 10)),
     totalSteps: STEPS,
-    seed: 1,
   });
   const segmentsPerLine = Math.ceil((T + 1 + SORT_SYMBOLS) / L);
   const t0 = performance.now();
