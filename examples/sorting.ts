@@ -17,7 +17,7 @@
  * - with `--compare`, the same model trained the same way with its long-term memory switched
  *   off (`longTermMemory: false`).
  *
- *   npm run example:sorting [-- --short] [-- --steps 1500 --length 64 --segment 16 --lr 3e-3 --compare]
+ *   npm run example:sorting [-- --short] [-- --compare] [-- --steps 2500 --length 512 --segment 128 --lr 3e-3]
  *
  * Defaults (the recipe of test/model/sortingLearning.test.ts): lines of T = 512 symbols in
  * segments of L = 128 (so 3/4 of a line is out of the short-term window at the separator), 16
