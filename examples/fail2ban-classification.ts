@@ -37,7 +37,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { filter, from, lastValueFrom, toArray } from 'rxjs';
+import { from, ignoreElements, lastValueFrom, tap, toArray } from 'rxjs';
 import { InfiniFormer, initBackend, loadModel, setLogLevel } from '../src/index.js';
 import { classify, infiniteFormer, tokenize, type ClassifierHead, type ModelOutput } from '../operators/index.js';
 
@@ -86,14 +86,14 @@ async function lineFeatures(model: InfiniFormer): Promise<Float32Array[]> {
     from(records).pipe(
       tokenize({ tokenizer: model.tokenizer! }),
       infiniteFormer(model, { mode: 'segment', emitHidden: true }),
-      filter((p: ModelOutput) => {
+      tap((p: ModelOutput) => {
         const acc = sums[p.source as number]!;
         acc.n++;
         p.hidden!.forEach((v, j) => (acc.sum[j]! += v));
-        return false;
       }),
-      toArray(),
+      ignoreElements(),
     ),
+    { defaultValue: undefined },
   );
   return sums.map(({ sum, n }) => sum.map((v) => v / n));
 }

@@ -32,7 +32,7 @@
  * The paper's setting (T = 4,000-16,000, L = 1,024, N = 512) is far beyond a CPU example; this
  * is the same task at toy scale.
  */
-import { InfiniFormer, SORT_SEPARATOR, SORT_SYMBOLS, SORT_VOCAB, Trainer, evaluate, initBackend, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource } from '../src/index.js';
+import { InfiniFormer, SORTING_TINY_CONFIG, SORT_SEPARATOR, SORT_SYMBOLS, Trainer, evaluate, initBackend, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource } from '../src/index.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -78,23 +78,7 @@ function windowOracleAccuracy(window: number, lines: number): number {
 }
 
 async function trainAndEvaluate(longTermMemory: boolean): Promise<{ accuracy: number; bits: number; seconds: number }> {
-  // N = 32 basis functions (16 centres, spacing 1/16): widths scaled to that spacing (DESIGN §2.3).
-  const config = {
-    vocabSize: SORT_VOCAB,
-    width: 64,
-    numHeads: 4,
-    numLayers: 2,
-    ffnWidth: 128,
-    segmentLength: L,
-    longTermMemory,
-    numBasis: 32,
-    basisWidths: [0.05, 0.1],
-    ridgeLambda: 1.0,
-    numSamples: 32,
-    tau: 0.75,
-    sigmaEps: 1e-6,
-    dropout: 0,
-  };
+  const config = { ...SORTING_TINY_CONFIG, segmentLength: L, longTermMemory };
   const model = InfiniFormer.create(config, { seed: 1 });
   const trainer = new Trainer(model, sortingTaskSource({ numStreams: STREAMS, length: T, segmentLength: L, seed: 1 }), {
     learningRate: LR,

@@ -47,12 +47,13 @@ const isAbortMarker = (record: FetchedRecord): boolean =>
  * Pure; the reference semantics of read_committed.
  */
 export function abortedRecordIndices(records: readonly FetchedRecord[], aborted: readonly AbortedTransaction[]): Set<number> {
-  const pending = [...aborted].sort((a, b) => (BigInt(a.firstOffset) < BigInt(b.firstOffset) ? -1 : BigInt(a.firstOffset) > BigInt(b.firstOffset) ? 1 : 0));
+  const pending = aborted.map((a) => ({ producerId: a.producerId, first: BigInt(a.firstOffset) })).sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
   const active = new Set<string>();
   const result = new Set<number>();
+  let next = 0;
   records.forEach((record, i) => {
     const offset = BigInt(record.offset);
-    while (pending.length > 0 && BigInt((pending[0] as AbortedTransaction).firstOffset) <= offset) active.add((pending.shift() as AbortedTransaction).producerId);
+    for (; next < pending.length && pending[next]!.first <= offset; next++) active.add(pending[next]!.producerId);
     const { producerId, inTransaction } = record.batchContext;
     if (record.isControlRecord === true) {
       if (isAbortMarker(record)) active.delete(producerId);

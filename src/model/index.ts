@@ -11,4 +11,4 @@ export { tokenStreamSource } from './data.js';
 export type { SegmentBatch, SegmentSource, TokenStreamOptions } from './data.js';
 export { Trainer, evaluate, learningRateAt, weightedCrossEntropy } from './trainer.js';
 export type { TrainerOptions, ResolvedTrainerOptions, StepResult, ProgressEvent, EvalResult, RunOptions } from './trainer.js';
-export { sortingTaskSource, sortingTarget, sortingSequence, SORT_VOCAB, SORT_SEPARATOR, SORT_PADDING, SORT_SYMBOLS } from './sortingTask.js';
+export { sortingTaskSource, sortingTarget, sortingSequence, SORTING_TINY_CONFIG, SORT_VOCAB, SORT_SEPARATOR, SORT_PADDING, SORT_SYMBOLS } from './sortingTask.js';

@@ -6,6 +6,7 @@
  */
 import { BadConfigError } from '../errors.js';
 import { createRng } from '../memory/rng.js';
+import type { ModelConfig } from './config.js';
 import type { SegmentSource } from './data.js';
 
 export const SORT_SYMBOLS = 20;
@@ -13,6 +14,29 @@ export const SORT_SEPARATOR = 20;
 export const SORT_PADDING = 21;
 /** Vocabulary size of the task. */
 export const SORT_VOCAB = 22;
+
+/**
+ * A tiny model that learns the task at T = 512 on a CPU in minutes: e = 64, 2 layers, L = 128
+ * (so three quarters of a line lie outside the short-term window at the separator), N = M = 32
+ * with widths {0.05, 0.1} scaled to their spacing, tau 0.75, lambda 1, sigma^2 floor 1e-6, no
+ * dropout. 500 lines of 16 streams reach 0.236 held-out target accuracy against 0.172 for the
+ * best frequency-blind baseline (test/model/sortingLearning.test.ts, examples/sorting.ts).
+ */
+export const SORTING_TINY_CONFIG: Readonly<Partial<ModelConfig>> = {
+  vocabSize: SORT_VOCAB,
+  width: 64,
+  numHeads: 4,
+  numLayers: 2,
+  ffnWidth: 128,
+  segmentLength: 128,
+  numBasis: 32,
+  basisWidths: [0.05, 0.1],
+  numSamples: 32,
+  tau: 0.75,
+  ridgeLambda: 1,
+  sigmaEps: 1e-6,
+  dropout: 0,
+};
 
 /** The target of a sequence of symbols: the 20 symbols sorted by count as described above. */
 export function sortingTarget(sequence: ArrayLike<number>): number[] {

@@ -27,8 +27,13 @@ export interface CliOptions {
 
 /** `infiniformer <args>` with CI=true (plain progress lines), quiet logs. */
 export function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return runNode([BIN, ...args], options);
+}
+
+/** `node <nodeArgs>` from the repository root with CI=true (plain progress lines), quiet logs. */
+export function runNode(nodeArgs: string[], options: CliOptions = {}): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, nodeArgs, {
       cwd: options.cwd ?? REPO,
       env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],

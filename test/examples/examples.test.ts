@@ -1,29 +1,16 @@
 // Every example in examples/ runs in its short mode as a child process, and what it prints is
 // checked against independent truths: the data files, a direct model call, the broker itself,
 // arithmetic on the printed counts.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, loadModel } from '../../src/index.js';
-import { GCC_SLICE, REPO, type CliResult } from '../cli/helpers.js';
+import { GCC_SLICE, REPO, runNode, type CliResult } from '../cli/helpers.js';
 import { requireBroker, testKafka } from '../helpers/kafka.js';
 
 /** `node --import tsx examples/<file> <args>` from the repository root. */
 function example(file: string, args: string[]): Promise<CliResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', `examples/${file}`, ...args], {
-      cwd: REPO,
-      env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('error', fail);
-    child.once('close', (code, signal) => done({ code, signal, stdout, stderr }));
-  });
+  return runNode(['--import', 'tsx', `examples/${file}`, ...args]);
 }
 
 /** The first match of `re` in `text`, or a failure naming what is missing. */

@@ -4,7 +4,7 @@
 // over sampled sequences (sortingBaseline.ts), not assumed.
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
-import { InfiniFormer, SORT_SYMBOLS, SORT_VOCAB, Trainer, evaluate, sortingSequence, sortingTarget, sortingTaskSource } from '../../src/index.js';
+import { InfiniFormer, SORTING_TINY_CONFIG, SORT_SYMBOLS, Trainer, evaluate, sortingSequence, sortingTarget, sortingTaskSource } from '../../src/index.js';
 import type { ModelConfig } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { frequencyBlindAccuracy, rankCounts, windowCountAccuracy } from './sortingBaseline.js';
@@ -24,21 +24,7 @@ const EVAL_LINES = 256;
 const EVAL_BATCH = 128;
 
 /** L < T: the short-term window (previous segment + current) holds the last 128 symbols only. */
-const SORTING_CONFIG: Partial<ModelConfig> = {
-  vocabSize: SORT_VOCAB,
-  width: 64,
-  numHeads: 4,
-  numLayers: 2,
-  ffnWidth: 128,
-  segmentLength: L,
-  numBasis: 32,
-  basisWidths: [0.05, 0.1],
-  numSamples: 32,
-  tau: 0.75,
-  ridgeLambda: 1,
-  sigmaEps: 1e-6,
-  dropout: 0,
-};
+const SORTING_CONFIG: Partial<ModelConfig> = { ...SORTING_TINY_CONFIG, segmentLength: L };
 
 test.serial('sorting task, T = 512: a tiny ∞-former trained on 500 lines beats the best frequency-blind baseline on held-out lines', async (t) => {
   t.timeout(15 * 60_000);
