@@ -10,12 +10,13 @@
  * side by side in one batch in the RSS run, default 1; every stream sees BENCH_MODEL_TOKENS),
  * BENCH_MODEL_LATENCY_TOKENS (default 1,000), BENCH_MODEL_BACKENDS (default "wasm,tensorflow";
  * absent backends are reported and skipped), BENCH_MODEL_PARTS (default "speed,rss": "rss"
- * alone skips the throughput and latency runs).
+ * alone skips the throughput and latency runs), BENCH_MODEL_YIELD (default "segment": see below).
  *
  * The RSS run prints a line at the start (model and state built, no token yet), after the
  * first segment, at every power of ten of tokens per stream and at every tenth of the run, as
  * it goes, so a long run in the background can be watched and a cut-short run still reports.
  */
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_CONFIG, InfiniFormer, createRng, initBackend, setLogLevel } from '../src/index.js';
 
@@ -23,6 +24,14 @@ const RSS_TOKENS = Number(process.env['BENCH_MODEL_TOKENS'] ?? 200_000);
 const LATENCY_TOKENS = Number(process.env['BENCH_MODEL_LATENCY_TOKENS'] ?? 1_000);
 const BACKENDS = (process.env['BENCH_MODEL_BACKENDS'] ?? 'wasm,tensorflow').split(',') as ('wasm' | 'tensorflow' | 'cpu')[];
 const RSS_STREAMS = Number(process.env['BENCH_MODEL_RSS_STREAMS'] ?? 1);
+/**
+ * When the RSS run lets the event loop turn: after every segment ("segment", the default, as a
+ * stream pipeline fed by I/O does) or only at checkpoints ("checkpoints": one synchronous loop).
+ * V8 finishes incremental marking in a task, so a loop that never yields only collects its old
+ * generation when the heap hits a hard limit; the second mode shows what that costs.
+ */
+const YIELD = process.env['BENCH_MODEL_YIELD'] ?? 'segment';
+if (YIELD !== 'segment' && YIELD !== 'checkpoints') throw new Error(`BENCH_MODEL_YIELD must be "segment" or "checkpoints", not "${YIELD}"`);
 const PARTS = new Set((process.env['BENCH_MODEL_PARTS'] ?? 'speed,rss').split(','));
 
 const quantile = (xs: number[], q: number): number => {
@@ -41,6 +50,12 @@ interface RssPoint {
   seconds: number;
   rssMiB: number;
   heapMiB: number;
+  /** V8 heap reserved (used + not yet collected + free pages). */
+  heapTotalMiB: number;
+  /** Memory V8 tracks outside its heap: ArrayBuffer backing stores (tensor reads), wasm memory. */
+  externalMiB: number;
+  /** Major (mark-compact) collections since the run started: garbage is only returned at these. */
+  majorGcs: number;
   tensors: number;
   tfMiB: number;
 }
@@ -94,7 +109,7 @@ function speed(model: InfiniFormer): Pick<Figures, 'segment1' | 'segment8' | 'p5
  * Segment mode over RSS_TOKENS tokens per stream, RSS_STREAMS streams in one batch (each its
  * own state, memory carried); prints each checkpoint as it is reached.
  */
-function rssRun(model: InfiniFormer, backend: string): RssPoint[] {
+async function rssRun(model: InfiniFormer, backend: string): Promise<RssPoint[]> {
   const L = model.config.segmentLength;
   const streams = Array.from({ length: RSS_STREAMS }, (_, i) => model.createState(5 + i));
   const chunk = randomTokens(L * 64, 6);
@@ -105,14 +120,34 @@ function rssRun(model: InfiniFormer, backend: string): RssPoint[] {
   marks.add(1);
   marks.add(segments);
   const points: RssPoint[] = [];
+  // Count major GCs passively (no forced collection): a growing RSS between them is garbage
+  // V8 has not got round to, not a leak, if the heap drops back at each one.
+  let majorGcs = 0;
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const t0 = performance.now();
   const record = (tokens: number): void => {
     const m = tf.memory();
     const u = process.memoryUsage();
-    const p = { tokens, seconds: (performance.now() - t0) / 1000, rssMiB: u.rss / 2 ** 20, heapMiB: u.heapUsed / 2 ** 20, tensors: m.numTensors, tfMiB: m.numBytes / 2 ** 20 };
+    const mib = (bytes: number): number => bytes / 2 ** 20;
+    const p: RssPoint = {
+      tokens,
+      seconds: (performance.now() - t0) / 1000,
+      rssMiB: mib(u.rss),
+      heapMiB: mib(u.heapUsed),
+      heapTotalMiB: mib(u.heapTotal),
+      externalMiB: mib(u.external),
+      majorGcs,
+      tensors: m.numTensors,
+      tfMiB: mib(m.numBytes),
+    };
     points.push(p);
     console.log(
-      `  ${backend} rss: ${p.tokens.toExponential(2)} tokens/stream x ${RSS_STREAMS} streams after ${p.seconds.toFixed(0)} s: RSS ${p.rssMiB.toFixed(1)} MiB, JS heap ${p.heapMiB.toFixed(1)} MiB, ${p.tensors} tensors, ${p.tfMiB.toFixed(3)} MiB in tfjs`,
+      `  ${backend} rss: ${p.tokens.toExponential(2)} tokens/stream x ${RSS_STREAMS} streams after ${p.seconds.toFixed(0)} s: RSS ${p.rssMiB.toFixed(1)} MiB, JS heap ${p.heapMiB.toFixed(1)} of ${p.heapTotalMiB.toFixed(1)} MiB, external ${p.externalMiB.toFixed(1)} MiB, ${p.majorGcs} major GCs, ${p.tensors} tensors, ${p.tfMiB.toFixed(3)} MiB in tfjs`,
     );
   };
   record(0);
@@ -121,20 +156,23 @@ function rssRun(model: InfiniFormer, backend: string): RssPoint[] {
     const logits = model.run(streams, rows);
     logits.dataSync();
     logits.dispose();
+    // GC observer entries are delivered on the event loop, so checkpoints always yield first.
+    if (YIELD === 'segment' || marks.has(s + 1)) await new Promise((resolve) => setImmediate(resolve));
     if (marks.has(s + 1)) record((s + 1) * L);
   }
   streams.forEach((s) => s.dispose());
+  gcObserver.disconnect();
   return points;
 }
 
-function measure(backend: string): Figures {
+async function measure(backend: string): Promise<Figures> {
   const model = InfiniFormer.create({ dropout: 0 }, { seed: 1 });
   const f: Figures = { backend, segment1: NaN, segment8: NaN, p50: NaN, p99: NaN, rss: [] };
   if (PARTS.has('speed')) {
     Object.assign(f, speed(model));
     console.log(`${backend}: segment mode ${f.segment1.toFixed(0)} tokens/s (1 stream), ${f.segment8.toFixed(0)} tokens/s (8 streams); token mode p50 ${f.p50.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms over ${LATENCY_TOKENS} tokens`);
   }
-  if (PARTS.has('rss')) f.rss = rssRun(model, backend);
+  if (PARTS.has('rss')) f.rss = await rssRun(model, backend);
   model.dispose();
   return f;
 }
@@ -143,6 +181,7 @@ export async function run(): Promise<void> {
   setLogLevel('warn');
   const c = DEFAULT_CONFIG;
   console.log(`default config: e=${c.width}, ${c.numLayers} layers, ${c.numHeads} heads, L=${c.segmentLength}, N=${c.numBasis}, M=${c.numSamples}, FFN ${c.ffnWidth}`);
+  if (PARTS.has('rss')) console.log(`RSS run: ${RSS_TOKENS} tokens x ${RSS_STREAMS} streams, event loop yields every ${YIELD === 'segment' ? 'segment' : 'checkpoint only'}`);
   const results: Figures[] = [];
   for (const backend of BACKENDS) {
     try {
@@ -151,7 +190,7 @@ export async function run(): Promise<void> {
       console.log(`${backend}: not available (${(error as Error).message})`);
       continue;
     }
-    results.push(measure(backend));
+    results.push(await measure(backend));
   }
   if (results.length === 2 && PARTS.has('speed')) {
     const [a, b] = results as [Figures, Figures];
