@@ -44,29 +44,12 @@ function randomTokens(count: number, seed: number): Int32Array {
   return Int32Array.from({ length: count }, () => Math.floor(rng.next() * 256));
 }
 
-interface RssPoint {
-  /** Tokens each stream has gone through. */
-  tokens: number;
-  seconds: number;
-  rssMiB: number;
-  heapMiB: number;
-  /** V8 heap reserved (used + not yet collected + free pages). */
-  heapTotalMiB: number;
-  /** Memory V8 tracks outside its heap: ArrayBuffer backing stores (tensor reads), wasm memory. */
-  externalMiB: number;
-  /** Major (mark-compact) collections since the run started: garbage is only returned at these. */
-  majorGcs: number;
-  tensors: number;
-  tfMiB: number;
-}
-
 interface Figures {
   backend: string;
   segment1: number;
   segment8: number;
   p50: number;
   p99: number;
-  rss: RssPoint[];
 }
 
 function speed(model: InfiniFormer): Pick<Figures, 'segment1' | 'segment8' | 'p50' | 'p99'> {
@@ -109,7 +92,7 @@ function speed(model: InfiniFormer): Pick<Figures, 'segment1' | 'segment8' | 'p5
  * Segment mode over RSS_TOKENS tokens per stream, RSS_STREAMS streams in one batch (each its
  * own state, memory carried); prints each checkpoint as it is reached.
  */
-async function rssRun(model: InfiniFormer, backend: string): Promise<RssPoint[]> {
+async function rssRun(model: InfiniFormer, backend: string): Promise<void> {
   const L = model.config.segmentLength;
   const streams = Array.from({ length: RSS_STREAMS }, (_, i) => model.createState(5 + i));
   const chunk = randomTokens(L * 64, 6);
@@ -119,7 +102,6 @@ async function rssRun(model: InfiniFormer, backend: string): Promise<RssPoint[]>
   for (let k = 1; k <= 10; k++) marks.add(Math.ceil((k * segments) / 10));
   marks.add(1);
   marks.add(segments);
-  const points: RssPoint[] = [];
   // Count major GCs passively (no forced collection): a growing RSS between them is garbage
   // V8 has not got round to, not a leak, if the heap drops back at each one.
   let majorGcs = 0;
@@ -130,24 +112,15 @@ async function rssRun(model: InfiniFormer, backend: string): Promise<RssPoint[]>
   });
   gcObserver.observe({ entryTypes: ['gc'] });
   const t0 = performance.now();
+  // Heap "of" total: V8's reserved heap (used + not yet collected + free pages). "external":
+  // what V8 tracks outside its heap (ArrayBuffers such as dataSync copies, wasm memory).
   const record = (tokens: number): void => {
     const m = tf.memory();
     const u = process.memoryUsage();
-    const mib = (bytes: number): number => bytes / 2 ** 20;
-    const p: RssPoint = {
-      tokens,
-      seconds: (performance.now() - t0) / 1000,
-      rssMiB: mib(u.rss),
-      heapMiB: mib(u.heapUsed),
-      heapTotalMiB: mib(u.heapTotal),
-      externalMiB: mib(u.external),
-      majorGcs,
-      tensors: m.numTensors,
-      tfMiB: mib(m.numBytes),
-    };
-    points.push(p);
+    const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+    const seconds = (performance.now() - t0) / 1000;
     console.log(
-      `  ${backend} rss: ${p.tokens.toExponential(2)} tokens/stream x ${RSS_STREAMS} streams after ${p.seconds.toFixed(0)} s: RSS ${p.rssMiB.toFixed(1)} MiB, JS heap ${p.heapMiB.toFixed(1)} of ${p.heapTotalMiB.toFixed(1)} MiB, external ${p.externalMiB.toFixed(1)} MiB, ${p.majorGcs} major GCs, ${p.tensors} tensors, ${p.tfMiB.toFixed(3)} MiB in tfjs`,
+      `  ${backend} rss: ${tokens.toExponential(2)} tokens/stream x ${RSS_STREAMS} streams after ${seconds.toFixed(0)} s: RSS ${mib(u.rss)} MiB, JS heap ${mib(u.heapUsed)} of ${mib(u.heapTotal)} MiB, external ${mib(u.external)} MiB, ${majorGcs} major GCs, ${m.numTensors} tensors, ${(m.numBytes / 2 ** 20).toFixed(3)} MiB in tfjs`,
     );
   };
   record(0);
@@ -162,17 +135,16 @@ async function rssRun(model: InfiniFormer, backend: string): Promise<RssPoint[]>
   }
   streams.forEach((s) => s.dispose());
   gcObserver.disconnect();
-  return points;
 }
 
 async function measure(backend: string): Promise<Figures> {
   const model = InfiniFormer.create({ dropout: 0 }, { seed: 1 });
-  const f: Figures = { backend, segment1: NaN, segment8: NaN, p50: NaN, p99: NaN, rss: [] };
+  const f: Figures = { backend, segment1: NaN, segment8: NaN, p50: NaN, p99: NaN };
   if (PARTS.has('speed')) {
     Object.assign(f, speed(model));
     console.log(`${backend}: segment mode ${f.segment1.toFixed(0)} tokens/s (1 stream), ${f.segment8.toFixed(0)} tokens/s (8 streams); token mode p50 ${f.p50.toFixed(2)} ms, p99 ${f.p99.toFixed(2)} ms over ${LATENCY_TOKENS} tokens`);
   }
-  if (PARTS.has('rss')) f.rss = await rssRun(model, backend);
+  if (PARTS.has('rss')) await rssRun(model, backend);
   model.dispose();
   return f;
 }
