@@ -98,21 +98,14 @@ export function classify<T extends HiddenRecord>(head: ClassifierHead, options: 
   const maxKeys = options.maxKeys ?? 10_000;
   if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new BadConfigError('maxKeys', `must be a positive integer, got ${String(maxKeys)}`);
 
-  const label = (logits: tf.Tensor): Classification => {
-    const probs = tf.tidy(() => tf.softmax(tf.reshape(logits, [C])));
+  /** Class probabilities of `n` hidden states through the head, and the most likely class. */
+  const run = (hidden: Float32Array, n: number): Classification => {
+    const probs = tf.tidy(() => tf.softmax(tf.reshape(head.classify(tf.tensor3d(hidden, [1, n, e]), per), [C])));
     const scores = Array.from(probs.dataSync());
     probs.dispose();
     let best = 0;
     for (let i = 1; i < C; i++) if (scores[i]! > scores[best]!) best = i;
     return { label: labels?.[best] ?? String(best), labelIndex: best, scores };
-  };
-  const run = (hidden: Float32Array, n: number): Classification => {
-    const logits = tf.tidy(() => head.classify(tf.tensor3d(hidden, [1, n, e]), per));
-    try {
-      return label(logits);
-    } finally {
-      logits.dispose();
-    }
   };
 
   return (source) =>

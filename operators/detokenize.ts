@@ -3,7 +3,7 @@ import { BadConfigError, BadInputError } from '../src/errors.js';
 import { ByteTokenizer } from '../src/tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../src/tokenize/tokenizer.js';
 import { KeyedState } from './keyedWindow.js';
-import { asInfiniformerError, reportFailure, type ErrorSideOutput } from './sideOutput.js';
+import { reportFailure, type ErrorSideOutput } from './sideOutput.js';
 import { checkTokenizer, readTokens } from './records.js';
 import type { TokenInput } from './types.js';
 
@@ -64,7 +64,7 @@ export function detokenize(options: DetokenizeOptions = {}): OperatorFunction<To
     new Observable<DecodedText>((subscriber) => {
       const keys = new KeyedState(maxKeys, () => ({ decoder: new TextDecoder('utf-8', { fatal }), last: undefined as TokenInput | undefined }));
       const fail = (error: unknown, record: TokenInput, key?: string): void =>
-        reportFailure('detokenize', options, { error: asInfiniformerError(error), record, ...(key === undefined ? {} : { key }) });
+        reportFailure('detokenize', options, { error, record, key });
       const sub = source.subscribe({
         next(record) {
           if (subscriber.closed) return; // a synchronous source after downstream unsubscribed

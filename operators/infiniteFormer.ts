@@ -4,7 +4,7 @@ import { BadConfigError, BadInputError, InfiniformerError, OverflowError } from 
 import { InfiniFormer, keepChunk, type ChunkOutput } from '../src/model/model.js';
 import { keyStateFromBytes, keyStateToBytes, type KeyState } from './keyState.js';
 import { readTokens } from './records.js';
-import { asInfiniformerError, reportFailure, type ErrorSideOutput } from './sideOutput.js';
+import { reportFailure, type ErrorSideOutput } from './sideOutput.js';
 import type { ModelOutput, TokenInput } from './types.js';
 
 /**
@@ -232,7 +232,12 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
   const spillOnComplete = options.spillOnComplete ?? true;
   const flushOnError = options.flushOnError ?? true;
 
-  const sessions = new Set<{ snapshot(): Map<string, Uint8Array>; stats(): InfiniteFormerStats }>();
+  /** A live subscription's view, for `snapshot()` and `stats()`. */
+  interface Session {
+    snapshot(): Map<string, Uint8Array>;
+    stats(): InfiniteFormerStats;
+  }
+  const sessions = new Set<Session>();
   let lastStats: (() => InfiniteFormerStats) | undefined;
 
   const operator = (upstream: Observable<T>): Observable<ModelOutput> =>
@@ -254,7 +259,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
 
       const fail = (error: unknown, record: T, key?: string, token?: number): void => {
         counts.errors++;
-        reportFailure('infiniteFormer', options, { error: asInfiniformerError(error), record, ...(key === undefined ? {} : { key }), ...(token === undefined ? {} : { token }) });
+        reportFailure('infiniteFormer', options, { error, record, key, token });
       };
 
       const stats = (): InfiniteFormerStats => ({ ...counts, liveKeys: live.size, pending, paused });
@@ -364,13 +369,9 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         counts.forwardPasses++;
         counts.tokens += group.length * T;
         const o = out!;
-        const rows = group.length * T;
-        let lp: Float32Array = new Float32Array(0);
-        let hidden: Float32Array | undefined;
-        tf.tidy(() => {
-          lp = tf.logSoftmax(tf.reshape(o.logits, [rows, V])).dataSync() as Float32Array;
-          if (emitHidden) hidden = tf.reshape(o.hidden, [rows, c.width]).dataSync() as Float32Array;
-        });
+        // Row-major [b, T, V] and [b, T, e]: row i * T + j is key i's j-th token.
+        const lp = tf.tidy(() => tf.logSoftmax(o.logits).dataSync() as Float32Array);
+        const hidden = emitHidden ? (o.hidden.dataSync() as Float32Array) : undefined;
         tf.dispose([o.hidden, o.logits, o.kl]);
         const outputs: ModelOutput[] = [];
         group.forEach((item, i) => {
@@ -408,7 +409,9 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         const groups = new Map<string, Item<T>[]>();
         items.forEach((item, n) => {
           const id = batch ? `${item.e.pos}:${item.take}` : String(n);
-          groups.set(id, [...(groups.get(id) ?? []), item]);
+          const group = groups.get(id);
+          if (group === undefined) groups.set(id, [item]);
+          else group.push(item);
         });
         for (const item of items) {
           const e = item.e;
@@ -460,8 +463,10 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         if (end !== undefined && !closed) end();
       };
 
+      /** A key can run a round: token mode, its flush is due, or it has a segment's worth queued. */
+      const isReady = (e: Entry<T>): boolean => mode === 'token' || e.flushDue || e.pos === undefined || e.queue.length >= L - e.pos;
       const hasReady = (): boolean => {
-        for (const e of waiting.values()) if (mode === 'token' || e.flushDue || e.pos === undefined || e.queue.length >= L - e.pos) return true;
+        for (const e of waiting.values()) if (isReady(e)) return true;
         return false;
       };
 
@@ -552,7 +557,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
           options.onPause?.();
         }
         armTimer(e);
-        if (mode === 'token' || e.pos === undefined || e.queue.length >= L - e.pos) requestTick();
+        if (isReady(e)) requestTick();
       };
 
       // ---- the end ----
@@ -640,14 +645,15 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       };
     });
 
-  const snapshot = (): Map<string, Uint8Array> => {
-    if (sessions.size > 1) throw new InfiniformerError(`infiniteFormer: snapshot() needs one live subscription, there are ${sessions.size}`, 'ERR_AMBIGUOUS');
+  /** The one live subscription (undefined when there is none); `what` names the caller. */
+  const onlySession = (what: string): Session | undefined => {
+    if (sessions.size > 1) throw new InfiniformerError(`infiniteFormer: ${what}() needs one live subscription, there are ${sessions.size}`, 'ERR_AMBIGUOUS');
     const [only] = sessions;
-    return only === undefined ? new Map() : only.snapshot();
+    return only;
   };
+  const snapshot = (): Map<string, Uint8Array> => onlySession('snapshot')?.snapshot() ?? new Map();
   const stats = (): InfiniteFormerStats => {
-    if (sessions.size > 1) throw new InfiniformerError(`infiniteFormer: stats() needs one live subscription, there are ${sessions.size}`, 'ERR_AMBIGUOUS');
-    const [only] = sessions;
+    const only = onlySession('stats');
     if (only !== undefined) return only.stats();
     return lastStats?.() ?? { liveKeys: 0, pending: 0, maxQueued: 0, paused: false, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
   };

@@ -6,10 +6,9 @@
  */
 import { ModelFileError } from '../src/errors.js';
 import type { InfiniFormer } from '../src/model/model.js';
-import type { StreamState } from '../src/model/state.js';
+import { STATE_MAGIC, type StreamState } from '../src/model/state.js';
 
 const KEY_MAGIC = 0x534b4649; // "IFKS"
-const STATE_MAGIC = 0x54534649; // "IFST", a bare StreamState
 const VERSION = 1;
 
 /** One key's state as {@link infiniteFormer} keeps it. */

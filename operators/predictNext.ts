@@ -16,7 +16,7 @@ export interface PredictNextOptions {
 }
 
 /** The `k` largest entries of `values`, largest first (ties: lower index first). */
-export function topKOf(values: Float32Array, k: number): { index: number; value: number }[] {
+function topKOf(values: Float32Array, k: number): { index: number; value: number }[] {
   const best: { index: number; value: number }[] = [];
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;

@@ -9,8 +9,8 @@ export interface RecordSurprisalOptions {
   maxKeys?: number;
 }
 
-/** One input record (e.g. a log line) scored as a whole. */
-export interface RecordScore {
+/** One input record (e.g. a log line) scored as a whole; `T` is the type of the predictions scored. */
+export interface RecordScore<T extends TokenPrediction = TokenPrediction> {
   /** Stream key. */
   key: string;
   /** The record's `source`, passed through. */
@@ -23,8 +23,8 @@ export interface RecordScore {
   bits: number;
   /** Mean surprisal over the scored tokens, bits per token (NaN when none was scored). */
   surprisal: number;
-  /** The prediction after the record's last token (what the model expects next). */
-  last: TokenPrediction;
+  /** The prediction after the record's last token (what the model expects next), as it came in. */
+  last: T;
 }
 
 /**
@@ -39,11 +39,11 @@ export interface RecordScore {
  *   .subscribe((line) => line.anomaly && alert(line.source));
  * ```
  */
-export function recordSurprisal<T extends TokenPrediction>(options: RecordSurprisalOptions = {}): OperatorFunction<T, RecordScore> {
+export function recordSurprisal<T extends TokenPrediction>(options: RecordSurprisalOptions = {}): OperatorFunction<T, RecordScore<T>> {
   const maxKeys = options.maxKeys ?? 10_000;
   if (!Number.isInteger(maxKeys) || maxKeys <= 0) throw new BadConfigError('maxKeys', `must be a positive integer, got ${String(maxKeys)}`);
   return (source) =>
-    new Observable<RecordScore>((subscriber) => {
+    new Observable<RecordScore<T>>((subscriber) => {
       const open = new KeyedState(maxKeys, () => ({ tokens: 0, scored: 0, bits: 0 }));
       const sub = source.subscribe({
         next(p) {
@@ -55,7 +55,7 @@ export function recordSurprisal<T extends TokenPrediction>(options: RecordSurpri
             acc.bits += p.surprisal;
           }
           if (p.endOfRecord === true) {
-            const done: RecordScore = { key: p.key, source: p.source, tokens: acc.tokens, scored: acc.scored, bits: acc.bits, surprisal: acc.scored > 0 ? acc.bits / acc.scored : NaN, last: p };
+            const done: RecordScore<T> = { key: p.key, source: p.source, tokens: acc.tokens, scored: acc.scored, bits: acc.bits, surprisal: acc.scored > 0 ? acc.bits / acc.scored : NaN, last: p };
             acc.tokens = 0;
             acc.scored = 0;
             acc.bits = 0;

@@ -15,8 +15,18 @@ export interface ErrorSideOutput<T> {
   errors?: Partial<Observer<RecordFailure<T>>>;
 }
 
-/** Sends a failure to the side output, or logs it when there is none. */
-export function reportFailure<T>(where: string, side: ErrorSideOutput<T>, failure: RecordFailure<T>): void {
+/**
+ * Sends a failure to the side output, or logs it when there is none. Anything thrown becomes an
+ * {@link InfiniformerError}; an undefined key or token is left out of the failure.
+ */
+export function reportFailure<T>(
+  where: string,
+  side: ErrorSideOutput<T>,
+  { error, record, key, token }: { error: unknown; record: T; key?: string | undefined; token?: number | undefined },
+): void {
+  const failure: RecordFailure<T> = { error: asInfiniformerError(error), record };
+  if (key !== undefined) failure.key = key;
+  if (token !== undefined) failure.token = token;
   if (side.errors?.next !== undefined) {
     side.errors.next(failure);
     return;
@@ -25,7 +35,7 @@ export function reportFailure<T>(where: string, side: ErrorSideOutput<T>, failur
 }
 
 /** Wraps anything thrown into an {@link InfiniformerError} (typed errors pass through). */
-export function asInfiniformerError(error: unknown): InfiniformerError {
+function asInfiniformerError(error: unknown): InfiniformerError {
   if (error instanceof InfiniformerError) return error;
   return new InfiniformerError(error instanceof Error ? error.message : String(error), 'ERR_INFINIFORMER', { cause: error });
 }

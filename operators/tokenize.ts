@@ -3,7 +3,7 @@ import { BadConfigError, BadInputError } from '../src/errors.js';
 import { ByteTokenizer } from '../src/tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../src/tokenize/tokenizer.js';
 import { checkTokenizer } from './records.js';
-import { asInfiniformerError, reportFailure, type ErrorSideOutput } from './sideOutput.js';
+import { reportFailure, type ErrorSideOutput } from './sideOutput.js';
 import type { TextRecord, TokenRecord } from './types.js';
 
 /** Options of {@link tokenize}. */
@@ -46,7 +46,7 @@ export function tokenize(options: TokenizeOptions = {}): OperatorFunction<string
             out = encodeRecord(record, tokenizer, defaultKey);
           } catch (error) {
             const key = typeof record === 'object' && record !== null && typeof record.key === 'string' ? record.key : undefined;
-            reportFailure('tokenize', options, { error: asInfiniformerError(error), record, key });
+            reportFailure('tokenize', options, { error, record, key });
             return;
           }
           subscriber.next(out);

@@ -453,7 +453,9 @@ export class InfiniFormer {
     const groups = new Map<number, number[]>();
     states.forEach((s, i) => {
       const pos = s instanceof StreamState ? s.pos : -1;
-      groups.set(pos, [...(groups.get(pos) ?? []), i]);
+      const group = groups.get(pos);
+      if (group === undefined) groups.set(pos, [i]);
+      else group.push(i);
     });
     if (groups.size === 1) {
       const logits = this.run(

@@ -42,7 +42,8 @@ export interface LayerState {
   curV?: tf.Tensor | null;
 }
 
-const MAGIC = 0x54534649; // "IFST" little-endian
+/** First word of a serialised state: "IFST" little-endian. */
+export const STATE_MAGIC = 0x54534649;
 export const STATE_FORMAT_VERSION = 1;
 const HEADER_BYTES = 4 + 4 + 4 + 4 + 8 + 8 + 16;
 
@@ -140,7 +141,7 @@ export class StreamState {
       }
       o += 4 * count;
     };
-    u32(MAGIC);
+    u32(STATE_MAGIC);
     u32(STATE_FORMAT_VERSION);
     u32(fingerprint(c));
     u32(this.pos);
@@ -184,7 +185,7 @@ export class StreamState {
       o += 4;
       return v;
     };
-    if (u32() !== MAGIC) throw new ModelFileError('not an infiniformer stream state (bad magic number)');
+    if (u32() !== STATE_MAGIC) throw new ModelFileError('not an infiniformer stream state (bad magic number)');
     const version = u32();
     if (version !== STATE_FORMAT_VERSION) throw new ModelFileError(`stream state format version ${version} is not supported (expected ${STATE_FORMAT_VERSION})`);
     if (u32() !== fingerprint(config)) throw new ModelFileError('stream state was written for a different model config');
