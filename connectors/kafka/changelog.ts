@@ -65,24 +65,24 @@ export function changelogKey(topic: string, key: string): string {
   return `${topic}\u0000${key}`;
 }
 
-/** The changelog record that writes a restored snapshot again (see {@link RestoredState.shadowed}). */
-export function rewriteMessage(topic: string, partition: number, key: string, snapshot: RestoredState): Message {
+/** A changelog record: a key's state bytes (null: a tombstone) and the input they cover. */
+function changelogMessage(topic: string, partition: number, key: string, bytes: Uint8Array | null, covered: number): Message {
   return {
     key: changelogKey(topic, key),
     partition,
-    value: snapshot.bytes === null ? null : Buffer.from(snapshot.bytes),
-    headers: { [CHANGELOG_HEADERS.topic]: topic, [CHANGELOG_HEADERS.key]: key, [CHANGELOG_HEADERS.covered]: String(snapshot.covered) },
+    value: bytes === null ? null : Buffer.from(bytes),
+    headers: { [CHANGELOG_HEADERS.topic]: topic, [CHANGELOG_HEADERS.key]: key, [CHANGELOG_HEADERS.covered]: String(covered) },
   };
+}
+
+/** The changelog record that writes a restored snapshot again (see {@link RestoredState.shadowed}). */
+export function rewriteMessage(topic: string, partition: number, key: string, snapshot: RestoredState): Message {
+  return changelogMessage(topic, partition, key, snapshot.bytes, snapshot.covered);
 }
 
 /** The changelog record for one key's snapshot (a tombstone when the state was deleted). */
 export function snapshotMessage<S>(codec: StateCodec<S>, topic: string, partition: number, key: string, entry: Pick<KeyEntry<S>, 'state' | 'covered'>): Message {
-  return {
-    key: changelogKey(topic, key),
-    partition,
-    value: entry.state === undefined ? null : Buffer.from(codec.encode(entry.state)),
-    headers: { [CHANGELOG_HEADERS.topic]: topic, [CHANGELOG_HEADERS.key]: key, [CHANGELOG_HEADERS.covered]: String(entry.covered) },
-  };
+  return changelogMessage(topic, partition, key, entry.state === undefined ? null : codec.encode(entry.state), entry.covered);
 }
 
 /**
@@ -135,8 +135,9 @@ export async function restoreFromChangelog(
           done();
         }
       };
-      // Also for fetches that held only transaction markers or aborted records (transactional
-      // changelogs): kafkajs resolves those without calling eachBatch.
+      // The only progress path: kafkajs emits END_BATCH_PROCESS after every batch, also for
+      // fetches that held only transaction markers or aborted records (transactional changelogs),
+      // which it resolves without calling eachBatch.
       consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => progressed(payload.partition, payload.lastOffset));
       consumer
         .run({
@@ -162,7 +163,6 @@ export async function restoreFromChangelog(
                 previous.shadowed = true;
               }
             }
-            progressed(batch.partition, batch.lastOffset());
           },
         })
         .catch(fail);

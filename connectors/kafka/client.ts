@@ -23,13 +23,16 @@ export function brokerList(brokers?: string | string[]): string[] {
   return (Array.isArray(raw) ? raw : raw.split(',')).map((b) => b.trim()).filter((b) => b.length > 0);
 }
 
+/** Retries of every client, producer and consumer the connectors make, unless `retry` is given. */
+export const DEFAULT_RETRY: RetryOptions = { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 };
+
 /** A kafkajs client whose log lines go through the library logger. */
 export function kafkaClient(connection: KafkaConnection = {}): Kafka {
   if (connection.kafka) return connection.kafka;
   return new Kafka({
     clientId: connection.clientId ?? 'infiniformer',
     brokers: brokerList(connection.brokers),
-    retry: connection.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+    retry: connection.retry ?? DEFAULT_RETRY,
     logLevel: logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
       const { message, ...fields } = log;

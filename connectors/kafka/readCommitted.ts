@@ -85,16 +85,12 @@ interface FetchResponseModule {
   infiniformerReadCommittedFix?: true;
 }
 
-let installed = false;
-
 /**
  * Installs the fix into the kafkajs fetch response decoders (versions 4 to 11, those that carry
  * aborted transactions). Idempotent, and effective whenever it runs before a fetch: kafkajs looks
  * the decoder up on the module object for every request. The Kafka connectors call it on import.
  */
 export function installReadCommittedFix(): void {
-  if (installed) return;
-  installed = true;
   const require = createRequire(import.meta.url);
   for (let version = 4; version <= 11; version++) {
     let module: FetchResponseModule;

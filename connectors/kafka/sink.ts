@@ -2,7 +2,7 @@ import type { IHeaders, Message, Producer } from 'kafkajs';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { kafkaClient, type KafkaConnection } from './client.js';
+import { DEFAULT_RETRY, kafkaClient, type KafkaConnection } from './client.js';
 import type { OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:sink');
@@ -96,6 +96,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new BadConfigError('maxBatch', `must be a positive integer, got ${maxBatch}`);
   const keyOf = options.key ?? (defaultBytes('key') as (item: T) => Bytes);
   const valueOf = options.value ?? (defaultBytes('value') as (item: T) => Bytes);
+  const toMessage = (item: T): Message => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) });
   const delivered = options.onDelivered ?? defaultDelivered;
   const exactlyOnce = options.exactlyOnce ?? false;
   const transactionOf = options.transaction ?? (defaultTransaction as (item: T) => OutputTransaction | undefined);
@@ -106,7 +107,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
     let current: OutputTransaction | undefined;
     const flushRun = async () => {
       if (run.length === 0 || current === undefined) return;
-      await current.send(options.topic, run.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) })));
+      await current.send(options.topic, run.map(toMessage));
       run = [];
     };
     for (const item of items) {
@@ -129,7 +130,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
         : kafkaClient(options).producer({
             idempotent: options.idempotent ?? true,
             maxInFlightRequests: options.idempotent === false ? 5 : 1,
-            retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+            retry: options.retry ?? DEFAULT_RETRY,
           });
       const connected = producer?.connect() ?? Promise.resolve();
       let pending: T[] = [];
@@ -159,8 +160,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
             await connected;
             if (producer === null) await sendTransactional(items);
             else {
-              const messages: Message[] = items.map((item) => ({ key: keyOf(item), value: valueOf(item), headers: options.headers?.(item) }));
-              await producer.send({ topic: options.topic, acks: -1, messages });
+              await producer.send({ topic: options.topic, acks: -1, messages: items.map(toMessage) });
             }
           } catch (error) {
             failed = true;

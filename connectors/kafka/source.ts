@@ -6,7 +6,7 @@ import { newKeyEntry, rewriteMessage, snapshotMessage, restoreFromChangelog, typ
 import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
 import { rawDecoder, type ValueDecoder } from './decode.js';
 import { PartitionOffsetTracker } from './offsetTracker.js';
-import { ensureTopics, kafkaClient, type KafkaConnection } from './client.js';
+import { DEFAULT_RETRY, ensureTopics, kafkaClient, type KafkaConnection } from './client.js';
 import { PartitionTransactions, isFencedError, transactionalIdOf, type ExactlyOnceOptions, type OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:source');
@@ -210,9 +210,9 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       maxWaitTimeInMs: 100,
       // read_committed: inputs written by another exactly-once pipeline count once they commit.
       readUncommitted: false,
-      retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+      retry: options.retry ?? DEFAULT_RETRY,
     });
-    const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 } });
+    const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: options.retry ?? DEFAULT_RETRY });
     const partitions = new Map<string, PartitionContext<S>>();
     let draining = false;
     let closed = false;

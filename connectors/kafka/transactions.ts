@@ -1,5 +1,6 @@
 import type { Kafka, Message, Producer, RetryOptions, Transaction } from 'kafkajs';
 import { ConnectorError } from '../../src/errors.js';
+import { DEFAULT_RETRY } from './client.js';
 
 /**
  * What a record carries in exactly-once mode: sends inside the open transaction of its input
@@ -77,7 +78,7 @@ export class PartitionTransactions implements OutputTransaction {
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: options.transactionTimeoutMs ?? 60_000,
-      retry: options.retry ?? { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+      retry: options.retry ?? DEFAULT_RETRY,
     });
     // kafkajs initialises the transactional producer id (which fences) on the first transaction.
     this.ready = this.enqueue(async () => {
