@@ -48,7 +48,7 @@ interface Line {
 }
 
 const args = process.argv.slice(2);
-const SHORT = args.includes('--short') || process.env['EXAMPLE_SHORT'] === '1';
+const SHORT = args.includes('--short') || process.env['INFINIFORMER_EXAMPLE_SHORT'] === '1';
 const TRAIN_SHARE = 0.6;
 const LABELS = ['benign', 'attack'] as const;
 const ROOT = join(import.meta.dirname, '..');

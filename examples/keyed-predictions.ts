@@ -11,9 +11,9 @@
  * `--short` (or INFINIFORMER_EXAMPLE_SHORT=1) runs a smaller stream and less training.
  */
 import * as tf from '@tensorflow/tfjs';
-import { filter, from, lastValueFrom, map, scan, share, tap } from 'rxjs';
+import { from, lastValueFrom, share, tap } from 'rxjs';
 import { ByteTokenizer, InfiniFormer, Trainer, createRng, initBackend, tokenStreamSource } from '../src/index.js';
-import { anomalies, infiniteFormer, perplexity, predictNext, tokenize, type TextRecord, type TokenPrediction } from '../operators/index.js';
+import { anomalies, infiniteFormer, perplexity, predictNext, recordSurprisal, tokenize, type TextRecord } from '../operators/index.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -75,23 +75,7 @@ async function main(): Promise<void> {
   // Per line: the mean surprisal of its bytes, then a flag against the host's recent lines.
   const perLine$ = predictions$.pipe(
     tap(() => tokens++),
-    scan(
-      (acc, p) => {
-        const open = acc.open.get(p.key) ?? { bits: 0, n: 0 };
-        open.bits += p.surprisal;
-        open.n += 1;
-        acc.open.set(p.key, open);
-        acc.done = undefined;
-        if (p.endOfRecord) {
-          acc.done = { key: p.key, surprisal: open.bits / open.n, source: p.source, perplexity: p.perplexity, last: p as TokenPrediction };
-          acc.open.delete(p.key);
-        }
-        return acc;
-      },
-      { open: new Map<string, { bits: number; n: number }>(), done: undefined as undefined | { key: string; surprisal: number; source: unknown; perplexity: number; last: TokenPrediction } },
-    ),
-    map((acc) => acc.done),
-    filter((line): line is NonNullable<typeof line> => line !== undefined),
+    recordSurprisal(),
     anomalies({ quantile: 0.98, window: 200, warmup: 10 }),
   );
 
@@ -111,7 +95,7 @@ async function main(): Promise<void> {
         }
         if (count % Math.max(1, Math.floor(totalLines / 8)) === 0) {
           const next = line.last.topK!.map((t) => JSON.stringify(String.fromCharCode(t.token))).join(' ');
-          console.log(`line ${String(i).padStart(4)} ${line.key.padEnd(8)} ${line.surprisal.toFixed(2)} bits/byte, rolling perplexity ${line.perplexity.toFixed(2)}; after "\\n" expected next ${next}`);
+          console.log(`line ${String(i).padStart(4)} ${line.key.padEnd(8)} ${line.surprisal.toFixed(2)} bits/byte, rolling perplexity ${line.last.perplexity.toFixed(2)}; after "\\n" expected next ${next}`);
         }
       }),
     ),

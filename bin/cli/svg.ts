@@ -69,11 +69,13 @@ function thin(points: readonly CurvePoint[], max: number): CurvePoint[] {
   return out;
 }
 
-function esc(text: string): string {
+/** Text escaped for SVG/XML content and attributes. */
+export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-function fmt(v: number): string {
+/** Coordinates with one decimal: small files, and stable across backends' float noise. */
+export function fmt(v: number): string {
   return Number(v.toFixed(1)).toString();
 }
 

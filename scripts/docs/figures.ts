@@ -380,7 +380,7 @@ async function main(): Promise<void> {
   const masses: Float64Array[][] = Array.from({ length: c.numLayers }, () => []);
   const positions: number[][] = Array.from({ length: c.numLayers }, () => []);
   let lastPositions: Float64Array[] = [];
-  let lastMu: Float32Array[] = [];
+  const lastMu: Float32Array[] = [];
   const stickyLogProbs: Float32Array[] = [];
   let checked = 0;
   for (let k = 0; k < SEGMENTS; k++) {
@@ -418,7 +418,6 @@ async function main(): Promise<void> {
       if (d !== null) lastMu[li] = d.mu;
     });
   }
-  lastMu = lastMu.slice(0, c.numLayers);
   const stickyBits = bitsOf(stickyLogProbs, tokens, L, V);
   sState.dispose();
   const D = c.stickyBins;

@@ -3,7 +3,7 @@
  * a grid of panels with axes, lines, dots, bars, rugs, shaded bands and vertical markers. The
  * tick choice is the loss-curve figure's (`niceTicks` from bin/cli/svg.ts).
  */
-import { niceTicks } from '../../bin/cli/svg.js';
+import { esc, fmt, niceTicks } from '../../bin/cli/svg.js';
 
 /** One data series of a panel. */
 export interface Series {
@@ -52,19 +52,8 @@ export interface FigureOptions {
   columns?: number;
 }
 
-export function esc(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** Coordinates with one decimal: small files, and stable across backends' float noise. */
-export function fmt(v: number): string {
-  const r = Number(v.toFixed(1));
-  return (Object.is(r, -0) ? 0 : r).toString();
-}
-
 function tickLabel(v: number): string {
-  const s = Number(v.toPrecision(6)).toString();
-  return s === '-0' ? '0' : s;
+  return Number(v.toPrecision(6)).toString(); // (-0).toString() is "0"
 }
 
 function dataRange(panel: Panel): [number, number] {
