@@ -59,6 +59,15 @@ export function parse<const T extends ParseArgsConfig>(config: T): ReturnType<ty
   }
 }
 
+const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** `--backend` checked against the backends there are (default auto). */
+export function backendOption(raw: string | undefined): (typeof BACKENDS)[number] {
+  const backend = raw ?? 'auto';
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+  return backend as (typeof BACKENDS)[number];
+}
+
 /** `--name` as an integer >= `min`, or `fallback` when absent. */
 export function intOption(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;

@@ -52,7 +52,8 @@ export function withoutLongTermMemory(model: InfiniFormer): InfiniFormer {
   return new InfiniFormer(config, wrapParams(config, model.params.byName), model.tokenizer);
 }
 
-function perByte(r: EvalResult): ByteEval {
+/** Per-token figures of a byte-level model as per-byte ones. */
+export function perByte(r: EvalResult): ByteEval {
   return { bitsPerByte: r.bitsPerToken, perplexity: Math.exp(r.crossEntropy), crossEntropy: r.crossEntropy, accuracy: r.accuracy };
 }
 

@@ -133,3 +133,10 @@ export function splitAtLine(bytes: Uint8Array, fraction: number): number {
   for (let i = target; i < bytes.length; i++) if (bytes[i - 1] === 10) return i;
   return bytes.length;
 }
+
+/** The first `max` bytes of `bytes` (all of them when `max` <= 0), cut after a newline when there is one. */
+export function headLines(bytes: Uint8Array, max: number): Uint8Array {
+  if (max <= 0 || bytes.length <= max) return bytes;
+  for (let i = max; i > 0; i--) if (bytes[i - 1] === 10) return bytes.subarray(0, i);
+  return bytes.subarray(0, max);
+}

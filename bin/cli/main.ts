@@ -4,8 +4,7 @@
  * exit codes (2 bad usage, 1 runtime failure). Adding a command = adding a file there.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { InfiniformerError } from '../../src/errors.js';
-import { CliError, EXIT, UsageError } from './command.js';
+import { EXIT, UsageError } from './command.js';
 import type { Command } from './command.js';
 
 const COMMANDS_DIR = new URL('./commands/', import.meta.url);
@@ -97,10 +96,6 @@ export function report(command: string, error: unknown): number {
   if (error instanceof UsageError) {
     process.stderr.write(`infiniformer ${command}: ${error.message}\nRun 'infiniformer ${command} --help' for usage.\n`);
     return EXIT.usage;
-  }
-  if (error instanceof CliError || error instanceof InfiniformerError) {
-    process.stderr.write(`infiniformer ${command}: error: ${error.message}\n`);
-    return EXIT.failure;
   }
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`infiniformer ${command}: error: ${message}\n`);

@@ -18,9 +18,9 @@ import {
 import type { ModelConfig, SegmentSource } from '../../src/index.js';
 import { CliError, UsageError } from './command.js';
 import type { TrainArgs } from './commands/train.js';
-import { evalLayout, evalWithAndWithout } from './evaluation.js';
+import { evalLayout, evalWithAndWithout, perByte } from './evaluation.js';
 import type { EvalLayout } from './evaluation.js';
-import { countLines, readData, splitAtLine } from './files.js';
+import { countLines, headLines, readData, splitAtLine } from './files.js';
 import { Progress } from './progress.js';
 import { readHistory, shellLine, writeReport } from './report.js';
 import type { HistoryEntry, RunRecord } from './report.js';
@@ -40,13 +40,6 @@ function readRun(file: string): RunRecord {
 function writeJson(file: string, value: unknown): void {
   writeFileSync(`${file}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
-}
-
-/** The first `max` bytes of `bytes`, cut after a newline when there is one. */
-function headLines(bytes: Uint8Array, max: number): Uint8Array {
-  if (max <= 0 || bytes.length <= max) return bytes;
-  for (let i = max; i > 0; i--) if (bytes[i - 1] === 10) return bytes.subarray(0, i);
-  return bytes.subarray(0, max);
 }
 
 /** Runs (or resumes) a training run; resolves to the exit code. */
@@ -177,8 +170,7 @@ export async function train(args: TrainArgs): Promise<number> {
       const rate = sessionTokens / sessionSeconds;
       progress.update({ step: r.step, totalSteps: args.steps, bitsPerByte: ema, tokensPerSecond: rate, etaSeconds: ((args.steps - r.step) * r.tokens) / rate });
       if (evalOn && args.evalEvery > 0 && (r.step % args.evalEvery === 0 || r.step === args.steps)) {
-        const e = evaluate(model, evalSource(), evalSegments);
-        const ev = { bitsPerByte: e.bitsPerToken, perplexity: Math.exp(e.crossEntropy), crossEntropy: e.crossEntropy, accuracy: e.accuracy };
+        const ev = perByte(evaluate(model, evalSource(), evalSegments));
         appendFileSync(historyFile, `${JSON.stringify({ step: r.step, eval: ev })}\n`);
         progress.note(`step ${r.step}: eval ${ev.bitsPerByte.toFixed(3)} bits/byte, accuracy ${ev.accuracy.toFixed(3)} (train ${ema.toFixed(3)})`);
       }

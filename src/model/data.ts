@@ -80,15 +80,13 @@ export function tokenStreamSource(tokens: ArrayLike<number>, options: TokenStrea
         const start = i * perStream + seg * L;
         const inp = new Int32Array(L);
         const tgt = new Int32Array(L);
-        const lab = new Int32Array(labels === undefined ? 0 : L);
         for (let j = 0; j < L; j++) {
           inp[j] = tokens[start + j]!;
           tgt[j] = tokens[start + j + 1]!;
-          if (labels !== undefined) lab[j] = labels[start + j]!;
         }
         inputs.push(inp);
         targets.push(tgt);
-        rows.push(lab);
+        if (labels !== undefined) rows.push(Int32Array.from({ length: L }, (_, j) => labels[start + j]!));
       }
       return { inputs, targets, ...(labels === undefined ? {} : { labels: rows }), reset: new Array<boolean>(b).fill(seg === 0) };
     },

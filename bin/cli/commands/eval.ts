@@ -4,9 +4,9 @@
  */
 import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HELP, UsageError, intOption, mustExist, parse, required } from '../command.js';
+import { HELP, UsageError, backendOption, intOption, mustExist, parse, required } from '../command.js';
 import type { Command } from '../command.js';
-import { countLines, expandFiles, readData } from '../files.js';
+import { countLines, expandFiles, headLines, readData } from '../files.js';
 
 const usage = `Usage: infiniformer eval --model <dir> --data <files|globs>... [options]
 
@@ -39,7 +39,6 @@ Example:
   infiniformer eval --model models/default --data data/gcc-12-test-results/gcc-heldout.txt
 `;
 
-const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** argv without one string option (`--name value` or `--name=value`). */
 function withoutOption(argv: readonly string[], name: string): string[] {
@@ -78,8 +77,7 @@ const command: Command = {
     if ((values.data ?? []).length === 0) throw new UsageError('--data is required (one or more files or globs)');
     const streams = intOption('streams', values.streams, 8, 1);
     const maxBytes = intOption('max-bytes', values['max-bytes'], 0, 1);
-    const backend = values.backend ?? 'auto';
-    if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+    const backend = backendOption(values.backend);
     mustExist('model', modelDir, 'dir');
     if (!existsSync(join(modelDir, 'config.json'))) throw new UsageError(`--model: ${modelDir} has no config.json (not a model directory)`);
     const files = expandFiles('data', [...(values.data ?? []), ...positionals]);
@@ -88,14 +86,9 @@ const command: Command = {
     const { evalLayout, evalWithAndWithout } = await import('../evaluation.js');
     const { evalTable, shellLine, tildePath, WITHOUT_LTM_NOTE } = await import('../report.js');
     setLogLevel((process.env['INFINIFORMER_LOG_LEVEL'] as 'warn' | undefined) ?? 'warn');
-    const chosen = await initBackend({ workload: 'segments', backend: backend as (typeof BACKENDS)[number] });
+    const chosen = await initBackend({ workload: 'segments', backend: backend });
     const data = readData(files);
-    let bytes = data.bytes;
-    if (maxBytes > 0 && bytes.length > maxBytes) {
-      let end = maxBytes;
-      while (end > 0 && bytes[end - 1] !== 10) end -= 1;
-      bytes = bytes.subarray(0, end > 0 ? end : maxBytes);
-    }
+    const bytes = headLines(data.bytes, maxBytes);
     const model = await loadModel(modelDir);
     try {
       if (model.config.vocabSize < 256 || model.tokenizer?.kind !== 'byte') throw new UsageError(`--model: ${modelDir} is not a byte-level model`);

@@ -21,7 +21,7 @@ import { predictNext } from '../../../operators/predictNext.js';
 import { recordSurprisal } from '../../../operators/recordSurprisal.js';
 import { tokenize } from '../../../operators/tokenize.js';
 import type { RecordFailure, TextRecord } from '../../../operators/types.js';
-import { CliError, HELP, UsageError, intOption, mustExist, numberOption, parse } from '../command.js';
+import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
 import type { Command } from '../command.js';
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/default', import.meta.url));
@@ -73,7 +73,6 @@ Examples:
   infiniformer stream --kafka-topic logs --out-topic log-scores --brokers 127.0.0.1:9092
 `;
 
-const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** A line on its way through the pipeline. */
 interface LineIn {
@@ -161,14 +160,13 @@ const command: Command = {
     const mode = values.mode ?? 'segment';
     if (mode !== 'segment' && mode !== 'token') throw new UsageError(`--mode must be segment or token, got ${JSON.stringify(mode)}`);
     const maxDelayMs = intOption('max-delay-ms', values['max-delay-ms'], 250, 1);
-    const backend = values.backend ?? 'auto';
-    if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+    const backend = backendOption(values.backend);
     const keyOf = keySelector(values['key-by']);
     const modelDir = values.model ?? DEFAULT_MODEL;
     mustExist('model', modelDir, 'dir');
     if (values.follow !== undefined) mustExist('follow', values.follow, 'file');
 
-    await initBackend({ backend: backend as (typeof BACKENDS)[number], workload: 'segments' });
+    await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
     const tokenizer = model.tokenizer;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BadConfigError } from '../../../src/errors.js';
 import { makeConfig } from '../../../src/model/config.js';
 import type { ModelConfig } from '../../../src/model/config.js';
-import { HELP, UsageError, intOption, numberOption, parse, required } from '../command.js';
+import { HELP, UsageError, backendOption, intOption, numberOption, parse, required } from '../command.js';
 import type { Command } from '../command.js';
 import { expandFiles } from '../files.js';
 
@@ -74,7 +74,6 @@ export interface TrainArgs {
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 }
 
-const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** Reads `--config`: inline JSON or a JSON file holding an object. */
 export function readConfigOption(raw: string | undefined): Record<string, unknown> {
@@ -134,8 +133,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
   const out = required('out', values.out);
   const steps = intOption('steps', values.steps, 1000, 1);
   const scheduleSteps = intOption('schedule-steps', values['schedule-steps'], steps, 1);
-  const backend = values.backend ?? 'auto';
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+  const backend = backendOption(values.backend);
   const files = expandFiles('data', patterns);
   const config = modelConfig(readConfigOption(values.config));
   if (config.vocabSize < 256) throw new UsageError(`--config: vocabSize ${config.vocabSize} is too small for bytes (need >= 256; the byte tokenizer has 260)`);
@@ -157,7 +155,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs | 'help' {
     learningRate: numberOption('lr', values.lr, 1e-3, 0, 1, true),
     warmup: intOption('warmup', values.warmup, Math.min(100, Math.ceil(scheduleSteps / 10)), 0),
     seed: intOption('seed', values.seed, 0, 0),
-    backend: backend as TrainArgs['backend'],
+    backend,
   };
 }
 
