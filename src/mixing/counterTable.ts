@@ -1,0 +1,39 @@
+/**
+ * A hashed table of adaptive bit probabilities, one per (context, partial byte) slot: the
+ * n-gram statistics of a context model. Each slot learns p(bit = 1) with the rate 1/(n + 1.5)
+ * of its n-th update (a running frequency) until n reaches `limit`, after which the rate stays
+ * at 1/(limit + 1.5) so old statistics keep fading (logs change their habits).
+ */
+import { BadConfigError } from '../errors.js';
+
+export class CounterTable {
+  /** p(bit = 1) of each slot in units of 2^-16 (0.5 when never updated). */
+  readonly probs: Uint16Array;
+  /** Updates seen by each slot, saturating at `limit`. */
+  readonly counts: Uint8Array;
+  readonly mask: number;
+  private readonly rates: Float64Array;
+
+  constructor(bits: number, limit: number) {
+    if (!Number.isInteger(bits) || bits < 4 || bits > 28) throw new BadConfigError('tableBits', `must be an integer in [4, 28], got ${String(bits)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 255) throw new BadConfigError('counterLimit', `must be an integer in [1, 255], got ${String(limit)}`);
+    this.probs = new Uint16Array(1 << bits).fill(32768);
+    this.counts = new Uint8Array(1 << bits);
+    this.mask = (1 << bits) - 1;
+    this.rates = Float64Array.from({ length: limit + 1 }, (_, n) => 1 / (n + 1.5));
+  }
+
+  /** p(bit = 1) of slot `i` (never exactly 0 or 1). */
+  p(i: number): number {
+    return (this.probs[i]! + 0.5) / 65536;
+  }
+
+  /** Moves slot `i` toward `bit`. */
+  update(i: number, bit: number): void {
+    const n = this.counts[i]!;
+    const p = this.probs[i]!;
+    const target = bit === 1 ? 65535 : 0;
+    this.probs[i] = p + Math.round((target - p) * this.rates[n]!);
+    if (n < this.rates.length - 1) this.counts[i] = n + 1;
+  }
+}
