@@ -33,11 +33,17 @@ export class Apm {
     return this.table[this.lo]! * (1 - this.frac) + this.table[this.lo + 1]! * this.frac;
   }
 
-  /** Moves the two knots of the last {@link refine} toward `bit`, each by its interpolation weight. */
-  update(bit: number): void {
+  /** Where the last {@link refine} read: the lower knot's index plus its interpolation fraction. */
+  get position(): number {
+    return this.lo + this.frac;
+  }
+
+  /** Moves the two knots read at `position` toward `bit`, each by its interpolation weight. */
+  update(position: number, bit: number): void {
     const t = this.table;
-    const a = this.lo;
-    t[a]! += this.rate * (1 - this.frac) * (bit - t[a]!);
-    t[a + 1]! += this.rate * this.frac * (bit - t[a + 1]!);
+    const a = Math.floor(position);
+    const frac = position - a;
+    t[a]! += this.rate * (1 - frac) * (bit - t[a]!);
+    t[a + 1]! += this.rate * frac * (bit - t[a + 1]!);
   }
 }

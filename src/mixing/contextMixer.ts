@@ -20,13 +20,13 @@ import { NUM_HASHED_CONTEXTS, StreamContext } from './streamContext.js';
 export interface ContextMixerOptions {
   /** log2 of the shared counter table's slots (3 bytes each). Default 22 (12 MiB). */
   tableBits?: number;
-  /** Updates after which a counter's learning rate stops falling (lower adapts faster). Default 60. */
+  /** Updates after which a counter's learning rate stops falling (lower adapts faster). Default 20. */
   counterLimit?: number;
   /** log2 of each stream's byte history (the match model's reach). Default 20 (1 MiB). */
   historyBits?: number;
   /** log2 of each stream's match index. Default 18. */
   matchIndexBits?: number;
-  /** Bytes that must repeat before the match model predicts. Default 6. */
+  /** Bytes that must repeat before the match model predicts. Default 5. */
   matchMinLength?: number;
   /** Mixer learning rate at the start; it decays toward `mixerRateFloor`. Default 0.02. */
   mixerRate?: number;
@@ -36,18 +36,18 @@ export interface ContextMixerOptions {
 
 const DEFAULTS: Required<ContextMixerOptions> = {
   tableBits: 22,
-  counterLimit: 60,
+  counterLimit: 20,
   historyBits: 20,
   matchIndexBits: 18,
-  matchMinLength: 6,
+  matchMinLength: 5,
   mixerRate: 0.02,
   mixerRateFloor: 0.002,
 };
 
 /** Inputs of the mixer: bias, order 0, the hashed contexts, the match model, the network. */
-const NUM_INPUTS = 1 + 1 + NUM_HASHED_CONTEXTS + 1 + 1;
+const NUM_INPUTS = 1 + 1 + NUM_HASHED_CONTEXTS + 2 + 1;
 const IN_MATCH = 2 + NUM_HASHED_CONTEXTS;
-const IN_NET = IN_MATCH + 1;
+const IN_NET = IN_MATCH + 2;
 const NET_CLIP = 8;
 const MATCH_STATES = 64;
 
@@ -68,21 +68,35 @@ class ByteTree {
   }
 }
 
+/** What the prediction of one bit read, kept until the byte is complete and learned from. */
+class BitTrace {
+  readonly x = new Float64Array(8 * NUM_INPUTS);
+  readonly slots = new Int32Array(8 * NUM_HASHED_CONTEXTS);
+  readonly confSlots = new Int32Array(8 * NUM_HASHED_CONTEXTS);
+  readonly partial = new Int32Array(8);
+  readonly matchSlot = new Int32Array(8);
+  readonly setA = new Int32Array(8);
+  readonly pA = new Float64Array(8);
+  readonly pB = new Float64Array(8);
+  readonly apm1 = new Float64Array(8);
+  readonly apm2 = new Float64Array(8);
+}
+
 export class ContextMixer {
   readonly options: Readonly<Required<ContextMixerOptions>>;
   private readonly counters: CounterTable;
   private readonly order0: CounterTable;
   private readonly matchMap: CounterTable;
+  /** Per context: (updates seen, quantised probability) -> learned p(bit = 1): how far a slot's counts can be trusted. */
+  private readonly confidence: CounterTable;
   private readonly mixerA: Mixer;
   private readonly mixerB: Mixer;
   private readonly apm1: Apm;
   private readonly apm2: Apm;
   private readonly x = new Float64Array(NUM_INPUTS);
-  private readonly slots = new Int32Array(NUM_HASHED_CONTEXTS);
+  private readonly trace = new BitTrace();
   private readonly net = new ByteTree();
   private hasNet = false;
-  private matchSlot = -1;
-  private pMix = 0.5;
   /** Bits coded so far (all streams): the mixer's learning-rate clock. */
   private bitsCoded = 0;
 
@@ -95,6 +109,7 @@ export class ContextMixer {
     this.counters = new CounterTable(o.tableBits, o.counterLimit);
     this.order0 = new CounterTable(8, o.counterLimit);
     this.matchMap = new CounterTable(8, 255);
+    this.confidence = new CounterTable(14, 255);
     this.mixerA = new Mixer(NUM_INPUTS, MATCH_STATES * 2, 0.2);
     this.mixerB = new Mixer(NUM_INPUTS, 256, 0.2);
     this.apm1 = new Apm(256, 0.02);
@@ -108,20 +123,21 @@ export class ContextMixer {
   }
 
   /**
-   * Scores `byte` as the next byte of stream `s` and learns from it: returns -log2 p(byte).
+   * Scores `byte` as the next byte of stream `s` and learns from it: returns -log2 p(byte), where
+   * p is exactly the entry of {@link distribution} (learning happens once the byte is complete).
    * `network` is a network's next-byte distribution (256 probabilities, or undefined for none).
    */
   code(s: StreamContext, byte: number, network?: ArrayLike<number>): number {
     if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw new BadInputError('byte', `expected an integer in [0, 255], got ${String(byte)}`);
     this.setNetwork(network);
     let bits = 0;
-    for (let k = 7; k >= 0; k--) {
-      const bit = (byte >> k) & 1;
-      const p = this.predictBit(s);
+    for (let k = 0; k < 8; k++) {
+      const bit = (byte >> (7 - k)) & 1;
+      const p = this.predictBit(s, k);
       bits -= Math.log2(bit === 1 ? p : 1 - p);
-      this.learnBit(s, bit);
       s.pushBit(bit);
     }
+    this.learnByte(byte);
     s.push(byte);
     return bits;
   }
@@ -139,7 +155,7 @@ export class ContextMixer {
       s.bitsDone = depth;
       s.match.expected = saved.expected;
       s.match.checkPartial(node, depth);
-      const p = this.predictBit(s);
+      const p = this.predictBit(s, -1);
       walk(2 * node, depth + 1, mass * (1 - p));
       walk(2 * node + 1, depth + 1, mass * p);
     };
@@ -158,33 +174,56 @@ export class ContextMixer {
     }
   }
 
-  /** p(next bit = 1) of stream `s` at its current partial byte; fills the inputs for {@link learnBit}. */
-  private predictBit(s: StreamContext): number {
+  /**
+   * p(next bit = 1) of stream `s` at its current partial byte. With `k` >= 0 (the bit's index
+   * in the byte) what it read is traced for {@link learnByte}; -1 traces nothing.
+   */
+  private predictBit(s: StreamContext, k: number): number {
     const x = this.x;
     const c0 = s.partial;
     const t = this.counters;
+    const tr = this.trace;
     x[0] = 0.3;
     x[1] = this.input(this.order0, c0);
     for (let i = 0; i < NUM_HASHED_CONTEXTS; i++) {
       const slot = (Math.imul(s.hashes[i]! ^ Math.imul(c0, 0x2f0b4f27), 0x9e3779b1) >>> 0) & t.mask;
-      this.slots[i] = slot;
-      x[2 + i] = this.input(t, slot);
+      if (k >= 0) tr.slots[k * NUM_HASHED_CONTEXTS + i] = slot;
+      const n = t.counts[slot]!;
+      if (n === 0) x[2 + i] = 0;
+      else {
+        const conf = (i << 9) | (Math.min(n, 15) << 5) | (t.probs[slot]! >> 11);
+        if (k >= 0) tr.confSlots[k * NUM_HASHED_CONTEXTS + i] = conf;
+        x[2 + i] = stretch(this.confidence.counts[conf] === 0 ? t.p(slot) : this.confidence.p(conf));
+      }
+      if (k >= 0 && n === 0) tr.confSlots[k * NUM_HASHED_CONTEXTS + i] = -1;
     }
     const m = s.match;
     const eb = m.expectedBit(s.bitsDone);
     const state = eb < 0 ? 0 : m.state;
-    this.matchSlot = eb < 0 ? -1 : state * 2 + eb;
-    x[IN_MATCH] = eb < 0 ? 0 : stretch(this.matchMap.p(this.matchSlot));
+    const matchSlot = eb < 0 ? -1 : state * 2 + eb;
+    x[IN_MATCH] = eb < 0 ? 0 : stretch(this.matchMap.p(matchSlot));
+    // The expected bit, signed, growing with the match length: lets the mixer learn how much a long match is worth.
+    x[IN_MATCH + 1] = eb < 0 ? 0 : (eb === 1 ? 1 : -1) * Math.min(m.length, 32) / 8;
     if (this.hasNet) {
       const sn = stretch(this.net.p1(c0));
       x[IN_NET] = sn > NET_CLIP ? NET_CLIP : sn < -NET_CLIP ? -NET_CLIP : sn;
     } else x[IN_NET] = 0;
-    const la = stretch(this.mixerA.mix(x, state * 2 + (this.hasNet ? 1 : 0)));
-    const lb = stretch(this.mixerB.mix(x, c0));
-    const p = squash((la + lb) / 2);
-    this.pMix = p;
+    const setA = state * 2 + (this.hasNet ? 1 : 0);
+    const pA = this.mixerA.mix(x, setA);
+    const pB = this.mixerB.mix(x, c0);
+    const p = squash((stretch(pA) + stretch(pB)) / 2);
     const p1 = this.apm1.refine(p, c0);
     const p2 = this.apm2.refine(p, c0 | (s.c1 << 8));
+    if (k >= 0) {
+      tr.x.set(x, k * NUM_INPUTS);
+      tr.partial[k] = c0;
+      tr.matchSlot[k] = matchSlot;
+      tr.setA[k] = setA;
+      tr.pA[k] = pA;
+      tr.pB[k] = pB;
+      tr.apm1[k] = this.apm1.position;
+      tr.apm2[k] = this.apm2.position;
+    }
     return (2 * p + p1 + p2) / 4;
   }
 
@@ -193,17 +232,25 @@ export class ContextMixer {
     return table.counts[i] === 0 ? 0 : stretch(table.p(i));
   }
 
-  private learnBit(s: StreamContext, bit: number): void {
+  /** Learns the 8 traced bits of `byte`, in order. */
+  private learnByte(byte: number): void {
     const o = this.options;
-    const lr = o.mixerRateFloor + (o.mixerRate - o.mixerRateFloor) / Math.sqrt(1 + this.bitsCoded / 65536);
-    this.bitsCoded += 1;
-    this.mixerA.update(this.x, bit, lr);
-    this.mixerB.update(this.x, bit, lr);
-    this.apm1.update(bit);
-    this.apm2.update(bit);
-    this.order0.update(s.partial, bit);
-    for (let i = 0; i < NUM_HASHED_CONTEXTS; i++) this.counters.update(this.slots[i]!, bit);
-    if (this.matchSlot >= 0) this.matchMap.update(this.matchSlot, bit);
-    void this.pMix;
+    const tr = this.trace;
+    for (let k = 0; k < 8; k++) {
+      const bit = (byte >> (7 - k)) & 1;
+      const lr = o.mixerRateFloor + (o.mixerRate - o.mixerRateFloor) / Math.sqrt(1 + this.bitsCoded / 65536);
+      this.bitsCoded += 1;
+      this.mixerA.update(tr.x, k * NUM_INPUTS, tr.setA[k]!, tr.pA[k]!, bit, lr);
+      this.mixerB.update(tr.x, k * NUM_INPUTS, tr.partial[k]!, tr.pB[k]!, bit, lr);
+      this.apm1.update(tr.apm1[k]!, bit);
+      this.apm2.update(tr.apm2[k]!, bit);
+      this.order0.update(tr.partial[k]!, bit);
+      for (let i = 0; i < NUM_HASHED_CONTEXTS; i++) {
+        this.counters.update(tr.slots[k * NUM_HASHED_CONTEXTS + i]!, bit);
+        const conf = tr.confSlots[k * NUM_HASHED_CONTEXTS + i]!;
+        if (conf >= 0) this.confidence.update(conf, bit);
+      }
+      if (tr.matchSlot[k]! >= 0) this.matchMap.update(tr.matchSlot[k]!, bit);
+    }
   }
 }

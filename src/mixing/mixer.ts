@@ -9,9 +9,7 @@ import { squash } from './logistic.js';
 export class Mixer {
   readonly weights: Float32Array;
   private readonly n: number;
-  private base = 0;
   private dot = 0;
-  private out = 0.5;
 
   constructor(
     readonly numInputs: number,
@@ -28,10 +26,8 @@ export class Mixer {
     const base = set * this.n;
     let dot = 0;
     for (let i = 0; i < this.n; i++) dot += w[base + i]! * x[i]!;
-    this.base = base;
     this.dot = dot;
-    this.out = squash(dot);
-    return this.out;
+    return squash(dot);
   }
 
   /** The log-odds of the last {@link mix}. */
@@ -39,11 +35,11 @@ export class Mixer {
     return this.dot;
   }
 
-  /** One gradient step of the last {@link mix} toward `bit`. */
-  update(x: Float64Array, bit: number, lr: number): void {
-    const g = lr * (bit - this.out);
+  /** One gradient step toward `bit` of a mix of inputs `x` (from offset `at`) with weight set `set` that gave `p`. */
+  update(x: Float64Array, at: number, set: number, p: number, bit: number, lr: number): void {
+    const g = lr * (bit - p);
     const w = this.weights;
-    const base = this.base;
-    for (let i = 0; i < this.n; i++) w[base + i]! += g * x[i]!;
+    const base = set * this.n;
+    for (let i = 0; i < this.n; i++) w[base + i]! += g * x[at + i]!;
   }
 }
