@@ -37,3 +37,5 @@ export { classify } from './classify.js';
 export type { ClassifierHead, ClassifyOptions, Classification, HiddenRecord, WindowClassification } from './classify.js';
 export type { ErrorSideOutput } from './sideOutput.js';
 export type { TokenPrediction, Scored, TextRecord, TokenRecord, TokenInput, ModelOutput, RecordFailure } from './types.js';
+export { contextMix } from './contextMix.js';
+export type { ContextMixOptions } from './contextMix.js';
