@@ -15,6 +15,7 @@ import { toKafka } from '../../../connectors/kafka/sink.js';
 import { utf8Decoder } from '../../../connectors/kafka/decode.js';
 import type { KafkaRecord } from '../../../connectors/kafka/source.js';
 import { anomalies } from '../../../operators/anomalies.js';
+import { contextMix } from '../../../operators/contextMix.js';
 import { infiniteFormer } from '../../../operators/infiniteFormer.js';
 import { perplexity } from '../../../operators/perplexity.js';
 import { predictNext } from '../../../operators/predictNext.js';
@@ -35,6 +36,9 @@ key (a fixed-size memory however long the stream), and comes out as one JSON lin
    "next": [{"text", "prob"}...], "text", "source"}
 bitsPerByte is the line's mean surprisal -log2 p(byte | everything before it); anomaly compares
 it with --anomaly-threshold, or with the key's running --anomaly-quantile of recent lines.
+p mixes the network's prediction with what the stream itself taught so far (n-gram statistics
+and a match model over the key's recent bytes, learned as they are read, like an adaptive
+compressor): a log the model never saw costs about what xz would spend on it, and less.
 
 Source (one; default --demo):
   --demo                  the embedded gcc test log (data/gcc-12-test-results), replayed
@@ -55,6 +59,7 @@ Options:
   --anomaly-quantile <q>  flag lines above the key's running q-quantile (default 0.99 over
                           the last 1000 lines, after 50)
   --top-k <k>             next bytes to list (default 3)
+  --no-mix                the network alone (no mixing with what the stream taught)
   --max-lines <n>         stop after n lines (default: never)
   --rate <n>              --demo: lines per second (default 20; 0 = as fast as possible)
   --mode <m>              segment (default; tokens wait up to --max-delay-ms to fill a segment)
@@ -141,6 +146,7 @@ const command: Command = {
         mode: { type: 'string' },
         'max-delay-ms': { type: 'string' },
         backend: { type: 'string' },
+        'no-mix': { type: 'boolean' },
       },
     });
     if (values.help === true) {
@@ -195,7 +201,7 @@ const command: Command = {
       map((l): TextRecord => ({ key: l.key, text: `${l.text}\n`, source: l })),
       tokenize({ tokenizer, errors: failures }),
       lm,
-      predictNext({ topK }),
+      values['no-mix'] === true ? predictNext({ topK }) : contextMix({ topK }),
       recordSurprisal(),
       perplexity({ window: 1000 }),
       anomalies(threshold !== undefined ? { threshold } : { quantile, window: 1000, warmup: 50 }),
