@@ -33,3 +33,5 @@ export { klRegularizer, DEFAULT_KL_SIGMA0 } from './attention/klRegularizer.js';
 export type { KlRegularizerOptions } from './attention/klRegularizer.js';
 export * from './model/index.js';
 export * from './tokenize/index.js';
+export { OrderNByteModel, orderNCodeLength } from './baselines/orderN.js';
+export type { OrderNOptions, OrderNResult } from './baselines/orderN.js';
