@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelConfig, ResolvedTrainerOptions } from '../../src/index.js';
+import type { BaselineResult } from './baselines.js';
 import type { ByteEval, EvalLayout } from './evaluation.js';
 import { formatDuration } from './progress.js';
 import { lossCurveSvg } from './svg.js';
@@ -166,4 +167,24 @@ export function evalTable(withLtm: ByteEval, withoutLtm?: ByteEval): string[] {
   rows.push(row('with LTM', withLtm));
   if (withoutLtm !== undefined) rows.push(row('without LTM', withoutLtm));
   return rows;
+}
+
+/** The baselines as terminal lines, laid out as eval's model table: name, bits per byte, compressed bytes, what was run. */
+export function baselineLines(rows: readonly BaselineResult[], bytes: number): string[] {
+  const out = [`baselines on the same ${int(bytes)} bytes (compressed size in bits per input byte):`, `${''.padEnd(16)}${'bits/byte'.padStart(10)}  ${'compressed bytes'.padStart(16)}  run as`];
+  for (const r of rows) {
+    if (r.skipped !== undefined) out.push(`${r.name.padEnd(16)}  ${r.skipped}`);
+    else out.push(`${r.name.padEnd(16)}${n(r.bitsPerByte!, 4).padStart(10)}  ${int(Math.round(r.compressedBytes!)).padStart(16)}  ${r.command}`);
+  }
+  return out;
+}
+
+/** The baselines as a markdown table. */
+export function baselineTable(rows: readonly BaselineResult[], bytes: number): string[] {
+  const out = [`Baselines on the same ${int(bytes)} bytes (compressed size in bits per input byte):`, '', '| baseline | bits per byte | compressed bytes | run as |', '|---|---:|---:|---|'];
+  for (const r of rows) {
+    if (r.skipped !== undefined) out.push(`| ${r.name} | ${r.skipped} | | \`${r.command}\` |`);
+    else out.push(`| ${r.name} | ${n(r.bitsPerByte!, 4)} | ${int(Math.round(r.compressedBytes!))} | \`${r.command}\` |`);
+  }
+  return out;
 }

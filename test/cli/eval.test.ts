@@ -1,11 +1,15 @@
 // `infiniformer eval` prints the numbers evaluate() gives when called directly on the saved
 // model, with the long-term memory and without it (the model directory's config switched to
 // longTermMemory: false, loaded through the file format: an independent path to the same model).
+// The baselines it prints on the same bytes equal zlib, the xz program and the order-2 model run
+// here on those bytes.
 import test from 'ava';
+import { execSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InfiniFormer, evaluate, loadModel, saveModel, tokenStreamSource } from '../../src/index.js';
+import { gzipSync } from 'node:zlib';
+import { InfiniFormer, evaluate, loadModel, orderNCodeLength, saveModel, tokenStreamSource } from '../../src/index.js';
 import type { EvalResult } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { cli, GCC_SLICE, GCC_SLICE_REL, TINY_CONFIG } from './helpers.js';
@@ -38,7 +42,15 @@ interface Figures {
   crossEntropy: number;
   accuracy: number;
 }
+interface Baseline {
+  name: string;
+  command: string;
+  compressedBytes?: number;
+  bitsPerByte?: number;
+  skipped?: string;
+}
 interface EvalJson {
+  baselines?: Baseline[];
   streams: number;
   segments: number;
   bytesScored: number;
@@ -88,15 +100,25 @@ test.serial('--json: the figures equal evaluate() on the saved model, with and w
   // The switch does something: an untrained memory still changes the predictions (by 9e-5 bits/byte
   // here, far above the float noise of a mean over thousands of bytes, ~1e-7).
   t.true(Math.abs(out.withLtm.bitsPerByte - out.withoutLtm.bitsPerByte) > 1e-5);
+  // Baselines on the same bytes: zlib here, the xz program on them, the order-2 model here.
+  const base = new Map((out.baselines ?? []).map((b) => [b.name, b]));
+  t.deepEqual([...base.keys()], ['gzip -9', 'brotli -11', 'xz -9e', 'zstd -19', 'PPMd (7z)', 'order-2 model']);
+  const gz = gzipSync(bytes, { level: 9 }).length;
+  t.is(base.get('gzip -9')!.compressedBytes, gz);
+  t.is(base.get('gzip -9')!.bitsPerByte, (8 * gz) / end);
+  const xz = execSync('xz -9e -c', { input: bytes }).length;
+  t.is(base.get('xz -9e')!.compressedBytes, xz, 'xz must be installed (Debian: xz-utils)');
+  t.true(Math.abs(base.get('order-2 model')!.bitsPerByte! - orderNCodeLength(bytes, { order: 2 }).bitsPerByte) < 1e-12);
 });
 
 test.serial('one segment per stream: with and without the long-term memory agree exactly (the memory is still empty)', async (t) => {
   const file = join(root, 'one-segment.txt');
   await writeFile(file, 'PASS: gcc.dg/tls/opt-1.c abc\n'); // 29 bytes: one stream, one segment of 16
-  const res = await cli(['eval', '--model', modelDir, '--data', file, '--json']);
+  const res = await cli(['eval', '--model', modelDir, '--data', file, '--json', '--no-baselines']);
   t.is(res.code, 0, res.stderr);
   const out = JSON.parse(res.stdout) as EvalJson;
   t.deepEqual([out.streams, out.segments, out.bytesScored], [1, 1, 16]);
+  t.false('baselines' in out, '--no-baselines: none in the JSON');
   t.is(out.withLtm.bitsPerByte, out.withoutLtm.bitsPerByte);
   const tooShort = join(root, 'short.txt');
   await writeFile(tooShort, 'FAIL\n');
@@ -105,10 +127,13 @@ test.serial('one segment per stream: with and without the long-term memory agree
   t.regex(bad.stderr, /5 bytes are too few to evaluate: need at least segment length \+ 1 = 17/);
 });
 
-test.serial('the table and --append-report carry the same numbers and the command', async (t) => {
+test.serial('the table and --append-report carry the same numbers, the command and the baselines; a PATH without xz says "not installed"', async (t) => {
   const report = join(root, 'report.md');
   await writeFile(report, '# Training report\n');
-  const res = await cli(['eval', '--model', modelDir, '--data', GCC_SLICE_REL, '--max-bytes', '3000', '--append-report', report]);
+  // node itself is found by its full path, so PATH can be a directory with no programs in it.
+  const emptyPath = join(root, 'empty-path');
+  await mkdir(emptyPath);
+  const res = await cli(['eval', '--model', modelDir, '--data', GCC_SLICE_REL, '--max-bytes', '3000', '--append-report', report], { env: { PATH: emptyPath } });
   t.is(res.code, 0, res.stderr);
   const all = new Uint8Array(await readFile(GCC_SLICE));
   let end = 3000;
@@ -122,4 +147,14 @@ test.serial('the table and --append-report carry the same numbers and the comman
   t.true(md.includes(`npx infiniformer eval --model ${modelDir} --data ${GCC_SLICE_REL} --max-bytes 3000\n`), md);
   t.true(md.includes(`| with LTM | ${on.r.bitsPerToken.toFixed(4)} |`));
   t.true(md.includes(`| without LTM | ${off.r.bitsPerToken.toFixed(4)} |`));
+  const gz = gzipSync(all.subarray(0, end), { level: 9 }).length;
+  const gzBits = ((8 * gz) / end).toFixed(4);
+  const order2 = orderNCodeLength(all.subarray(0, end), { order: 2 }).bitsPerByte.toFixed(4);
+  t.regex(res.stdout, new RegExp(`^baselines on the same ${end.toLocaleString('en-US')} bytes`, 'm'));
+  t.regex(res.stdout, new RegExp(`^gzip -9 +${gzBits} +${gz.toLocaleString('en-US')} +node:zlib`, 'm'));
+  t.regex(res.stdout, new RegExp(`^order-2 model +${order2} `, 'm'));
+  t.regex(res.stdout, /^xz -9e +not installed \(no xz on PATH\)$/m);
+  t.regex(res.stdout, /^PPMd \(7z\) +not installed/m);
+  t.true(md.includes(`| gzip -9 | ${gzBits} | ${gz.toLocaleString('en-US')} |`), md);
+  t.true(md.includes('| xz -9e | not installed (no xz on PATH) |'), md);
 });

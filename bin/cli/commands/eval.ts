@@ -20,6 +20,12 @@ is predicted once.
 model computes the first segment of any stream, so the gap is what the trained model gains from
 its memory; it is not the loss of a model trained without one.
 
+Baselines, on the same bytes (all of the data read, after --max-bytes; compressed size in bits
+per byte of input, headers included): gzip -9 and brotli -11 (Node's zlib), xz -9e, zstd -19 and
+PPMd (7z -m0=PPMd -mx=9) when those programs are on PATH (a row says "not installed" otherwise),
+and an adaptive order-2 byte model learned from nothing as it reads (ideal code length). They
+read one stream from the first byte; the model's --streams each start from an empty memory.
+
 Required:
   --model <dir>           a model directory (config.json + weights.bin), e.g. models/default
   --data <files|globs>    text to evaluate on; repeat the option or list several files after it
@@ -27,6 +33,7 @@ Required:
 Options:
   --streams <n>           parallel streams (default 8)
   --max-bytes <n>         evaluate only the first n bytes (whole lines) of the data
+  --no-baselines          do not compute the baselines (below)
   --json                  print the figures as one JSON object on stdout
   --append-report <file>  append the command and a table of the figures to a markdown file
                           (e.g. the model's report.md)
@@ -64,6 +71,7 @@ const command: Command = {
         data: { type: 'string', multiple: true },
         streams: { type: 'string' },
         'max-bytes': { type: 'string' },
+        'no-baselines': { type: 'boolean' },
         json: { type: 'boolean' },
         'append-report': { type: 'string' },
         backend: { type: 'string' },
@@ -84,7 +92,8 @@ const command: Command = {
 
     const { initBackend, loadModel, setLogLevel } = await import('../../../src/index.js');
     const { evalLayout, evalWithAndWithout } = await import('../evaluation.js');
-    const { evalTable, shellLine, tildePath, WITHOUT_LTM_NOTE } = await import('../report.js');
+    const { baselineLines, baselineTable, evalTable, shellLine, tildePath, WITHOUT_LTM_NOTE } = await import('../report.js');
+    const { compressorBaselines } = await import('../baselines.js');
     setLogLevel((process.env['INFINIFORMER_LOG_LEVEL'] as 'warn' | undefined) ?? 'warn');
     const chosen = await initBackend({ workload: 'segments', backend: backend });
     const data = readData(files);
@@ -96,6 +105,7 @@ const command: Command = {
       const started = performance.now();
       const r = evalWithAndWithout(model, bytes, layout);
       const seconds = (performance.now() - started) / 1000;
+      const baselines = values['no-baselines'] === true ? undefined : await compressorBaselines(bytes);
       const result = {
         model: modelDir,
         data: { files: data.files, bytes: bytes.length, lines: countLines(bytes) },
@@ -104,6 +114,7 @@ const command: Command = {
         withLtm: r.withLtm,
         withoutLtm: r.withoutLtm,
         seconds,
+        ...(baselines === undefined ? {} : { baselines }),
       };
       if (values.json === true) {
         process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -122,6 +133,7 @@ const command: Command = {
           const gain = r.withoutLtm.bitsPerByte - r.withLtm.bitsPerByte;
           lines.push('', `the long-term memory saves ${gain.toFixed(4)} bits/byte (${((100 * gain) / r.withoutLtm.bitsPerByte).toFixed(2)}%)`);
         }
+        if (baselines !== undefined) lines.push('', ...baselineLines(baselines, bytes.length));
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       if (values['append-report'] !== undefined) {
@@ -139,6 +151,7 @@ const command: Command = {
           '',
           WITHOUT_LTM_NOTE,
           '',
+          ...(baselines === undefined ? [] : [...baselineTable(baselines, bytes.length), '']),
         ];
         appendFileSync(values['append-report'], md.join('\n'));
       }
