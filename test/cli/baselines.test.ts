@@ -60,11 +60,20 @@ test('brotli -11: the size of quality 11 with the stated window, which decompres
   t.is(get('order-2 model').bitsPerByte, orderNCodeLength(bytes, { order: 2 }).bitsPerByte);
 });
 
-test('xz -9e and zstd -19 equal the programs\' output on the same bytes exactly; PPMd comes from 7z', async (t) => {
-  t.true(has('xz') && has('zstd') && has('7z'), 'xz, zstd and 7z are needed for these checks (Debian: xz-utils, zstd, p7zip-full)');
-  t.is(get('xz -9e').compressedBytes, wc(`xz -9e -c < '${GCC_SLICE}'`));
-  t.is(get('zstd -19').compressedBytes, wc(`zstd -19 -q -c '${GCC_SLICE}'`));
+test('xz -9e, zstd -19 and PPMd (7z) equal the programs\' output on the same bytes exactly, or say "not installed"', async (t) => {
+  // .ci/run installs the three (Debian: xz-utils, zstd, p7zip-full); on a machine without one,
+  // its row must say so (checked here, and logged), never carry a number.
+  const missing = (['xz', 'zstd', '7z'] as const).filter((p) => !has(p));
+  if (missing.length > 0) t.log(`not installed here: ${missing.join(', ')} (their rows are checked to say so)`);
+  if (has('xz')) t.is(get('xz -9e').compressedBytes, wc(`xz -9e -c < '${GCC_SLICE}'`));
+  else t.regex(get('xz -9e').skipped ?? '', /not installed/);
+  if (has('zstd')) t.is(get('zstd -19').compressedBytes, wc(`zstd -19 -q -c '${GCC_SLICE}'`));
+  else t.regex(get('zstd -19').skipped ?? '', /not installed/);
   const ppmd = get('PPMd (7z)');
+  if (!has('7z')) {
+    t.regex(ppmd.skipped ?? '', /not installed/);
+    return;
+  }
   t.regex(ppmd.command, /^7z a -t7z -m0=PPMd -mx=9 .*headers included/);
   // 7z's archive of the same bytes under the same name (the header holds it), made by the shell.
   const dir = await mkdtemp(join(tmpdir(), 'infiniformer-7z-'));
