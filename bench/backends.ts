@@ -122,6 +122,9 @@ function modelWorkloads(): Workload[] {
   ];
 }
 
+const STAGE_UNIFORM = 'stage: contract, uniform samples';
+const STAGE_STICKY = 'stage: contract, sticky samples';
+
 /** The bare stages at the reference's scale (N = M = L = 512, e = 256), one call each. */
 function stageWorkloads(): Workload[] {
   const n = 512;
@@ -157,8 +160,8 @@ function stageWorkloads(): Workload[] {
   const mass = Float64Array.from({ length: 128 }, (_, i) => 1 + Math.sin(i / 10));
   return [
     make('stage: fitBasis [512, 256]', 10, (x) => [fitBasis(x, { basis })]),
-    make('stage: contract uniform', 10, (x, b) => [contractMemory(b, x, { basis })]),
-    make('stage: contract sticky (fresh float64 ridge solve)', 4, (x, b) => [contractMemory(b, x, { basis, positions: stickyResample({ mass }, { numSamples: n, rng }) })]),
+    make(STAGE_UNIFORM, 10, (x, b) => [contractMemory(b, x, { basis })]),
+    make(STAGE_STICKY, 10, (x, b) => [contractMemory(b, x, { basis, positions: stickyResample({ mass }, { numSamples: n, rng }) })]),
     make('stage: continuous attention, 512 queries', 10, (_x, b, q, w) => {
       const r = continuousAttention(b, q, { wK: w['wK']!, wV: w['wV']!, wMu: w['wMu']!, wSigma: w['wSigma']!, wO: w['wO']! }, { basis, numHeads: 4 });
       return [r.context, r.mu, r.sigmaSq];
@@ -187,6 +190,7 @@ export async function run(): Promise<void> {
   await initBackend({ backend: 'tensorflow' }); // throws with a clear message if not built
   const rows: Record<string, string>[] = [];
   const summary: { name: string; ratio: number }[] = [];
+  const means = new Map<string, Record<Backend, number>>();
   const only = process.env['BENCH_ONLY'];
   const workloads = [...modelWorkloads(), ...stageWorkloads()].filter((w) => only === undefined || w.name.includes(only));
   for (const workload of workloads) {
@@ -214,11 +218,17 @@ export async function run(): Promise<void> {
       'wasm / native (p50)': (wasmP50 / nativeP50).toFixed(2),
     });
     summary.push({ name: workload.name, ratio: wasm / native });
+    means.set(workload.name, { tensorflow: native, wasm });
     console.log(`  ${workload.name}: mean native ${native.toFixed(2)} ms, wasm ${wasm.toFixed(2)} ms (${(wasm / native).toFixed(2)}); p50 native ${nativeP50.toFixed(2)} ms, wasm ${wasmP50.toFixed(2)} ms (${(wasmP50 / nativeP50).toFixed(2)})`);
   }
   console.table(rows);
   console.log(`(median over ${REPEATS} alternating runs per backend; wasm / native > 1 means native is faster)`);
   for (const { name, ratio } of summary) console.log(`  faster: ${ratio >= 1 ? 'native' : 'wasm'} for ${name}`);
+  const [uniform, sticky] = [means.get(STAGE_UNIFORM), means.get(STAGE_STICKY)];
+  if (uniform !== undefined && sticky !== undefined) {
+    // Sticky reads the old signal at new positions (Psi(s) B) but shares uniform's ridge operator.
+    console.log(`  sticky / uniform contraction: native ${(sticky.tensorflow / uniform.tensorflow).toFixed(2)}, wasm ${(sticky.wasm / uniform.wasm).toFixed(2)}`);
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await run();

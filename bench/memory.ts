@@ -1,7 +1,8 @@
 /**
  * The memory stages on the current backend, at the library's streaming scale (N = M = 128,
  * L = 128, e = 128) and at the reference's (N = M = L = 512, e = 256): time per call and the
- * ratio of sticky to uniform contraction (sticky positions need a fresh float64 ridge solve).
+ * ratio of sticky to uniform contraction (both use one cached ridge operator; sticky reads the
+ * old signal at fresh positions, Psi(s) B).
  */
 import * as tf from '@tensorflow/tfjs';
 import { contractMemory, continuousAttention, createRng, fitBasis, gaussianBasis, initBackend, smooth, stickyResample } from '../src/index.js';

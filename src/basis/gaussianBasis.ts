@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BadConfigError } from '../errors.js';
-import { requireFinite, requirePositive, requirePositiveInt, requireTensor } from '../validate.js';
+import { requireFinite, requireFiniteArray, requirePositive, requirePositiveInt, requireTensor } from '../validate.js';
 
 /** Options of {@link gaussianBasis}. */
 export interface GaussianBasisOptions {
@@ -76,15 +76,15 @@ export function gaussianBasis(options: GaussianBasisOptions): GaussianBasis {
     widths: [...widths],
     key,
     evaluate(t) {
-      const tt = t instanceof tf.Tensor ? requireTensor('t', t, [1]) : null;
-      if (tt === null) {
-        const arr = t as ArrayLike<number>;
-        if (arr.length === 0) throw new BadConfigError('t', 'is empty');
-      } else requireFinite('t', tt);
+      if (!(t instanceof tf.Tensor)) {
+        if (t.length === 0) throw new BadConfigError('t', 'is empty');
+        requireFiniteArray('t', t);
+        return tf.tensor2d(evaluateOnHost(t, centers, widths), [t.length, numBasis]);
+      }
+      requireTensor('t', t, [1]);
+      requireFinite('t', t);
       return tf.tidy(() => {
-        const pos = tt ?? tf.tensor1d(Float32Array.from(t as ArrayLike<number>));
-        if (tt === null) requireFinite('t', pos);
-        const diff = tf.sub(tf.expandDims(pos, 1), tf.tensor2d(muRow, [1, numBasis]));
+        const diff = tf.sub(tf.expandDims(t, 1), tf.tensor2d(muRow, [1, numBasis]));
         const z = tf.div(tf.square(diff), tf.tensor2d(varRow, [1, numBasis]).mul(2));
         return tf.mul(tf.exp(tf.neg(z)), tf.tensor2d(normRow, [1, numBasis])) as tf.Tensor2D;
       });
@@ -96,6 +96,36 @@ export function gaussianBasis(options: GaussianBasisOptions): GaussianBasis {
     },
     binMass: (mu, sigmaSq, numBins) => binMass(mu, sigmaSq, numBins),
   };
+}
+
+// Beyond 9 standard deviations a Gaussian is below 3e-18 of its peak (as in the ridge solve).
+const CUTOFF_SIGMAS = 9;
+
+/**
+ * psi(t) `[T, N]` (row-major) for plain positions, in float64 then rounded: each t meets only
+ * the centres within 9 widths, so the cost is T x (a band of centres) instead of T x N
+ * exponentials on the device. This is the read-out Psi(s) of every sticky contraction.
+ */
+function evaluateOnHost(t: ArrayLike<number>, centers: Float64Array, widths: readonly number[]): Float32Array {
+  const w = widths.length;
+  const numCenters = centers.length / w;
+  const reach = CUTOFF_SIGMAS * Math.max(...widths);
+  const out = new Float32Array(t.length * centers.length);
+  for (let i = 0; i < t.length; i++) {
+    const ti = t[i] as number;
+    const scale = numCenters - 1;
+    const from = numCenters === 1 ? 0 : Math.max(0, Math.ceil((ti - reach) * scale));
+    const to = numCenters === 1 ? 0 : Math.min(scale, Math.floor((ti + reach) * scale));
+    for (let c = from; c <= to; c++) {
+      const d = ti - centers[c * w]!;
+      for (let k = 0; k < w; k++) {
+        const s = widths[k]!;
+        if (Math.abs(d) > CUTOFF_SIGMAS * s) continue;
+        out[i * centers.length + c * w + k] = (INV_SQRT_2PI / s) * Math.exp((-d * d) / (2 * s * s));
+      }
+    }
+  }
+  return out;
 }
 
 /** N(mu; mu_n, sigmaSq + sigma_n^2) for every n; differentiable, no checks (hot path). */

@@ -29,13 +29,15 @@ export function paddedPositions(positions: ArrayLike<number>): { all: Float64Arr
 }
 
 /**
- * Where contraction puts things on the new [0, 1]: the M old samples s_m squeezed into
- * [0, tau], then the L new vectors on the centred grid of [tau, 1].
+ * Where contraction lays things on the new [0, 1] (DESIGN §2.4, the paper's §3.3): the M values
+ * read from the old signal go to the centred grid of [0, tau], tau (m - 1/2) / M, wherever they
+ * were read (uniformly or at sticky positions); the L new vectors to the centred grid of
+ * [tau, 1]. Sticky reading therefore stretches the attended regions over the past's share of
+ * the interval, and the positions (hence the ridge operator) are the same every segment.
  */
-export function contractionPositions(samples: ArrayLike<number>, length: number, tau: number): Float64Array {
-  const m = samples.length;
-  const out = new Float64Array(m + length);
-  for (let i = 0; i < m; i++) out[i] = tau * (samples[i] as number);
-  for (let j = 0; j < length; j++) out[m + j] = tau + ((1 - tau) * (j + 0.5)) / length;
+export function contractionPositions(numSamples: number, length: number, tau: number): Float64Array {
+  const out = new Float64Array(numSamples + length);
+  for (let i = 0; i < numSamples; i++) out[i] = (tau * (i + 0.5)) / numSamples;
+  for (let j = 0; j < length; j++) out[numSamples + j] = tau + ((1 - tau) * (j + 0.5)) / length;
   return out;
 }

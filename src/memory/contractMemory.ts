@@ -1,8 +1,12 @@
 /**
- * Memory contraction (DESIGN §2.4): the unbounded memory of the ∞-former. The old signal is
- * sampled at M positions, squeezed into [0, tau], the new segment is laid on [tau, 1], and the
- * whole is fitted again with the same N basis functions. The memory stays `[N, e]` however long
- * the stream is; old content loses resolution as it is compressed toward 0.
+ * Memory contraction (DESIGN §2.4-2.5): the unbounded memory of the ∞-former. The old signal is
+ * read at M positions s_m (uniform, or sticky: where attention went), the M values are laid on
+ * the centred grid of [0, tau], the new segment on [tau, 1], and the whole is fitted again with
+ * the same N basis functions. The memory stays `[N, e]` however long the stream is; old content
+ * loses resolution as it is compressed toward 0, except where sticky reading stretches it.
+ *
+ * The laid positions never depend on s, so the ridge operator is one cached G for (M, L, tau):
+ * sticky and uniform contraction differ only in the read-out Psi(s) B_past.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
@@ -20,9 +24,9 @@ export interface ContractMemoryOptions {
   /** Number of samples M taken from the old signal. Default N (the basis size). */
   numSamples?: number;
   /**
-   * Where to sample the old signal: M sorted positions in [0, 1] (e.g. from
+   * Where to read the old signal: M sorted positions in [0, 1] (e.g. from
    * {@link stickyResample}), or one such array per batch item. Default the uniform centred grid
-   * (m - 1/2)/M.
+   * (m - 1/2)/M. The values are laid at tau (m - 1/2)/M whatever the positions.
    */
   positions?: ArrayLike<number> | readonly ArrayLike<number>[];
   /** Ridge penalty. Default 0.5. */
@@ -81,39 +85,21 @@ export function contractMemory(bPast: tf.Tensor, x: tf.Tensor, options: Contract
       throw new BadInputError('positions', 'one array per batch item needs Bpast of shape [b, N, e] and b arrays');
     }
     list.forEach((p, i) => checkPositions(`positions[${i}]`, p, m));
-    // Each stream has its own sample positions, so its own operator: contract one by one.
-    return tf.tidy(() => {
-      const items = list.map((p, i) => {
-        const bi = tf.squeeze(tf.slice(bPast, [i, 0, 0], [1, -1, -1]), [0]);
-        const xi = tf.squeeze(tf.slice(x, [i, 0, 0], [1, -1, -1]), [0]);
-        return contractOne(bi, xi, p, length, tau, fit);
-      });
-      return tf.stack(items);
-    });
-  }
-  if (pos !== undefined) checkPositions('positions', pos as ArrayLike<number>, m);
+  } else if (pos !== undefined) checkPositions('positions', pos as ArrayLike<number>, m);
   return tf.tidy(() => {
-    const samples = (pos as ArrayLike<number> | undefined) ?? centredPositions(m);
-    const psi = pos === undefined ? uniformSamplesPsi(basis, m) : basis.evaluate(samples);
-    const old = leftMultiply(psi, bPast);
+    const old = readOld(basis, bPast, pos, m, perItem);
     const all = tf.concat([old, x], x.rank - 2);
-    const where = contractionPositions(samples, length, tau);
-    // Uniform samples make the joint positions a function of (M, L, tau): cache by that key.
-    const cacheKey = pos === undefined ? `contract:M${m}:L${length}:tau${tau}` : undefined;
-    const gt = ridgeTransposed({ ...fit, positions: where, cacheKey });
+    // The laid positions are a function of (M, L, tau) only: one cached operator for all reads.
+    const where = contractionPositions(m, length, tau);
+    const gt = ridgeTransposed({ ...fit, positions: where, cacheKey: `contract:M${m}:L${length}:tau${tau}` });
     return leftMultiply(gt, all);
   });
 }
 
-function contractOne(
-  bPast: tf.Tensor,
-  x: tf.Tensor,
-  samples: ArrayLike<number>,
-  length: number,
-  tau: number,
-  fit: { basis: GaussianBasis; lambda: number | undefined; pad: boolean | undefined },
-): tf.Tensor {
-  const old = tf.matMul(fit.basis.evaluate(samples), bPast as tf.Tensor2D);
-  const all = tf.concat([old, x], 0);
-  return tf.matMul(ridgeTransposed({ ...fit, positions: contractionPositions(samples, length, tau) }), all as tf.Tensor2D);
+/** Psi(s) B_past: the old signal read at s (`[M, e]`, or `[b, M, e]`; per item with `perItem`). */
+function readOld(basis: GaussianBasis, bPast: tf.Tensor, pos: ContractMemoryOptions['positions'], m: number, perItem: boolean): tf.Tensor {
+  if (pos === undefined) return leftMultiply(uniformSamplesPsi(basis, m), bPast);
+  if (!perItem) return leftMultiply(basis.evaluate(pos as ArrayLike<number>), bPast);
+  const psi = tf.stack((pos as readonly ArrayLike<number>[]).map((p) => basis.evaluate(p))) as tf.Tensor3D;
+  return tf.matMul(psi, bPast as tf.Tensor3D);
 }
