@@ -41,6 +41,11 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seed of the dropout masks (training only); vary it per step for fresh masks. Default 0. */
   dropoutSeed?: number;
+  /**
+   * Apply the config's dropout in training mode. Default true; false when the training forward
+   * doubles as the scoring pass (the online learner), whose outputs must be the model's own.
+   */
+  dropout?: boolean;
 }
 
 /** What one chunk forward produces (all tensors owned by the receiver). */
@@ -276,7 +281,7 @@ export class InfiniFormer {
       for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
     });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
-      training && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
+      training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
     let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
