@@ -166,13 +166,19 @@ export class InfiniFormer {
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
     const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
-    if (fitIdx.length > 0) tf.unstack(fitBasis(pick(fitIdx), fit)).forEach((row, j) => rows.set(fitIdx[j]!, row));
+    const fitted = fitIdx.length > 0 ? fitBasis(pick(fitIdx), fit) : undefined;
+    let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
       const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      const contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
-      tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
+      contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
     }
+    // Every stream fitted, or every one contracted: the batch is the memory as it is. (Also
+    // keeps a one-stream batch off unstack -> stack, whose gradient tfjs fails to build.)
+    const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
+    if (whole !== undefined) return { prevK, prevV, active: whole, hasMem: layerStates.map(() => true) };
+    if (fitted !== undefined) tf.unstack(fitted).forEach((row, j) => rows.set(fitIdx[j]!, row));
+    if (contracted !== undefined) tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
     const active = tf.stack(
       layerStates.map((_, i) => {
         const row = rows.get(i);
