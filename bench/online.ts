@@ -65,7 +65,7 @@ async function cost(): Promise<void> {
 /** Prequential bits per byte of one pass over `data` (every byte but the first is scored once). */
 function prequential(model: InfiniFormer, data: Uint8Array, learningRate: number | undefined): { bitsPerByte: number; lastQuarter: number; skipped: number; ms: number } {
   const L = model.config.segmentLength;
-  const learner = new OnlineLearner(model, { learningRate: learningRate ?? 1e-4 }, { shouldLearn: () => learningRate !== undefined });
+  const learner = new OnlineLearner(model, { learningRate: learningRate ?? 1e-3 }, { shouldLearn: () => learningRate !== undefined });
   const state = model.createState();
   let previous: ScoredSegment | undefined;
   const bits: number[] = [];
