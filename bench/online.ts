@@ -49,6 +49,11 @@ async function cost(): Promise<void> {
   };
   const state = model.createState();
   const run = time(() => model.run([state], [next()]).dispose());
+  const runRead = time(() => {
+    const logits = model.run([state], [next()]);
+    logits.dataSync();
+    logits.dispose();
+  });
   state.dispose();
   let learn = false;
   const learner = new OnlineLearner(model, {}, { shouldLearn: () => learn });
@@ -56,7 +61,7 @@ async function cost(): Promise<void> {
   const scoreOnly = time(() => learner.scoreThenLearn([s2], [next()]));
   learn = true;
   const both = time(() => learner.scoreThenLearn([s2], [next()]));
-  console.log(`1 x ${L} segment, median of ${REPS}: model.run ${run.toFixed(1)} ms, learner score-only ${scoreOnly.toFixed(1)} ms, scoreThenLearn ${both.toFixed(1)} ms (${(both / scoreOnly).toFixed(2)}x score-only)`);
+  console.log(`1 x ${L} segment, median of ${REPS}: model.run ${run.toFixed(1)} ms (${runRead.toFixed(1)} ms reading the logits), learner score-only ${scoreOnly.toFixed(1)} ms, scoreThenLearn ${both.toFixed(1)} ms (${(both / scoreOnly).toFixed(2)}x score-only)`);
   s2.dispose();
   learner.dispose();
   model.dispose();

@@ -209,10 +209,11 @@ export class OnlineLearner {
     if (!whole) {
       result = this.scoreOnly(states, segments, previous, 'partial');
     } else {
-      this.calls += 1;
-      const budget = (this.calls - 1) % this.options.learnEvery === 0;
+      const budget = this.calls % this.options.learnEvery === 0;
       const reason: NoStepReason | undefined = !budget ? 'budget' : this.hooks.shouldLearn?.() === false ? 'hook' : undefined;
       result = reason === undefined ? this.learn(states, segments, previous) : this.scoreOnly(states, segments, previous, reason);
+      // Counted once the call went through: a rejected batch does not shift the budget.
+      this.calls += 1;
     }
     this.counts.segmentsScored += states.length;
     return result;

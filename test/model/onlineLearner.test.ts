@@ -210,7 +210,7 @@ test('non-finite weights roll back to the last good snapshot and the segment is 
 
 test('bad input and options are typed errors; nothing advances', (t) => {
   const model = tinyModel();
-  const learner = new OnlineLearner(model);
+  const learner = new OnlineLearner(model, { learnEvery: 2 });
   const state = model.createState();
   t.throws(() => learner.scoreThenLearn([state], [new Int32Array(0)]), { instanceOf: BadInputError, message: /empty/ });
   t.throws(() => learner.scoreThenLearn([state], [seg(0), seg(1)]), { instanceOf: BadInputError });
@@ -219,6 +219,8 @@ test('bad input and options are typed errors; nothing advances', (t) => {
   t.throws(() => learner.scoreThenLearn([state], [Int32Array.of(V)]), { instanceOf: BadInputError });
   t.is(state.tokensSeen, 0);
   t.is(learner.stats().segmentsScored, 0);
+  // Rejected calls do not count against the budget: the first good one still learns.
+  t.true(learner.scoreThenLearn([state], [seg(0)]).learned);
   for (const bad of [{ learningRate: NaN }, { learningRate: 0 }, { learnEvery: 0 }, { learnEvery: 1.5 }, { spikeFactor: 0.5 }, { maxGradNorm: -1 }, { beta1: 1 }]) {
     t.throws(() => new OnlineLearner(model, bad), { instanceOf: BadConfigError }, JSON.stringify(bad));
   }
