@@ -33,7 +33,7 @@ function fail2banBytes(limit: number): Uint8Array {
 
 async function cost(): Promise<void> {
   const model = await loadModel(join(ROOT, 'models', 'default'));
-  const seg = Int32Array.from(fail2banBytes(128 * (REPS + 5) * 3));
+  const seg = Int32Array.from(fail2banBytes(128 * (REPS + 3) * 4));
   const L = model.config.segmentLength;
   let k = 0;
   const next = (): Int32Array => seg.subarray(L * k, L * ++k);
@@ -70,7 +70,7 @@ async function cost(): Promise<void> {
 /** Prequential bits per byte of one pass over `data` (every byte but the first is scored once). */
 function prequential(model: InfiniFormer, data: Uint8Array, learningRate: number | undefined): { bitsPerByte: number; lastQuarter: number; skipped: number; ms: number } {
   const L = model.config.segmentLength;
-  const learner = new OnlineLearner(model, { learningRate: learningRate ?? 1e-3 }, { shouldLearn: () => learningRate !== undefined });
+  const learner = new OnlineLearner(model, { learningRate: learningRate ?? 3e-4 }, { shouldLearn: () => learningRate !== undefined });
   const state = model.createState();
   let previous: ScoredSegment | undefined;
   const bits: number[] = [];
