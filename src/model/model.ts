@@ -41,6 +41,11 @@ export interface ForwardOptions {
   training?: boolean;
   /** Seed of the dropout masks (training only); vary it per step for fresh masks. Default 0. */
   dropoutSeed?: number;
+  /**
+   * Apply the config's dropout in training mode. Default true; false when the training forward
+   * doubles as the scoring pass (the online learner), whose outputs must be the model's own.
+   */
+  dropout?: boolean;
 }
 
 /** What one chunk forward produces (all tensors owned by the receiver). */
@@ -161,13 +166,19 @@ export class InfiniFormer {
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
     const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
-    if (fitIdx.length > 0) tf.unstack(fitBasis(pick(fitIdx), fit)).forEach((row, j) => rows.set(fitIdx[j]!, row));
+    const fitted = fitIdx.length > 0 ? fitBasis(pick(fitIdx), fit) : undefined;
+    let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
       const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      const contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
-      tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
+      contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
     }
+    // Every stream fitted, or every one contracted: the batch is the memory as it is. (Also
+    // keeps a one-stream batch off unstack -> stack, whose gradient tfjs fails to build.)
+    const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
+    if (whole !== undefined) return { prevK, prevV, active: whole, hasMem: layerStates.map(() => true) };
+    if (fitted !== undefined) tf.unstack(fitted).forEach((row, j) => rows.set(fitIdx[j]!, row));
+    if (contracted !== undefined) tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
     const active = tf.stack(
       layerStates.map((_, i) => {
         const row = rows.get(i);
@@ -276,7 +287,7 @@ export class InfiniFormer {
       for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
     });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
-      training && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
+      training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
     let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);

@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { BadConfigError, BadInputError, ModelFileError } from '../errors.js';
 import { rootLogger } from '../logger.js';
 import type { SegmentBatch, SegmentSource } from './data.js';
-import { decodeWeights, encodeWeights, loadModel, saveModel } from './io.js';
+import { Adam } from './adam.js';
+import { loadModel, saveModel } from './io.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
@@ -237,10 +238,9 @@ export class Trainer {
   /** Steps taken so far. */
   stepCount = 0;
   private states: StreamState[];
-  private readonly moments = new Map<string, { m: tf.Tensor; v: tf.Tensor }>();
+  /** Adam state; steps on segments with no weighted token take no update. */
+  private readonly adam: Adam;
   private resets = 0;
-  /** Adam updates taken (steps on segments with no weighted token take none). */
-  private updates = 0;
 
   constructor(
     readonly model: InfiniFormer,
@@ -248,6 +248,7 @@ export class Trainer {
     options: TrainerOptions = {},
   ) {
     this.options = Object.freeze(resolveOptions(options));
+    this.adam = new Adam(model.params.byName, this.options);
     if (!Number.isInteger(source?.numStreams) || source.numStreams < 1) throw new BadConfigError('source', 'numStreams must be a positive integer');
     this.states = Array.from({ length: source.numStreams }, () => this.freshState());
   }
@@ -306,8 +307,7 @@ export class Trainer {
     }, vars);
     const o = side!;
     const lr = learningRateAt(step, this.options);
-    this.updates += 1;
-    const gradNorm = this.applyAdam(grads, lr, this.updates);
+    const gradNorm = this.adam.apply(grads, lr);
     tf.dispose(Object.values(grads));
     model.commit(this.states, o);
     const [loss, kl] = [value.dataSync()[0]!, o.kl.dataSync()[0]!];
@@ -317,39 +317,6 @@ export class Trainer {
     this.stepCount = step;
     if (!Number.isFinite(loss)) log.warn('non-finite loss', { step, loss });
     return { step, loss, crossEntropy, classifierCrossEntropy, kl, gradNorm, learningRate: lr, tokens: b * L };
-  }
-
-  /** Clips by global norm and applies AdamW; returns the norm before clipping. */
-  private applyAdam(grads: tf.NamedTensorMap, lr: number, step: number): number {
-    const o = this.options;
-    const vars = [...this.model.params.byName.entries()];
-    // Variables the loss did not reach (e.g. the memory's before there is one) have no gradient: skipped.
-    const present = vars.filter(([, v]) => grads[v.name] !== undefined);
-    const norm = present.length === 0 ? 0 : tf.tidy(() => Math.sqrt(tf.addN(present.map(([, v]) => tf.sum(tf.square(grads[v.name]!)))).dataSync()[0]!));
-    const scale = o.maxGradNorm > 0 && norm > o.maxGradNorm ? o.maxGradNorm / norm : 1;
-    const c1 = 1 - Math.pow(o.beta1, step);
-    const c2 = 1 - Math.pow(o.beta2, step);
-    for (const [name, v] of present) {
-      const g0 = grads[v.name]!;
-      let mom = this.moments.get(name);
-      if (mom === undefined) {
-        mom = { m: tf.zerosLike(v), v: tf.zerosLike(v) };
-        this.moments.set(name, mom);
-      }
-      const prev = mom;
-      const next = tf.tidy(() => {
-        const g = tf.mul(g0, scale);
-        const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1));
-        const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
-        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), o.epsilon));
-        if (o.weightDecay > 0 && v.rank >= 2) update = tf.add(update, tf.mul(v, o.weightDecay));
-        v.assign(tf.sub(v, tf.mul(update, lr)));
-        return { m, v: s };
-      });
-      tf.dispose([prev.m, prev.v]);
-      this.moments.set(name, next);
-    }
-    return norm;
   }
 
   /** Runs steps, with progress events, periodic evaluation and checkpoints. */
@@ -391,9 +358,7 @@ export class Trainer {
   /** Writes weights, Adam moments, stream states and the data position to `dir`. */
   async saveCheckpoint(dir: string): Promise<void> {
     await saveModel(this.model, join(dir, 'model'));
-    const named: [string, tf.Tensor][] = [];
-    for (const [name, mom] of this.moments) named.push([`m/${name}`, mom.m], [`v/${name}`, mom.v]);
-    const { bytes, tensors } = encodeWeights(named);
+    const { bytes, tensors } = this.adam.encode();
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'optimizer.bin'), bytes);
     const meta = {
@@ -401,7 +366,7 @@ export class Trainer {
       formatVersion: 1,
       step: this.stepCount,
       resets: this.resets,
-      updates: this.updates,
+      updates: this.adam.updates,
       options: this.options,
       source: this.source.getState(),
       states: this.states.map((s) => Buffer.from(s.serialize()).toString('base64')),
@@ -433,27 +398,20 @@ export class Trainer {
     const trainer = new Trainer(model, source, meta.options);
     trainer.stepCount = meta.step;
     trainer.resets = meta.resets;
-    trainer.updates = meta.updates;
+    trainer.adam.updates = meta.updates;
     source.setState(meta.source);
     if (!Array.isArray(meta.states) || meta.states.length !== source.numStreams) throw new ModelFileError(`${dir}: checkpoint has ${meta.states?.length} stream states, the source ${source.numStreams}`);
     trainer.states.forEach((s) => s.dispose());
     trainer.states = meta.states.map((b64) => model.restoreState(new Uint8Array(Buffer.from(b64, 'base64'))));
     const optBytes = new Uint8Array(await readFile(join(dir, 'optimizer.bin')));
-    const specs = meta.optimizer.tensors.map((t) => ({ name: t.name, shape: t.shape }));
-    const vars = decodeWeights(optBytes, { file: 'optimizer.bin', dtype: 'float32', ...meta.optimizer }, specs, join(dir, 'optimizer.bin'));
-    for (const name of model.params.byName.keys()) {
-      const m = vars.get(`m/${name}`);
-      const v = vars.get(`v/${name}`);
-      if (m !== undefined && v !== undefined) trainer.moments.set(name, { m, v });
-    }
+    trainer.adam.load(optBytes, meta.optimizer, join(dir, 'optimizer.bin'));
     return trainer;
   }
 
   /** Frees the stream states and optimizer moments (not the model). */
   dispose(): void {
     this.states.forEach((s) => s.dispose());
-    for (const mom of this.moments.values()) tf.dispose([mom.m, mom.v]);
-    this.moments.clear();
+    this.adam.clear();
   }
 }
 

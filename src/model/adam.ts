@@ -1,0 +1,128 @@
+/**
+ * Adam(W) with global gradient-norm clipping over a model's named variables: the one optimizer
+ * of the offline {@link Trainer} and the {@link OnlineLearner}. Moments are allocated on a
+ * variable's first gradient (variables the loss never reached keep none); the bias correction
+ * counts the updates this optimizer took.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ModelFileError } from '../errors.js';
+import { decodeWeights, encodeWeights } from './io.js';
+import type { WeightEntry } from './io.js';
+
+/** Adam's hyper-parameters (the learning rate is given per update). */
+export interface AdamOptions {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** Decoupled weight decay on matrices (rank >= 2); 0 disables. */
+  weightDecay: number;
+  /** Global gradient-norm clip; 0 disables. */
+  maxGradNorm: number;
+}
+
+/** Encoded moments: float32 bytes (`m/<name>`, `v/<name>`) and their manifest. */
+export interface EncodedMoments {
+  bytes: Uint8Array;
+  tensors: WeightEntry[];
+}
+
+/** What {@link Adam.load} checks the bytes against. */
+export interface MomentsManifest {
+  byteLength: number;
+  crc32: number;
+  tensors: readonly WeightEntry[];
+}
+
+/** Adam state over the variables of `params` (name -> variable). */
+export class Adam {
+  /** Updates taken (drives the bias correction). */
+  updates = 0;
+  private readonly moments = new Map<string, { m: tf.Tensor; v: tf.Tensor }>();
+
+  constructor(
+    private readonly params: ReadonlyMap<string, tf.Variable>,
+    readonly options: Readonly<AdamOptions>,
+  ) {}
+
+  /** Global L2 norm of the gradients present in `grads` (keyed by variable name), read back. */
+  gradNorm(grads: tf.NamedTensorMap): number {
+    const present = [...this.params.values()].flatMap((v) => (grads[v.name] === undefined ? [] : [grads[v.name]!]));
+    if (present.length === 0) return 0;
+    return tf.tidy(() => Math.sqrt(tf.addN(present.map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
+  }
+
+  /**
+   * Clips by global norm and applies one AdamW update with rate `lr`; returns the norm before
+   * clipping (pass it as `norm` when already computed). `grads` stay the caller's.
+   */
+  apply(grads: tf.NamedTensorMap, lr: number, norm = this.gradNorm(grads)): number {
+    const o = this.options;
+    // Variables the loss did not reach (e.g. the memory's before there is one) have no gradient: skipped.
+    const present = [...this.params.entries()].filter(([, v]) => grads[v.name] !== undefined);
+    const scale = o.maxGradNorm > 0 && norm > o.maxGradNorm ? o.maxGradNorm / norm : 1;
+    this.updates += 1;
+    const c1 = 1 - Math.pow(o.beta1, this.updates);
+    const c2 = 1 - Math.pow(o.beta2, this.updates);
+    for (const [name, v] of present) {
+      const g0 = grads[v.name]!;
+      const prev = this.moments.get(name) ?? { m: tf.zerosLike(v), v: tf.zerosLike(v) };
+      const next = tf.tidy(() => {
+        const g = tf.mul(g0, scale);
+        const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1));
+        const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
+        let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), o.epsilon));
+        if (o.weightDecay > 0 && v.rank >= 2) update = tf.add(update, tf.mul(v, o.weightDecay));
+        v.assign(tf.sub(v, tf.mul(update, lr)));
+        return { m, v: s };
+      });
+      tf.dispose([prev.m, prev.v]);
+      this.moments.set(name, next);
+    }
+    return norm;
+  }
+
+  /** The moments as float32 bytes plus manifest (names `m/<param>`, `v/<param>`). */
+  encode(): EncodedMoments {
+    const named: [string, tf.Tensor][] = [];
+    for (const [name, mom] of this.moments) named.push([`m/${name}`, mom.m], [`v/${name}`, mom.v]);
+    return encodeWeights(named);
+  }
+
+  /** Replaces the moments by those of {@link encode}, checked against their manifest (size, CRC-32, names, shapes). */
+  load(bytes: Uint8Array, manifest: MomentsManifest, where: string): void {
+    const tensors = manifest.tensors;
+    if (!Array.isArray(tensors)) throw new ModelFileError(`${where}: moments manifest has no tensor list`);
+    const names = new Set(tensors.map((t) => t.name));
+    for (const t of tensors) {
+      const param = this.params.get(t.name.slice(2));
+      if (!/^[mv]\//.test(t.name) || param === undefined) throw new ModelFileError(`${where}: moment ${t.name} matches no parameter`);
+      if (!names.has(`${t.name.startsWith('m/') ? 'v' : 'm'}/${t.name.slice(2)}`)) throw new ModelFileError(`${where}: moments of ${t.name.slice(2)} are incomplete`);
+    }
+    const specs = tensors.map((t) => ({ name: t.name, shape: this.params.get(t.name.slice(2))!.shape }));
+    const vars = decodeWeights(bytes, { file: where, dtype: 'float32', byteLength: manifest.byteLength, crc32: manifest.crc32, tensors: [...tensors] }, specs, where);
+    this.clear();
+    for (const name of this.params.keys()) {
+      const m = vars.get(`m/${name}`);
+      const v = vars.get(`v/${name}`);
+      if (m !== undefined && v !== undefined) this.moments.set(name, { m, v });
+    }
+  }
+
+  /** Copies of the moments (for a snapshot); the caller disposes them. */
+  cloneMoments(): Map<string, { m: tf.Tensor; v: tf.Tensor }> {
+    return new Map([...this.moments].map(([k, mom]) => [k, { m: tf.clone(mom.m), v: tf.clone(mom.v) }]));
+  }
+
+  /** Replaces the moments by copies of `moments` and the update count by `updates`. */
+  restoreMoments(moments: ReadonlyMap<string, { m: tf.Tensor; v: tf.Tensor }>, updates: number): void {
+    this.clear();
+    for (const [k, mom] of moments) this.moments.set(k, { m: tf.clone(mom.m), v: tf.clone(mom.v) });
+    this.updates = updates;
+  }
+
+  /** Frees the moments. */
+  clear(): void {
+    for (const mom of this.moments.values()) tf.dispose([mom.m, mom.v]);
+    this.moments.clear();
+  }
+}
