@@ -1,7 +1,7 @@
 export { ContextMixer } from './contextMixer.js';
 export type { ContextMixerOptions } from './contextMixer.js';
 export { StreamContext } from './streamContext.js';
-export { frozenScorer, byteProbabilities } from './networkScorer.js';
+export { frozenScorer, learningScorer, byteProbabilities } from './networkScorer.js';
 export type { NextByteScorer } from './networkScorer.js';
 export { scorePrequential } from './prequential.js';
 export type { PrequentialOptions, PrequentialResult } from './prequential.js';

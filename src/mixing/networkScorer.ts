@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { BadInputError } from '../errors.js';
 import type { InfiniFormer } from '../model/model.js';
+import type { OnlineLearner } from '../model/onlineLearner.js';
+import type { StreamState } from '../model/state.js';
 
 /** Reads a byte stream segment by segment and predicts each next byte. */
 export interface NextByteScorer {
@@ -45,6 +47,31 @@ export function frozenScorer(model: InfiniFormer, seed = 0): NextByteScorer {
       } finally {
         logits.dispose();
       }
+    },
+    dispose: () => state.dispose(),
+  };
+}
+
+/**
+ * A byte-level model that learns the stream it reads (prequential, through `learner`): each
+ * segment is scored with the weights as they are, then learned from. Only whole segments are
+ * learned from; a shorter final one is scored.
+ */
+export function learningScorer(learner: OnlineLearner, state: StreamState): NextByteScorer {
+  const model = learner.model;
+  if (model.config.vocabSize < 256) throw new BadInputError('model', `a byte-level model needs vocabSize >= 256, got ${model.config.vocabSize}`);
+  const V = model.config.vocabSize;
+  return {
+    segmentLength: model.config.segmentLength,
+    get segmentsLearned() {
+      return learner.stats().segmentsLearned;
+    },
+    read(segment) {
+      if (segment.length === 0 || segment.length > model.config.segmentLength) throw new BadInputError('segment', `expected 1..${model.config.segmentLength} bytes, got ${segment.length}`);
+      const { logProbs } = learner.scoreThenLearn([state], [segment]).scores[0]!;
+      const out = new Float32Array(segment.length * 256);
+      for (let j = 0; j < segment.length; j++) for (let b = 0; b < 256; b++) out[j * 256 + b] = Math.exp(logProbs[j * V + b]!);
+      return out;
     },
     dispose: () => state.dispose(),
   };
