@@ -2,6 +2,8 @@ import { Observable, asyncScheduler, type OperatorFunction, type SchedulerLike, 
 import * as tf from '@tensorflow/tfjs';
 import { BadConfigError, BadInputError, InfiniformerError, OverflowError } from '../src/errors.js';
 import { InfiniFormer, keepChunk, type ChunkOutput } from '../src/model/model.js';
+import type { OnlineLearner } from '../src/model/onlineLearner.js';
+import type { StreamState } from '../src/model/state.js';
 import { keyStateFromBytes, keyStateToBytes, type KeyState } from './keyState.js';
 import { readTokens } from './records.js';
 import { reportFailure, type ErrorSideOutput } from './sideOutput.js';
@@ -88,6 +90,14 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
   emitHidden?: boolean;
   /** On an upstream error, run the waiting tokens before passing the error on. Default true. */
   flushOnError?: boolean;
+  /**
+   * Learn while streaming (prequential): whole segments (segment mode) are scored with the
+   * weights as they are (those scores are the outputs), then `learner` takes a gradient step on
+   * them (its budget and guard permitting). The learner must wrap this operator's `model`; the
+   * weights it adapts are shared by every key. Partial chunks and token mode only score.
+   * Default none (frozen weights).
+   */
+  learner?: OnlineLearner;
 }
 
 /** Counters of a subscription of {@link infiniteFormer}. */
@@ -114,6 +124,8 @@ export interface InfiniteFormerStats {
   /** Tokens dropped by `'drop-oldest'`. */
   dropped: number;
   pauses: number;
+  /** Segments of keys the learner stepped on (0 without a learner). */
+  segmentsLearned: number;
 }
 
 /** The operator plus access to its live subscription's state. */
@@ -229,6 +241,8 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
   const scheduler = options.scheduler ?? asyncScheduler;
   const batch = options.batch ?? true;
   const emitHidden = options.emitHidden ?? false;
+  const learner = options.learner;
+  if (learner !== undefined && learner.model !== model) throw new BadConfigError('learner', 'must wrap the model this operator runs (new OnlineLearner(model))');
   const spillOnComplete = options.spillOnComplete ?? true;
   const flushOnError = options.flushOnError ?? true;
 
@@ -248,7 +262,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
       /** Entries whose state is in memory, least recently run first. */
       const live = new Map<string, Entry<T>>();
       const initial = new Map(initialEntries);
-      const counts = { maxQueued: 0, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
+      const counts = { maxQueued: 0, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0, segmentsLearned: 0 };
       let pending = 0;
       let paused = false;
       let draining = false;
@@ -346,18 +360,38 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         return items;
       };
 
+      /** Log-probabilities `[b, T, V]` (row-major) and hidden states of a group's chunks, the states committed. */
+      const forward = (states: StreamState[], chunks: number[][]): { lp: Float32Array; hidden: Float32Array | undefined } => {
+        const T = chunks[0]!.length;
+        if (learner !== undefined && !emitHidden && T === L && states.every((st) => st.pos === 0)) {
+          const r = learner.scoreThenLearn(states, chunks);
+          if (r.learned) counts.segmentsLearned += states.length;
+          const lp = new Float32Array(states.length * T * V);
+          r.scores.forEach((sc, i) => lp.set(sc.logProbs, i * T * V));
+          return { lp, hidden: undefined };
+        }
+        let out: ChunkOutput | undefined;
+        tf.tidy(() => {
+          out = model.forwardChunk(states, chunks);
+          keepChunk(out);
+        });
+        model.commit(states, out!);
+        const o = out!;
+        const lp = tf.tidy(() => tf.logSoftmax(o.logits).dataSync() as Float32Array);
+        const hidden = emitHidden ? (o.hidden.dataSync() as Float32Array) : undefined;
+        tf.dispose([o.hidden, o.logits, o.kl]);
+        return { lp, hidden };
+      };
+
       const runGroup = (group: Item<T>[]): ModelOutput[] => {
         const T = group[0]!.take;
         const states = group.map((i) => i.e.ks!.state);
         const chunks = group.map((i) => i.e.queue.slice(0, T).map((p) => p.token));
         const before = states.map((s) => s.tokensSeen);
-        let out: ChunkOutput | undefined;
+        let lp: Float32Array;
+        let hidden: Float32Array | undefined;
         try {
-          tf.tidy(() => {
-            out = model.forwardChunk(states, chunks);
-            keepChunk(out);
-          });
-          model.commit(states, out!);
+          ({ lp, hidden } = forward(states, chunks));
         } catch (error) {
           // Not expected (records are checked on arrival): report the tokens, drop them, go on.
           for (const item of group) {
@@ -368,11 +402,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
         }
         counts.forwardPasses++;
         counts.tokens += group.length * T;
-        const o = out!;
         // Row-major [b, T, V] and [b, T, e]: row i * T + j is key i's j-th token.
-        const lp = tf.tidy(() => tf.logSoftmax(o.logits).dataSync() as Float32Array);
-        const hidden = emitHidden ? (o.hidden.dataSync() as Float32Array) : undefined;
-        tf.dispose([o.hidden, o.logits, o.kl]);
         const outputs: ModelOutput[] = [];
         group.forEach((item, i) => {
           const e = item.e;
@@ -655,7 +685,7 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
   const stats = (): InfiniteFormerStats => {
     const only = onlySession('stats');
     if (only !== undefined) return only.stats();
-    return lastStats?.() ?? { liveKeys: 0, pending: 0, maxQueued: 0, paused: false, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0 };
+    return lastStats?.() ?? { liveKeys: 0, pending: 0, maxQueued: 0, paused: false, tokens: 0, forwardPasses: 0, rounds: 0, evictions: 0, restores: 0, errors: 0, dropped: 0, pauses: 0, segmentsLearned: 0 };
   };
   return Object.assign(operator, { snapshot, stats });
 }
