@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { EMPTY, Observable, Subject, finalize, map, mergeMap, take, tap, timer, type Subscription } from 'rxjs';
 import { initBackend } from '../../../src/backend.js';
 import { loadModel } from '../../../src/model/io.js';
+import { OnlineLearner } from '../../../src/model/onlineLearner.js';
 import { followFile } from '../../../connectors/file/followFile.js';
 import { fromStdin } from '../../../connectors/file/stdin.js';
 import { fromKafka } from '../../../connectors/kafka/source.js';
@@ -33,7 +34,7 @@ const usage = `Usage: infiniformer stream [source] [options]
 Language modelling over an endless log stream: each line runs through the model state of its
 key (a fixed-size memory however long the stream), and comes out as one JSON line on stdout:
   {"key", "line", "bitsPerByte", "bits", "bytes", "anomaly", "threshold", "perplexity",
-   "next": [{"text", "prob"}...], "text", "source"}
+   "learned", "next": [{"text", "prob"}...], "text", "source"}
 bitsPerByte is the line's mean surprisal -log2 p(byte | everything before it); anomaly compares
 it with --anomaly-threshold, or with the key's running --anomaly-quantile of recent lines.
 p mixes the network's prediction with what the stream itself taught so far (n-gram statistics
@@ -60,6 +61,10 @@ Options:
                           the last 1000 lines, after 50)
   --top-k <k>             next bytes to list (default 3)
   --no-mix                the network alone (no mixing with what the stream taught)
+  --no-learn              frozen weights (by default the network learns the stream it reads:
+                          each whole segment is scored first, then stepped on, while the
+                          stream is not behind; "learned" counts those segments)
+  --learning-rate <lr>    of the online learner (default 3e-4)
   --max-lines <n>         stop after n lines (default: never)
   --rate <n>              --demo: lines per second (default 20; 0 = as fast as possible)
   --mode <m>              segment (default; tokens wait up to --max-delay-ms to fill a segment)
@@ -147,6 +152,8 @@ const command: Command = {
         'max-delay-ms': { type: 'string' },
         backend: { type: 'string' },
         'no-mix': { type: 'boolean' },
+        'no-learn': { type: 'boolean' },
+        'learning-rate': { type: 'string' },
       },
     });
     if (values.help === true) {
@@ -196,7 +203,15 @@ const command: Command = {
       process.stderr.write(`${JSON.stringify({ error: f.error.message, key: f.key })}\n`);
       rec?.fail(f.error); // a Kafka record goes to the dead-letter topic, the stream goes on
     });
-    const lm = infiniteFormer(model, { mode, maxDelayMs: mode === 'segment' ? maxDelayMs : undefined, errors: failures });
+    // Learning costs ~4x a scoring pass: it is skipped (scored only) while tokens pile up, so a
+    // fast source is never held back by it.
+    let backlog = (): number => 0;
+    const learner: OnlineLearner | undefined =
+      values['no-learn'] === true
+        ? undefined
+        : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, { shouldLearn: (): boolean => backlog() <= 2 * model.config.segmentLength });
+    const lm = infiniteFormer(model, { mode, maxDelayMs: mode === 'segment' ? maxDelayMs : undefined, errors: failures, ...(learner ? { learner } : {}) });
+    backlog = () => lm.stats().pending;
     const scored$ = lines$.pipe(
       map((l): TextRecord => ({ key: l.key, text: `${l.text}\n`, source: l })),
       tokenize({ tokenizer, errors: failures }),
@@ -217,6 +232,7 @@ const command: Command = {
           anomaly: r.anomaly,
           threshold: round(r.threshold),
           perplexity: round(r.perplexity),
+          learned: lm.stats().segmentsLearned,
           next: (r.last.topK ?? []).map((t) => ({ text: tokenizer.decode([t.token]), prob: round(t.prob) })),
           text: l.text.length > 300 ? `${l.text.slice(0, 300)}…` : l.text,
           ...(l.record ? { source: { topic: l.record.topic, partition: l.record.partition, offset: l.record.offset } } : {}),
@@ -261,6 +277,7 @@ const command: Command = {
         complete: () => resolve(0),
       });
     });
+    learner?.dispose();
     model.dispose();
     return code;
   },
