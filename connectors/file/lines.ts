@@ -59,14 +59,14 @@ export class LineSplitter {
       const end = newline < 0 ? data.length : newline; // line content is [start, end)
       // Cut while the content reaching the cap is not followed by the line's end within the cap.
       while (end - start > this.maxLineBytes) {
-        out.push(this.piece(data.slice(start, start + this.maxLineBytes), true));
+        out.push(this.piece(copy(data, start, start + this.maxLineBytes), true));
         start += this.maxLineBytes;
       }
       if (newline < 0) break;
-      out.push(this.piece(data.slice(start, newline + 1), false));
+      out.push(this.piece(copy(data, start, newline + 1), false));
       start = newline + 1;
     }
-    this.pending = data.slice(start);
+    this.pending = copy(data, start, data.length);
     return out;
   }
 
@@ -128,6 +128,11 @@ export function isUtf8(bytes: Uint8Array): boolean {
   }
 }
 const strict = new TextDecoder('utf-8', { fatal: true });
+
+/** A copy of `data[from, to)`: a Buffer's own slice() would share memory with a reused read buffer. */
+function copy(data: Uint8Array, from: number, to: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(data, from, to);
+}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
