@@ -48,11 +48,18 @@ export interface IngestOptions {
   counters: IngestCounters;
 }
 
-/** Bytes released to the model and not yet written: what a stop still has to finish (the default model scores ~2.5 KB per CPU-second). */
-export const IN_FLIGHT_BYTES = 2048;
+/**
+ * Bounds of the bytes released to the model and not yet written (what a stop still has to
+ * finish). Between them the budget follows the model's measured speed: about
+ * {@link STOP_WITHIN_MS} of its work (the default model scores ~2.5 KB per CPU-second, a tiny
+ * test model with 16-byte segments much less).
+ */
+export const IN_FLIGHT_BYTES = { initial: 1024, min: 128, max: 65536 } as const;
+/** The in-flight budget is sized to be scored in about this long. */
+export const STOP_WITHIN_MS = 600;
 
-/** The model's per-key queue bound that the gate never fills: one whole piece plus the budget. */
-export const modelQueueFor = (maxLineBytes: number): number => maxLineBytes + 1 + IN_FLIGHT_BYTES;
+/** The model's per-key queue bound that the gate never fills: one whole piece plus the largest budget. */
+export const modelQueueFor = (maxLineBytes: number): number => maxLineBytes + 1 + IN_FLIGHT_BYTES.max;
 /** Lines queued before the source is paused (stdin, files; Kafka pauses itself at its watermark). */
 const PAUSE_AT = 1024;
 const RESUME_AT = 256;
@@ -131,7 +138,7 @@ class RecordProgress {
 
 /**
  * The lines of one source, gated: `lines$` (subscribe once) releases queued lines while fewer
- * than {@link IN_FLIGHT_BYTES} are in flight. `stop()` takes no more input and completes
+ * than {@link InFlightBudget} bytes are in flight. `stop()` takes no more input and completes
  * `lines$` (the lines in flight still finish); `close()` ends the source (a Kafka source drains:
  * commits what was acknowledged and leaves its group).
  */
@@ -142,6 +149,8 @@ export class Ingest {
   private upstream: Subscription | null = null;
   private kafkaSource: KafkaSource<Buffer, never> | null = null;
   private inFlightBytes = 0;
+  private inFlightLines = 0;
+  private readonly budget = new InFlightBudget();
   private stopped = false;
   private ended = false;
   private lineNo = 0;
@@ -151,7 +160,9 @@ export class Ingest {
   constructor(
     private readonly spec: SourceSpec,
     private readonly options: IngestOptions,
-  ) {}
+  ) {
+    if (spec.kind === 'follow' && !existsSync(spec.path)) options.counters.note('waiting', { file: spec.path });
+  }
 
   readonly lines$ = new Observable<IngestLine>((subscriber) => {
     this.out = subscriber;
@@ -175,7 +186,7 @@ export class Ingest {
     if (this.spec.kind !== 'kafka') this.upstream?.unsubscribe();
     if (this.queue.length > 0) this.options.counters.note('unscoredAtStop', { lines: this.queue.length }, this.queue.length);
     this.queue.length = 0;
-    this.out?.complete();
+    this.schedulePump(); // completes once the lines in flight are written
   }
 
   /** After the output completed: ends the source (Kafka: drain and commit). */
@@ -203,6 +214,8 @@ export class Ingest {
       if (finished) return false;
       finished = true;
       this.inFlightBytes -= piece.bytes.length;
+      this.inFlightLines--;
+      this.budget.done(piece.bytes.length, this.inFlightBytes > 0);
       this.schedulePump();
       return true;
     };
@@ -243,15 +256,18 @@ export class Ingest {
   /** Releases queued lines while the in-flight budget allows (always one when none is in flight). */
   private pump(): void {
     const out = this.out;
-    if (out === null || this.stopped) return;
-    while (this.queue.length > 0 && (this.inFlightBytes === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= IN_FLIGHT_BYTES)) {
+    if (out === null) return;
+    while (!this.stopped && this.queue.length > 0 && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
       const line = this.queue.shift()!;
+      if (this.inFlightLines === 0) this.budget.busy();
       this.inFlightBytes += line.bytes.length;
+      this.inFlightLines++;
       out.next(line);
-      if (this.stopped) return;
     }
-    if (this.queue.length <= RESUME_AT && this.pause.value) this.pause.next(false);
-    if (this.ended && this.queue.length === 0) out.complete();
+    if (this.queue.length <= RESUME_AT && this.pause.value && !this.stopped) this.pause.next(false);
+    // Completing the model's input makes it run all it holds in one synchronous call (signals
+    // wait): complete only once the lines in flight are written.
+    if ((this.ended || this.stopped) && this.queue.length === 0 && this.inFlightLines === 0) out.complete();
   }
 
   private raw(): Observable<RawPiece> {
@@ -262,7 +278,6 @@ export class Ingest {
       case 'stdin':
         return readLines(process.stdin, { maxLineBytes: cap, backpressure: this.pause }).pipe(piecesOf('stdin'));
       case 'follow':
-        if (!existsSync(spec.path)) options.counters.note('waiting', { file: spec.path });
         return followFileLines(spec.path, { maxLineBytes: cap, backpressure: this.pause, onReplaced: (how) => options.counters.note('replaced', { file: spec.path, how }) }).pipe(piecesOf(spec.path));
       case 'demo':
         return demoPieces(spec.path, spec.rate, cap).pipe(piecesOf('gcc.log'));
@@ -300,6 +315,36 @@ export class Ingest {
         complete: () => subscriber.complete(),
       }),
     );
+  }
+}
+
+/**
+ * How many bytes may be in flight: the bytes the model wrote per second while it had work,
+ * times {@link STOP_WITHIN_MS}, measured over windows of a second of busy time.
+ */
+export class InFlightBudget {
+  bytes: number = IN_FLIGHT_BYTES.initial;
+  private doneBytes = 0;
+  private busyMs = 0;
+  private busySince: number | null = null;
+
+  /** Work was handed to an idle model. */
+  busy(now = Date.now()): void {
+    this.busySince ??= now;
+  }
+
+  /** `n` bytes were written; `stillBusy`: more are in flight. */
+  done(n: number, stillBusy: boolean, now = Date.now()): void {
+    this.doneBytes += n;
+    if (this.busySince !== null) {
+      this.busyMs += now - this.busySince;
+      this.busySince = stillBusy ? now : null;
+    }
+    if (this.busyMs < 1000) return;
+    const perMs = this.doneBytes / this.busyMs;
+    this.bytes = Math.round(Math.min(IN_FLIGHT_BYTES.max, Math.max(IN_FLIGHT_BYTES.min, perMs * STOP_WITHIN_MS)));
+    this.doneBytes = 0;
+    this.busyMs = 0;
   }
 }
 

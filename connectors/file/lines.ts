@@ -53,9 +53,10 @@ export class LineSplitter {
   push(chunk: Uint8Array): LinePiece[] {
     const data = this.pending.length > 0 ? concat(this.pending, chunk) : chunk;
     const out: LinePiece[] = [];
+    const scanned = this.pending.length; // held bytes have no \n: not scanned again
     let start = 0;
     for (;;) {
-      const newline = data.indexOf(NEWLINE, start);
+      const newline = data.indexOf(NEWLINE, Math.max(start, scanned));
       const end = newline < 0 ? data.length : newline; // line content is [start, end)
       // Cut while the content reaching the cap is not followed by the line's end within the cap.
       while (end - start > this.maxLineBytes) {

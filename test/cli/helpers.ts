@@ -22,7 +22,11 @@ export interface CliOptions {
   /** Called with the child once it runs (e.g. to send it a signal). */
   onSpawn?: (child: ReturnType<typeof spawn>) => void;
   /** Written to the child's standard input, which is then closed. Default: no input. */
-  input?: string;
+  input?: string | Uint8Array;
+  /** Called with every chunk of standard output as it comes. */
+  onStdout?: (chunk: string) => void;
+  /** Called with every chunk of standard error as it comes. */
+  onStderr?: (chunk: string) => void;
 }
 
 /** `infiniformer <args>` with CI=true (plain progress lines), quiet logs. */
@@ -38,11 +42,18 @@ export function runNode(nodeArgs: string[], options: CliOptions = {}): Promise<C
       env: { ...process.env, CI: 'true', INFINIFORMER_LOG_LEVEL: 'warn', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    child.stdin.on('error', () => undefined); // the child may stop before reading all of it
     child.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      options.onStdout?.(d.toString());
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      options.onStderr?.(d.toString());
+    });
     child.once('error', fail);
     child.once('close', (code, signal) => done({ code, signal, stdout, stderr }));
     options.onSpawn?.(child);
@@ -61,3 +72,25 @@ export const TINY_CONFIG = {
   numSamples: 8,
   dropout: 0,
 };
+
+/** One output line of `infiniformer stream`. */
+export interface Out {
+  key: string;
+  line: number;
+  bits: number;
+  bytes: number;
+  text: string;
+  truncated?: boolean;
+  continued?: boolean;
+}
+export const outputs = (stdout: string): Out[] =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Out);
+/** The JSON lines of stderr with an `event` or a `summary`. */
+export const events = (stderr: string): Record<string, unknown>[] =>
+  stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{"event"') || l.startsWith('{"summary"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);

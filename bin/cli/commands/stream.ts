@@ -165,7 +165,6 @@ const command: Command = {
       : values['kafka-topic'] !== undefined ? { kind: 'kafka', brokers: values.brokers, group: values.group ?? 'infiniformer-stream', topic: values['kafka-topic'] }
       : { kind: 'demo', path: DEMO_LOG, rate };
     if (values['out-topic'] !== undefined) await checkOutTopic(values.brokers, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
-
     await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
