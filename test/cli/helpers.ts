@@ -1,6 +1,8 @@
 // Runs the real command line (bin/infiniformer) as a child process.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { loadModel } from '../../src/index.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/infiniformer', import.meta.url));
@@ -94,3 +96,26 @@ export const events = (stderr: string): Record<string, unknown>[] =>
     .split('\n')
     .filter((l) => l.startsWith('{"event"') || l.startsWith('{"summary"'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** -log2 p of every byte of `bytes` under the model run directly (the first byte: log2 V). */
+export async function directBits(modelDir: string, bytes: Uint8Array): Promise<number[]> {
+  const model = await loadModel(modelDir);
+  const ids = Array.from(bytes);
+  const L = model.config.segmentLength;
+  const state = model.createState(0);
+  const bits = [Math.log2(model.config.vocabSize)];
+  for (let at = 0; at < ids.length; at += L) {
+    const chunk = ids.slice(at, at + L);
+    const logits = model.run([state], [chunk]);
+    const logp = tf.tidy(() => tf.logSoftmax(logits).arraySync() as number[][][]);
+    logits.dispose();
+    chunk.forEach((_, j) => {
+      const next = ids[at + j + 1];
+      if (next !== undefined) bits.push(-logp[0]![j]![next]! / Math.LN2);
+    });
+  }
+  state.dispose();
+  model.dispose();
+  return bits;
+}
+
