@@ -1,14 +1,15 @@
 // `infiniformer stream` over a real Kafka broker: the Kafka rows of docs/ingestion.md, the stop
 // that commits, and the output topic check. Run with `npx tsx scripts/kafka.ts run -- ava <this file>`.
 import anyTest from 'ava';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfiniFormer, saveModel } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
-import { BROKERS, committedOffsets, createTopic, deleteTopics, readTopic, requireBroker, testKafka, uniqueName } from '../helpers/kafka.js';
+import { BROKERS, committedOffsets, createTopic, deleteTopics, produceRecords, readTopic, requireBroker, testKafka, uniqueName } from '../helpers/kafka.js';
 import { DEAD_LETTER_HEADERS } from '../../connectors/kafka/index.js';
-import { cli, directBits, events, outputs, TINY_CONFIG, type Out } from './helpers.js';
+import { cli, directBits, events, GCC_SLICE, outputs, TINY_CONFIG, type Out } from './helpers.js';
 
 const test = anyTest.serial; // each runs a model process against the shared broker
 let root = '';
@@ -141,4 +142,38 @@ test('a missing --out-topic fails within seconds saying so; --create-topics crea
   const meta = await admin.fetchTopicMetadata({ topics: [output] });
   await admin.disconnect();
   t.is(meta.topics[0]!.partitions.length, 2, 'as many partitions as the input topic');
+});
+
+test('SIGTERM with a Kafka backlog: exit 0 within ~1 s, the offsets of exactly the written lines committed', async (t) => {
+  const kafka = testKafka();
+  const input = uniqueName('cli-ingest-backlog');
+  const group = uniqueName('cli-ingest-backlog');
+  t.teardown(() => deleteTopics(kafka, [input, `${group}.dlq`]));
+  await createTopic(kafka, input, 1);
+  const lines = readFileSync(GCC_SLICE, 'utf8').split('\n').filter((l) => l.length > 0);
+  await produceRecords(kafka, input, 5000, 1, (i) => ({ key: 'gcc', value: lines[i % lines.length]! }));
+  let seen = 0;
+  let signalled = 0;
+  const r = await cli(['stream', '--model', modelDir, '--kafka-topic', input, '--group', group, '--brokers', BROKERS, '--anomaly-threshold', '5'], {
+    onStdout: (chunk) => (seen += chunk.split('\n').filter((l) => l.startsWith('{')).length),
+    onSpawn: (child) => {
+      const check = setInterval(() => {
+        if (seen >= 20) {
+          clearInterval(check);
+          signalled = Date.now();
+          child.kill('SIGTERM');
+        }
+      }, 20);
+    },
+  });
+  const ms = Date.now() - signalled;
+  t.log(`exit ${ms} ms after SIGTERM`);
+  t.is(r.code, 0, r.stderr);
+  t.true(ms < 2000, `${ms} ms`);
+  const written = outputs(r.stdout);
+  t.true(written.length >= 20 && written.length < 5000);
+  // One key, one partition: the lines come out in offset order, and the commit covers exactly them.
+  t.deepEqual([...(await committedOffsets(kafka, group, input)).entries()], [[0, written.length]]);
+  const summary = (events(r.stderr).find((e) => 'summary' in e) as { summary: Record<string, number> }).summary;
+  t.is(summary.scored, written.length);
 });

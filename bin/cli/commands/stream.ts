@@ -36,7 +36,7 @@ Input (every source alike; docs/ingestion.md): lines split on \n only; the model
 original bytes (\r, invalid UTF-8 included; "text" shows U+FFFD for invalid bytes); an empty line
 is scored as its one \n byte; a line over --max-line-bytes is cut into pieces, each scored, the
 cut ones marked "truncated": true, the following ones "continued": true. Empty Kafka values and
-tombstones are skipped, undecodable or oversize records dead-lettered: each kind counted and
+tombstones are skipped, oversize records dead-lettered: each kind counted and
 logged on stderr (one JSON line, at most one a second per kind), all totals in a final
 {"summary": ...} line. First Ctrl-C / SIGTERM: no more input, the lines in hand finish, outputs
 flush, Kafka offsets commit, exit 0; a second one exits at once.
@@ -47,7 +47,7 @@ Source (one; default --demo):
   --follow <file>         follow a growing file like tail -F (rotation, rewrite in place; a
                           file that does not exist yet is waited for)
   --stdin                 lines of standard input (ends at end of input)
-  --kafka-topic <topic>   a Kafka topic (consumer group --group), values are UTF-8 lines;
+  --kafka-topic <topic>   a Kafka topic (consumer group --group), each value one or more lines;
                           offsets are committed once a line's output is written / delivered
 
 Options:
@@ -74,7 +74,7 @@ Options:
   -h, --help              this text
 
 Exit codes: 0 done (end of input, --max-lines, Ctrl-C), 1 runtime failure (e.g. unreachable
-broker), 2 bad arguments or missing files.
+broker), 2 bad arguments, a missing model or --out-topic; 130/143 a second Ctrl-C/SIGTERM.
 
 Examples:
   infiniformer stream --max-lines 20
