@@ -12,9 +12,16 @@ export interface TokenizeOptions extends ErrorSideOutput<string | TextRecord> {
   tokenizer?: Tokenizer;
   /** Key of bare strings and of records without one. Default `'default'`. */
   key?: string;
+  /**
+   * Bytes (`text` as a Uint8Array) that are not valid UTF-8: `'error'` (default) sends the record
+   * to the `errors` side output; `'keep'` scores the original bytes when the tokenizer is
+   * byte-level (`encodeBytes`), the record's `text` showing U+FFFD for them.
+   */
+  invalidUtf8?: 'error' | 'keep';
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const lenientUtf8 = new TextDecoder('utf-8');
 
 /**
  * Text -> tokens: each string or `{ key, text, source }` record becomes one {@link TokenRecord}
@@ -36,6 +43,9 @@ export function tokenize(options: TokenizeOptions = {}): OperatorFunction<string
   const tokenizer = checkTokenizer(options.tokenizer ?? new ByteTokenizer());
   const defaultKey = options.key ?? 'default';
   if (typeof defaultKey !== 'string') throw new BadConfigError('key', `must be a string, got ${typeof defaultKey}`);
+  const invalidUtf8 = options.invalidUtf8 ?? 'error';
+  if (invalidUtf8 !== 'error' && invalidUtf8 !== 'keep') throw new BadConfigError('invalidUtf8', `must be 'error' or 'keep', got ${String(invalidUtf8)}`);
+  const keepBytes = invalidUtf8 === 'keep' && typeof tokenizer.encodeBytes === 'function';
   return (source) =>
     new Observable<TokenRecord>((subscriber) => {
       const sub = source.subscribe({
@@ -43,7 +53,7 @@ export function tokenize(options: TokenizeOptions = {}): OperatorFunction<string
           if (subscriber.closed) return; // a synchronous source after downstream unsubscribed
           let out: TokenRecord;
           try {
-            out = encodeRecord(record, tokenizer, defaultKey);
+            out = encodeRecord(record, tokenizer, defaultKey, keepBytes);
           } catch (error) {
             const key = typeof record === 'object' && record !== null && typeof record.key === 'string' ? record.key : undefined;
             reportFailure('tokenize', options, { error, record, key });
@@ -58,12 +68,17 @@ export function tokenize(options: TokenizeOptions = {}): OperatorFunction<string
     });
 }
 
-function encodeRecord(record: string | TextRecord, tokenizer: Tokenizer, defaultKey: string): TokenRecord {
+function encodeRecord(record: string | TextRecord, tokenizer: Tokenizer, defaultKey: string, keepBytes: boolean): TokenRecord {
   if (typeof record === 'string') return { key: defaultKey, tokens: tokenizer.encode(record), text: record };
   if (record === null || typeof record !== 'object') throw new BadInputError('record', `expected a string or { key, text }, got ${record === null ? 'null' : typeof record}`);
   const key = record.key ?? defaultKey;
   if (typeof key !== 'string') throw new BadInputError('key', `must be a string, got ${typeof key}`);
   let text: string;
+  if (keepBytes && record.text instanceof Uint8Array) {
+    const out: TokenRecord = { key, tokens: tokenizer.encodeBytes!(record.text), text: lenientUtf8.decode(record.text) };
+    if (record.source !== undefined) out.source = record.source;
+    return out;
+  }
   if (typeof record.text === 'string') text = record.text;
   else if (record.text instanceof Uint8Array) {
     try {

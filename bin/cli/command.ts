@@ -76,12 +76,12 @@ export function intOption(name: string, raw: string | undefined, fallback: numbe
   return n;
 }
 
-/** `--name` as a finite number in [lo, hi] (or (lo, hi] with `openLow`), or `fallback`. */
-export function numberOption(name: string, raw: string | undefined, fallback: number, lo: number, hi: number, openLow = false): number {
+/** `--name` as a finite number in [lo, hi] (open at an end with `openLow` / `openHigh`), or `fallback`. */
+export function numberOption(name: string, raw: string | undefined, fallback: number, lo: number, hi: number, openLow = false, openHigh = false): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  const ok = raw.trim() !== '' && Number.isFinite(n) && (openLow ? n > lo : n >= lo) && n <= hi;
-  if (!ok) throw new UsageError(`--${name} must be a number in ${openLow ? '(' : '['}${lo}, ${hi}], got ${JSON.stringify(raw)}`);
+  const ok = raw.trim() !== '' && Number.isFinite(n) && (openLow ? n > lo : n >= lo) && (openHigh ? n < hi : n <= hi);
+  if (!ok) throw new UsageError(`--${name} must be a number in ${openLow ? '(' : '['}${lo}, ${hi}${openHigh ? ')' : ']'}, got ${JSON.stringify(raw)}`);
   return n;
 }
 

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 export { fromKafka } from './source.js';
-export type { FromKafkaOptions, KafkaRecord, KafkaSource, KafkaSourceStats, KeyedState, MissingKeyPolicy, NullValuePolicy } from './source.js';
+export type { DroppedRecord, FromKafkaOptions, KafkaRecord, KafkaSource, KafkaSourceStats, KeyedState, MissingKeyPolicy, NullValuePolicy } from './source.js';
 export { toKafka } from './sink.js';
 export type { ToKafkaOptions, DeliveryReport } from './sink.js';
 export { CHANGELOG_HEADERS, changelogKey } from './changelog.js';

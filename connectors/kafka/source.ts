@@ -98,6 +98,22 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
    * crashed or fenced member's open transaction is aborted. Default off (at-least-once).
    */
   exactlyOnce?: ExactlyOnceOptions;
+  /**
+   * Called for every record not emitted: dead-lettered (`deadLettered: true`) or skipped by
+   * `nullValues: 'skip' | 'delete-state'`. For logs and counters; the record is handled already.
+   */
+  onDropped?: (event: DroppedRecord) => void;
+}
+
+/** A record the source did not emit, and why (see `onDropped`). */
+export interface DroppedRecord {
+  reason: DeadLetterReason;
+  deadLettered: boolean;
+  topic: string;
+  partition: number;
+  offset: string;
+  /** Why, in words. */
+  error: string;
 }
 
 /** Counters for monitoring and tests. */
@@ -428,7 +444,10 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
         topic: p.topic, partition: p.partition, offset: message.offset, key: message.key, value: message.value,
         headers: message.headers ?? {}, timestamp: message.timestamp,
       };
+      const dropped = (reason: DeadLetterReason, deadLettered: boolean, error: unknown) =>
+        options.onDropped?.({ reason, deadLettered, topic: p.topic, partition: p.partition, offset: message.offset, error: error instanceof Error ? error.message : String(error) });
       const deadLetter = (reason: DeadLetterReason, error: unknown) => {
+        dropped(reason, true, error);
         const message = deadLetterMessage(origin, reason, error, maxValueBytes);
         if (p.txn !== null) {
           // Exactly-once: the dead letter commits (or aborts) with the partition's transaction.
@@ -459,6 +478,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
       if (message.value === null) {
         if (nullValues === 'dead-letter') deadLetter('null-value', new ConnectorError('null value (tombstone)', { retriable: false }));
         else {
+          dropped('null-value', false, 'null value (tombstone)');
           if (nullValues === 'delete-state') state.delete();
           ack();
         }

@@ -23,6 +23,12 @@ export class ByteTokenizer implements Tokenizer {
     return Int32Array.from(encoder.encode(text));
   }
 
+  /** The bytes themselves as ids: what the model scores is exactly what arrived. */
+  encodeBytes(bytes: Uint8Array): Int32Array {
+    if (!(bytes instanceof Uint8Array)) throw new BadInputError('bytes', `expected a Uint8Array, got ${typeof bytes}`);
+    return Int32Array.from(bytes);
+  }
+
   decode(ids: ArrayLike<number>): string {
     const bytes: number[] = [];
     for (let i = 0; i < ids.length; i++) {

@@ -14,6 +14,8 @@ export interface Tokenizer {
   readonly specials: Readonly<Record<string, number>>;
   /** Text -> ids. */
   encode(text: string): Int32Array;
+  /** Raw bytes -> ids, for byte-level tokenizers: every byte kept, valid UTF-8 or not. */
+  encodeBytes?(bytes: Uint8Array): Int32Array;
   /** Ids -> text. Special tokens are dropped; invalid byte sequences decode to U+FFFD. */
   decode(ids: ArrayLike<number>): string;
   /** A JSON-serialisable description from which {@link tokenizerFromJSON} rebuilds it. */

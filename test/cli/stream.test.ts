@@ -154,9 +154,9 @@ test('stream --demo: the embedded gcc log with the default model, as fast as it 
 test('stream: bad arguments exit with 2 and say what is wrong', async (t) => {
   const cases: [string[], RegExp][] = [
     [['--mode', 'fast'], /--mode must be segment or token/],
-    [['--follow', join(root, 'missing.log')], /--follow: .* does not exist/],
     [['--stdin', '--demo'], /give one source/],
-    [['--anomaly-quantile', '1'], /--anomaly-quantile must be below 1/],
+    [['--anomaly-quantile', '1'], /--anomaly-quantile must be a number in \(0, 1\), got "1"/],
+    [['--max-line-bytes', '0'], /--max-line-bytes/],
     [['--anomaly-threshold', '3', '--anomaly-quantile', '0.9'], /not both/],
     [['--model', join(root, 'nope')], /--model: .* does not exist/],
     [['--key-by', '/(/'], /--key-by: Invalid regular expression/],

@@ -160,3 +160,19 @@ test('bad options are typed config errors', (t) => {
   t.is(t.throws(() => detokenize({ invalid: 'skip' as 'error' }), { instanceOf: BadConfigError }).option, 'invalid');
   t.is(t.throws(() => detokenize({ maxKeys: 0 }), { instanceOf: BadConfigError }).option, 'maxKeys');
 });
+
+test("invalidUtf8: 'keep' scores the original bytes with a byte tokenizer (text shows U+FFFD); other tokenizers still error", async (t) => {
+  const bytes = new Uint8Array([0x66, 0xff, 0x0d, 0x0d, 0x0a]);
+  const kept = sink<string | TextRecord>();
+  const out = await lastValueFrom(from<TextRecord[]>([{ key: 'a', text: bytes, source: 1 }]).pipe(tokenize({ invalidUtf8: 'keep', errors: kept.errors }), toArray()));
+  t.deepEqual(Array.from(out[0]!.tokens), [0x66, 0xff, 0x0d, 0x0d, 0x0a]);
+  t.is(out[0]!.text, 'f\uFFFD\r\r\n');
+  t.is(out[0]!.source, 1);
+  t.is(kept.seen.length, 0);
+  // A tokenizer without encodeBytes cannot keep them: the record is an error, as by default.
+  const plain: Tokenizer = { kind: 'plain', vocabSize: 256, specials: {}, encode: (s) => new ByteTokenizer().encode(s), decode: (ids) => new ByteTokenizer().decode(ids), toJSON: () => ({ kind: 'plain' }) };
+  const strict = sink<string | TextRecord>();
+  t.deepEqual(await lastValueFrom(from<TextRecord[]>([{ key: 'a', text: bytes }]).pipe(tokenize({ tokenizer: plain, invalidUtf8: 'keep', errors: strict.errors }), toArray())), []);
+  t.regex(strict.seen[0]!.error.message, /not valid UTF-8/);
+  t.is(t.throws(() => tokenize({ invalidUtf8: 'drop' as 'keep' }), { instanceOf: BadConfigError })?.option, 'invalidUtf8');
+});

@@ -3,18 +3,13 @@
  * goes through the model of its key (keyed states, fixed memory), and comes out as one JSON
  * line: its surprisal in bits per byte, an anomaly flag, and the bytes the model expects next.
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { EMPTY, Observable, Subject, finalize, map, mergeMap, take, tap, timer, type Subscription } from 'rxjs';
+import { EMPTY, Subject, map, mergeMap, take, tap } from 'rxjs';
 import { initBackend } from '../../../src/backend.js';
 import { loadModel } from '../../../src/model/io.js';
 import { OnlineLearner } from '../../../src/model/onlineLearner.js';
-import { followFile } from '../../../connectors/file/followFile.js';
-import { fromStdin } from '../../../connectors/file/stdin.js';
-import { fromKafka } from '../../../connectors/kafka/source.js';
+import { DEFAULT_MAX_LINE_BYTES } from '../../../connectors/file/lines.js';
 import { toKafka } from '../../../connectors/kafka/sink.js';
-import { utf8Decoder } from '../../../connectors/kafka/decode.js';
-import type { KafkaRecord } from '../../../connectors/kafka/source.js';
 import { anomalies } from '../../../operators/anomalies.js';
 import { contextMix } from '../../../operators/contextMix.js';
 import { infiniteFormer } from '../../../operators/infiniteFormer.js';
@@ -24,6 +19,7 @@ import { recordSurprisal } from '../../../operators/recordSurprisal.js';
 import { tokenize } from '../../../operators/tokenize.js';
 import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
+import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
 import type { Command } from '../command.js';
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/default', import.meta.url));
@@ -34,30 +30,42 @@ const usage = `Usage: infiniformer stream [source] [options]
 Language modelling over an endless log stream: each line runs through the model state of its
 key (a fixed-size memory however long the stream), and comes out as one JSON line on stdout:
   {"key", "line", "bitsPerByte", "bits", "bytes", "anomaly", "threshold", "perplexity",
-   "learned", "next": [{"text", "prob"}...], "text", "source"}
+   "learned", "next": [{"text", "prob"}...], "text", "source", "truncated", "continued"}
 bitsPerByte is the line's mean surprisal -log2 p(byte | everything before it); anomaly compares
 it with --anomaly-threshold, or with the key's running --anomaly-quantile of recent lines.
 p mixes the network's prediction with what the stream itself taught so far (n-gram statistics
 and a match model over the key's recent bytes, learned as they are read, like an adaptive
 compressor): a log the model never saw costs about what xz would spend on it, and less.
 
+Input (every source alike; docs/ingestion.md): lines split on \n only; the model scores the
+original bytes (\r, invalid UTF-8 included; "text" shows U+FFFD for invalid bytes); an empty line
+is scored as its one \n byte; a line over --max-line-bytes is cut into pieces, each scored, the
+cut ones marked "truncated": true, the following ones "continued": true. Empty Kafka values and
+tombstones are skipped, oversize records dead-lettered: each kind counted and
+logged on stderr (one JSON line, at most one a second per kind), all totals in a final
+{"summary": ...} line. First Ctrl-C / SIGTERM: no more input, the lines in hand finish, outputs
+flush, Kafka offsets commit, exit 0; a second one exits at once.
+
 Source (one; default --demo):
   --demo                  the embedded gcc test log (data/gcc-12-test-results), replayed
                           endlessly at --rate lines per second; no download, no broker
-  --follow <file>         follow a growing file like tail -F (rotation, truncation)
+  --follow <file>         follow a growing file like tail -F (rotation, rewrite in place; a
+                          file that does not exist yet is waited for)
   --stdin                 lines of standard input (ends at end of input)
-  --kafka-topic <topic>   a Kafka topic (consumer group --group), values are UTF-8 lines;
+  --kafka-topic <topic>   a Kafka topic (consumer group --group), each value one or more lines;
                           offsets are committed once a line's output is written / delivered
 
 Options:
   --model <dir>           model directory (default: models/default, trained on gcc logs)
   --brokers <list>        Kafka brokers, comma-separated (default $KAFKA_BROKERS or 127.0.0.1:9092)
   --group <id>            Kafka consumer group (default infiniformer-stream)
-  --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout
+  --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout (it must
+                          exist, checked at start, unless --create-topics)
+  --create-topics         create a missing --out-topic
   --key-by <field|/re/>   key of a line: a JSON field of JSON lines, or the first group of a
                           regular expression; default the source (file name, stdin, Kafka key)
   --anomaly-threshold <b> flag lines above b bits per byte
-  --anomaly-quantile <q>  flag lines above the key's running q-quantile (default 0.99 over
+  --anomaly-quantile <q>  flag lines above the key's running q-quantile, q in (0, 1) (default 0.99 over
                           the last 1000 lines, after 50)
   --top-k <k>             next bytes to list (default 3)
   --no-mix                the network alone (no mixing with what the stream taught)
@@ -65,6 +73,8 @@ Options:
                           each whole segment is scored first, then stepped on, while the
                           stream is not behind; "learned" counts those segments)
   --learning-rate <lr>    of the online learner (default 3e-4)
+  --max-line-bytes <n>    longer lines are cut into pieces of n bytes (default ${DEFAULT_MAX_LINE_BYTES});
+                          Kafka values over ${KAFKA_VALUES_PER_CAP} x n bytes are dead-lettered as oversize
   --max-lines <n>         stop after n lines (default: never)
   --rate <n>              --demo: lines per second (default 20; 0 = as fast as possible)
   --mode <m>              segment (default; tokens wait up to --max-delay-ms to fill a segment)
@@ -74,7 +84,7 @@ Options:
   -h, --help              this text
 
 Exit codes: 0 done (end of input, --max-lines, Ctrl-C), 1 runtime failure (e.g. unreachable
-broker), 2 bad arguments or missing files.
+broker), 2 bad arguments, a missing model or --out-topic; 130/143 a second Ctrl-C/SIGTERM.
 
 Examples:
   infiniformer stream --max-lines 20
@@ -83,15 +93,6 @@ Examples:
   infiniformer stream --kafka-topic logs --out-topic log-scores --brokers 127.0.0.1:9092
 `;
 
-
-/** A line on its way through the pipeline. */
-interface LineIn {
-  key: string;
-  text: string;
-  line: number;
-  /** The Kafka record the line came from (acknowledged once its output is written). */
-  record?: KafkaRecord<string>;
-}
 
 /** Builds the key function of --key-by: a JSON field, or the first group of /regex/. */
 export function keySelector(spec: string | undefined): ((text: string, fallback: string) => string) | undefined {
@@ -116,14 +117,6 @@ export function keySelector(spec: string | undefined): ((text: string, fallback:
   };
 }
 
-/** The embedded demo log, endlessly, at `rate` lines per second (0: as fast as possible). */
-function demoLines(rate: number): Observable<string> {
-  const lines = readFileSync(DEMO_LOG, 'utf8').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  // A timer even at full speed: the event loop keeps turning (signals, output, the model's rounds).
-  return timer(0, rate > 0 ? 1000 / rate : 0).pipe(map((i) => lines[i % lines.length]!));
-}
-
 const command: Command = {
   name: 'stream',
   summary: 'language modelling over an endless log stream: per-line surprisal, anomaly flags, next bytes',
@@ -142,6 +135,8 @@ const command: Command = {
         brokers: { type: 'string' },
         group: { type: 'string' },
         'out-topic': { type: 'string' },
+        'create-topics': { type: 'boolean' },
+        'max-line-bytes': { type: 'string' },
         'key-by': { type: 'string' },
         'anomaly-threshold': { type: 'string' },
         'anomaly-quantile': { type: 'string' },
@@ -165,43 +160,38 @@ const command: Command = {
     if (sources > 1) throw new UsageError('give one source: --demo, --follow, --stdin or --kafka-topic');
     if (values['anomaly-threshold'] !== undefined && values['anomaly-quantile'] !== undefined) throw new UsageError('give --anomaly-threshold or --anomaly-quantile, not both');
     const threshold = values['anomaly-threshold'] === undefined ? undefined : numberOption('anomaly-threshold', values['anomaly-threshold'], 0, 0, 1e6);
-    const quantile = numberOption('anomaly-quantile', values['anomaly-quantile'], 0.99, 0, 1, true);
-    if (quantile >= 1) throw new UsageError('--anomaly-quantile must be below 1');
+    const quantile = numberOption('anomaly-quantile', values['anomaly-quantile'], 0.99, 0, 1, true, true);
     const topK = intOption('top-k', values['top-k'], 3, 1);
     const maxLines = values['max-lines'] === undefined ? Infinity : intOption('max-lines', values['max-lines'], 0, 1);
     const rate = numberOption('rate', values.rate, 20, 0, 1e6);
     const mode = values.mode ?? 'segment';
     if (mode !== 'segment' && mode !== 'token') throw new UsageError(`--mode must be segment or token, got ${JSON.stringify(mode)}`);
     const maxDelayMs = intOption('max-delay-ms', values['max-delay-ms'], 250, 1);
+    const maxLineBytes = intOption('max-line-bytes', values['max-line-bytes'], DEFAULT_MAX_LINE_BYTES, 1);
     const backend = backendOption(values.backend);
     const keyOf = keySelector(values['key-by']);
     const modelDir = values.model ?? DEFAULT_MODEL;
     mustExist('model', modelDir, 'dir');
-    if (values.follow !== undefined) mustExist('follow', values.follow, 'file');
-
+    const spec: SourceSpec =
+      values.follow !== undefined ? { kind: 'follow', path: values.follow }
+      : values.stdin === true ? { kind: 'stdin' }
+      : values['kafka-topic'] !== undefined ? { kind: 'kafka', brokers: values.brokers, group: values.group ?? 'infiniformer-stream', topic: values['kafka-topic'] }
+      : { kind: 'demo', path: DEMO_LOG, rate };
+    if (values['out-topic'] !== undefined) await checkOutTopic(values.brokers, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
     const tokenizer = model.tokenizer;
 
-    // --- the lines ---
-    let counter = 0;
-    const numbered = (key: string) => (text: string): LineIn => ({ key: keyOf?.(text, key) ?? key, text, line: counter++ });
-    let kafkaSource: ReturnType<typeof fromKafka<string>> | undefined;
-    let lines$: Observable<LineIn>;
-    if (values.follow !== undefined) lines$ = followFile(values.follow).pipe(map(numbered(values.follow)));
-    else if (values.stdin === true) lines$ = fromStdin().pipe(map(numbered('stdin')));
-    else if (values['kafka-topic'] !== undefined) {
-      kafkaSource = fromKafka<string>({ brokers: values.brokers, groupId: values.group ?? 'infiniformer-stream', topics: [values['kafka-topic']], decode: utf8Decoder });
-      lines$ = kafkaSource.pipe(map((r) => ({ key: keyOf?.(r.value, r.stateKey) ?? r.stateKey, text: r.value, line: counter++, record: r })));
-    } else lines$ = demoLines(rate).pipe(map(numbered('gcc.log')));
+    const counters = new IngestCounters();
+    const ingest = new Ingest(spec, { maxLineBytes, keyOf, counters });
 
     // --- the model ---
     const failures = new Subject<RecordFailure<unknown>>();
     failures.subscribe((f) => {
-      const rec = ((f.record as { source?: unknown } | null)?.source as LineIn | undefined)?.record;
-      process.stderr.write(`${JSON.stringify({ error: f.error.message, key: f.key })}\n`);
-      rec?.fail(f.error); // a Kafka record goes to the dead-letter topic, the stream goes on
+      const line = (f.record as { source?: unknown } | null)?.source as IngestLine | undefined;
+      counters.note('failed', { error: f.error.message, key: f.key, line: line?.line });
+      line?.fail(f.error); // a Kafka record goes to the dead-letter topic, the stream goes on
     });
     // Learning costs ~4x a scoring pass: it is skipped (scored only) while tokens pile up, so a
     // fast source is never held back by it.
@@ -210,11 +200,11 @@ const command: Command = {
       values['no-learn'] === true
         ? undefined
         : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, { shouldLearn: (): boolean => backlog() <= 2 * model.config.segmentLength });
-    const lm = infiniteFormer(model, { mode, maxDelayMs: mode === 'segment' ? maxDelayMs : undefined, errors: failures, ...(learner ? { learner } : {}) });
+    const lm = infiniteFormer(model, { mode, maxDelayMs: mode === 'segment' ? maxDelayMs : undefined, errors: failures, maxQueue: Math.max(1024, modelQueueFor(maxLineBytes)), ...(learner ? { learner } : {}) });
     backlog = () => lm.stats().pending;
-    const scored$ = lines$.pipe(
-      map((l): TextRecord => ({ key: l.key, text: `${l.text}\n`, source: l })),
-      tokenize({ tokenizer, errors: failures }),
+    const scored$ = ingest.lines$.pipe(
+      map((l): TextRecord => ({ key: l.key, text: l.bytes, source: l })),
+      tokenize({ tokenizer, errors: failures, invalidUtf8: 'keep' }),
       lm,
       values['no-mix'] === true ? predictNext({ topK }) : contextMix({ topK }),
       recordSurprisal(),
@@ -222,7 +212,8 @@ const command: Command = {
       anomalies(threshold !== undefined ? { threshold } : { quantile, window: 1000, warmup: 50 }),
       take(maxLines),
       map((r) => {
-        const l = r.source as LineIn;
+        const l = r.source as IngestLine;
+        counters.count('scored');
         const out = {
           key: r.key,
           line: l.line,
@@ -235,9 +226,11 @@ const command: Command = {
           learned: lm.stats().segmentsLearned,
           next: (r.last.topK ?? []).map((t) => ({ text: tokenizer.decode([t.token]), prob: round(t.prob) })),
           text: l.text.length > 300 ? `${l.text.slice(0, 300)}…` : l.text,
-          ...(l.record ? { source: { topic: l.record.topic, partition: l.record.partition, offset: l.record.offset } } : {}),
+          ...(l.kafka ? { source: l.kafka } : {}),
+          ...(l.truncated ? { truncated: true } : {}),
+          ...(l.continued ? { continued: true } : {}),
         };
-        return { out, record: l.record };
+        return { out, line: l };
       }),
     );
 
@@ -245,31 +238,21 @@ const command: Command = {
     const written$ =
       values['out-topic'] !== undefined
         ? scored$.pipe(
-            toKafka({ brokers: values.brokers, topic: values['out-topic'], key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.record?.ack() }),
+            toKafka({ brokers: values.brokers, topic: values['out-topic'], key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.line.done() }),
             mergeMap(() => EMPTY),
           )
         : scored$.pipe(
             tap((x) => {
               process.stdout.write(`${JSON.stringify(x.out)}\n`);
-              x.record?.ack();
+              x.line.done();
             }),
             mergeMap(() => EMPTY),
           );
 
+    // Installed until the source is closed: a signal while Kafka commits still stops or exits.
+    const uninstall = stopOnSignals(() => ingest.stop());
     const code = await new Promise<number>((resolve) => {
-      let sub: Subscription | undefined = undefined;
-      // Ctrl-C / SIGTERM: a Kafka source drains (in-flight lines finish, offsets are committed,
-      // the group is left) and completes the pipeline; other sources just stop.
-      const onSignal = (): void => {
-        if (kafkaSource !== undefined) void kafkaSource.drain().catch(() => sub?.unsubscribe());
-        else {
-          sub?.unsubscribe();
-          resolve(0);
-        }
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      sub = written$.pipe(finalize(() => (process.off('SIGINT', onSignal), process.off('SIGTERM', onSignal)))).subscribe({
+      written$.subscribe({
         error: (error: unknown) => {
           process.stderr.write(`infiniformer stream: ${(error as Error).message}\n`);
           resolve(1);
@@ -277,6 +260,9 @@ const command: Command = {
         complete: () => resolve(0),
       });
     });
+    await ingest.close();
+    uninstall();
+    process.stderr.write(counters.summary());
     learner?.dispose();
     model.dispose();
     return code;

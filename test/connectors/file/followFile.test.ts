@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { followFile } from '../../../connectors/file/index.js';
+import { followFile, followFileLines, type LinePiece } from '../../../connectors/file/index.js';
 import { BadConfigError, BadInputError } from '../../../src/errors.js';
 
 const until = async (condition: () => boolean, what: string, timeoutMs = 10_000) => {
@@ -80,4 +80,54 @@ test('bad arguments are typed errors naming them', (t) => {
   t.is(t.throws(() => followFile(''), { instanceOf: BadInputError })?.argument, 'path');
   t.is(t.throws(() => followFile('/x', { pollIntervalMs: 0 }), { instanceOf: BadConfigError })?.option, 'pollIntervalMs');
   t.is(t.throws(() => followFile('/x', { maxLineBytes: -1 }), { instanceOf: BadConfigError })?.option, 'maxLineBytes');
+});
+
+const text = (pieces: LinePiece[]) => pieces.map((p) => Buffer.from(p.bytes).toString('latin1'));
+
+test('a truncate + rewrite within one poll interval, to a larger file, loses no line and emits no partial one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'follow-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'rewritten.log');
+  const old = Array.from({ length: 30 }, (_, i) => `old line ${i}`);
+  writeFileSync(path, `${old.join('\n')}\n`);
+  const pieces: LinePiece[] = [];
+  const s = followFileLines(path, { pollIntervalMs: 400 }).subscribe((p) => pieces.push(p));
+  t.teardown(() => s.unsubscribe());
+  await until(() => pieces.length === 30, 'the old lines');
+  // Same inode, rewritten (truncate + write) between two polls, larger than before.
+  const fresh = Array.from({ length: 60 }, (_, i) => `new line number ${i}`);
+  writeFileSync(path, `${fresh.join('\n')}\n`);
+  await until(() => pieces.length >= 90, 'the rewritten file');
+  await new Promise((r) => setTimeout(r, 500));
+  t.deepEqual(text(pieces), [...old, ...fresh].map((l) => `${l}\n`));
+});
+
+test('a rewrite to the same size is seen by content; an unfinished last line is emitted on its own, never glued', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'follow-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'same-size.log');
+  writeFileSync(path, 'aaaa\nbbbb\npart');
+  const pieces: LinePiece[] = [];
+  const s = followFileLines(path, { pollIntervalMs: 300 }).subscribe((p) => pieces.push(p));
+  t.teardown(() => s.unsubscribe());
+  await until(() => pieces.length === 2, 'the complete lines');
+  await new Promise((r) => setTimeout(r, 400));
+  t.is(pieces.length, 2, 'the unfinished line is held');
+  writeFileSync(path, 'cccc\ndddd\neeee\n'); // one byte longer, same inode, other content
+  await until(() => pieces.length === 6, 'the rewritten lines');
+  t.deepEqual(text(pieces), ['aaaa\n', 'bbbb\n', 'part', 'cccc\n', 'dddd\n', 'eeee\n']);
+});
+
+test('a followed file that does not exist yet is waited for; lines over the cap come in marked pieces', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'follow-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'not-yet.log');
+  const pieces: LinePiece[] = [];
+  const s = followFileLines(path, { pollIntervalMs: 20, maxLineBytes: 4 }).subscribe((p) => pieces.push(p));
+  t.teardown(() => s.unsubscribe());
+  await new Promise((r) => setTimeout(r, 200));
+  writeFileSync(path, 'abcdefghij\r\nxy\n');
+  await until(() => pieces.length === 4, 'the pieces');
+  t.deepEqual(text(pieces), ['abcd', 'efgh', 'ij\r\n', 'xy\n']);
+  t.deepEqual(pieces.map((p) => [p.truncated, p.continued]), [[true, false], [true, true], [false, true], [false, false]]);
 });
