@@ -59,7 +59,7 @@ const ROWS: Row[] = [
 ];
 const bytesOf = (input: number[] | string) => (typeof input === 'string' ? [...Buffer.from(input, 'utf8')] : input);
 
-/** Checks the outputs of ROWS (in order, one key) against the direct model on the same bytes. */
+/** Checks the outputs of ROWS (in order, one key) against the direct model on the same bytes (the network alone, frozen: --no-mix --no-learn). */
 async function checkRows(t: import('ava').ExecutionContext, out: Out[], rows: Row[], tail: number[] = []): Promise<void> {
   const all = Uint8Array.from([...rows.flatMap((r) => bytesOf(r.input)), ...tail]);
   const bits = await directBits(modelDir, all);
@@ -103,7 +103,7 @@ const KAFKA_ROWS = ['a Kafka value', 'empty Kafka value', 'tombstone (null value
 test('stdin: each kind of input gets its row of the table; the model scores the original bytes', async (t) => {
   const tail = [...Buffer.from('end, no \\n')];
   const input = Buffer.from([...ROWS.flatMap((r) => bytesOf(r.input)), ...tail]);
-  const r = await cli(['stream', '--model', modelDir, '--stdin', '--max-line-bytes', String(CAP), '--mode', 'token'], { input });
+  const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--stdin', '--max-line-bytes', String(CAP), '--mode', 'token'], { input });
   t.is(r.code, 0, r.stderr);
   const out = outputs(r.stdout).sort((a, b) => a.line - b.line || Number(a.continued === true) - Number(b.continued === true));
   await checkRows(t, out, ROWS, tail);
@@ -122,7 +122,7 @@ test('--follow: the same rows give the same outputs; the unterminated last line 
   const n = ROWS.reduce((k, row) => k + row.want.length, 0);
   const seen: string[] = [];
   let completed = false;
-  const r = await cli(['stream', '--model', modelDir, '--follow', file, '--max-line-bytes', String(CAP), '--mode', 'token', '--max-lines', String(n + 1)], {
+  const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--follow', file, '--max-line-bytes', String(CAP), '--mode', 'token', '--max-lines', String(n + 1)], {
     onStdout: (chunk) => {
       seen.push(chunk);
       // Once the rows are out (and 'held' is not), complete the held line.

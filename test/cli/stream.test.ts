@@ -34,6 +34,7 @@ interface Out {
   threshold: number | null;
   next: { text: string; prob: number }[];
   text: string;
+  learned: number;
 }
 const parseLines = (stdout: string): Out[] =>
   stdout
@@ -67,8 +68,8 @@ async function directBits(text: string): Promise<number[]> {
   return bits;
 }
 
-test('stream --stdin: one JSON line per input line, its bits equal to the model run directly on the byte stream', async (t) => {
-  const r = await cli(['stream', '--model', modelDir, '--stdin', '--anomaly-threshold', '7.9'], { input: LINES.join('\n') + '\n' });
+test('stream --stdin --no-mix --no-learn: one JSON line per input line, its bits equal to the model run directly on the byte stream', async (t) => {
+  const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--stdin', '--anomaly-threshold', '7.9'], { input: LINES.join('\n') + '\n' });
   t.is(r.code, 0, r.stderr);
   const out = parseLines(r.stdout);
   t.deepEqual(
@@ -96,9 +97,52 @@ test('stream --stdin: one JSON line per input line, its bits equal to the model 
   t.true(worst < 1e-4);
 });
 
+test('stream (default: mixing) with --no-learn: a line\'s bits are the prequential mix of the frozen model\'s predictions and the stream\'s own statistics', async (t) => {
+  const text = LINES.map((l) => `${l}\n`).join('').repeat(3);
+  const r = await cli(['stream', '--model', modelDir, '--no-learn', '--stdin', '--anomaly-threshold', '7.9'], { input: text });
+  t.is(r.code, 0, r.stderr);
+  const out = parseLines(r.stdout);
+  // Independently: the same bytes through scorePrequential (frozen network + a ContextMixer sized as the operator's per-key defaults).
+  const { ContextMixer, frozenScorer, loadModel, scorePrequential } = await import('../../src/index.js');
+  const model = await loadModel(modelDir);
+  const net = frozenScorer(model);
+  const want = scorePrequential(new TextEncoder().encode(text), { network: net, mixer: new ContextMixer({ historyBits: 18, matchIndexBits: 16 }) });
+  net.dispose();
+  model.dispose();
+  let at = 0;
+  let worst = 0;
+  for (const o of out) {
+    const w = want.bits.subarray(at, at + o.bytes).reduce((a, b) => a + b, 0);
+    worst = Math.max(worst, Math.abs(o.bits - w) / w);
+    at += o.bytes;
+  }
+  t.is(at, text.length);
+  const mixed = out.reduce((a, o) => a + o.bits, 0) / text.length;
+  t.log(`${out.length} lines, ${mixed.toFixed(3)} bits/byte mixed vs ${want.networkBitsPerByte!.toFixed(3)} for the network alone; worst relative difference of a line ${worst.toExponential(2)}`);
+  // Float noise of partial vs whole-segment forwards, carried through the mixer.
+  t.true(worst < 3e-3);
+  // The repeats are copied: the third copy of the lines costs a small fraction of the first.
+  const third = out.slice(2 * LINES.length).reduce((a, o) => a + o.bits, 0);
+  const first = out.slice(0, LINES.length).reduce((a, o) => a + o.bits, 0);
+  t.true(third < first / 5);
+  t.true(out.every((o) => o.learned === 0));
+});
+
+test('stream learns by default: segments are stepped on while the source keeps a real-time pace', async (t) => {
+  const r = await cli(['stream', '--model', modelDir, '--demo', '--rate', '40', '--max-lines', '60', '--max-delay-ms', '20']);
+  t.is(r.code, 0, r.stderr);
+  const out = parseLines(r.stdout);
+  t.is(out.length, 60);
+  const learned = out.at(-1)!.learned;
+  t.log(`segments learned from over 60 lines: ${learned}`);
+  t.true(learned > 0);
+  // Counts only grow.
+  t.true(out.every((o, i) => i === 0 || o.learned >= out[i - 1]!.learned));
+});
+
 test('stream --key-by: a regex group or a JSON field keys the lines; keys get separate states', async (t) => {
   const lines = ['web-1 GET /a 200', 'db-1 checkpoint', 'web-1 GET /b 200', 'db-1 vacuum'];
-  const r = await cli(['stream', '--model', modelDir, '--stdin', '--key-by', '/^(\\S+)/'], { input: lines.join('\n') + '\n' });
+  const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--stdin', '--key-by', '/^(\\S+)/'], { input: lines.join('\n') + '\n' });
   t.is(r.code, 0, r.stderr);
   // Keys run in batched rounds: lines of different keys may come out in another order.
   const out = parseLines(r.stdout).sort((a, b) => a.line - b.line);
