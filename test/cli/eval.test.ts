@@ -158,3 +158,37 @@ test.serial('the table and --append-report carry the same numbers, the command a
   t.true(md.includes(`| gzip -9 | ${gzBits} | ${gz.toLocaleString('en-US')} |`), md);
   t.true(md.includes('| xz -9e | not installed (no xz on PATH) |'), md);
 });
+
+test('eval --prequential: one stream from the first byte; the main job row equals scorePrequential with a learner and a ContextMixer run here, and --no-learn the frozen one', async (t) => {
+  const { ContextMixer, OnlineLearner, frozenScorer, learningScorer, scorePrequential } = await import('../../src/index.js');
+  const head = new Uint8Array(await readFile(GCC_SLICE)).subarray(0, 3000);
+  const bytes = head.subarray(0, head.lastIndexOf(10) + 1); // whole lines: eval reads them as they are
+  const file = join(root, 'slice.txt');
+  await writeFile(file, bytes);
+  const rowsOf = async (extra: string[]): Promise<{ name: string; bitsPerByte: number }[]> => {
+    const r = await cli(['eval', '--model', modelDir, '--data', file, '--prequential', '--json', '--no-baselines', ...extra]);
+    t.is(r.code, 0, r.stderr);
+    return (JSON.parse(r.stdout) as { prequential: { name: string; bitsPerByte: number }[] }).prequential;
+  };
+  const learning = await rowsOf([]);
+  const frozen = await rowsOf(['--no-learn']);
+  const model = await loadModel(modelDir);
+  const net = frozenScorer(model);
+  const wantFrozen = scorePrequential(bytes, { network: net, mixer: new ContextMixer() });
+  net.dispose();
+  const learner = new OnlineLearner(model, { learningRate: 3e-4 });
+  const lnet = learningScorer(learner, model.createState(0));
+  const wantLearning = scorePrequential(bytes, { network: lnet, mixer: new ContextMixer() });
+  lnet.dispose();
+  learner.dispose();
+  model.dispose();
+  const mixAlone = scorePrequential(bytes, { mixer: new ContextMixer() }).bitsPerByte;
+  t.log(`learning + mixing ${learning[0]!.bitsPerByte.toFixed(4)}, frozen + mixing ${frozen[0]!.bitsPerByte.toFixed(4)}, mixing alone ${mixAlone.toFixed(4)} bits/byte`);
+  t.regex(learning[0]!.name, /learning, \d+ segments stepped on/);
+  t.true(wantLearning.segmentsLearned > 0);
+  t.log(`main row ${learning[0]!.bitsPerByte} vs ${wantLearning.bitsPerByte}; network ${learning[1]!.bitsPerByte} vs ${wantLearning.networkBitsPerByte!}`);
+  t.true(Math.abs(learning[0]!.bitsPerByte - wantLearning.bitsPerByte) < 1e-6);
+  t.true(Math.abs(learning[1]!.bitsPerByte - wantLearning.networkBitsPerByte!) < 1e-6);
+  t.true(Math.abs(frozen[0]!.bitsPerByte - wantFrozen.bitsPerByte) < 1e-6);
+  t.true(Math.abs(frozen[2]!.bitsPerByte - mixAlone) < 1e-9);
+});

@@ -34,7 +34,9 @@ Options:
   --prequential           read the data as ONE stream from its first byte, as \`stream\` does:
                           each byte scored before anything learns from it; rows for the
                           model mixed with what the stream taught (the main job), the model
-                          alone, and the context mixing alone (instead of the --streams table)
+                          alone, and the context mixing alone (instead of the --streams table);
+                          the model learns each whole segment after scoring it, as stream does
+  --no-learn              --prequential: frozen weights
   --streams <n>           parallel streams (default 8)
   --max-bytes <n>         evaluate only the first n bytes (whole lines) of the data
   --no-baselines          do not compute the baselines (below)
@@ -77,6 +79,7 @@ const command: Command = {
         'max-bytes': { type: 'string' },
         'no-baselines': { type: 'boolean' },
         prequential: { type: 'boolean' },
+        'no-learn': { type: 'boolean' },
         json: { type: 'boolean' },
         'append-report': { type: 'string' },
         backend: { type: 'string' },
@@ -108,7 +111,7 @@ const command: Command = {
       if (model.config.vocabSize < 256 || model.tokenizer?.kind !== 'byte') throw new UsageError(`--model: ${modelDir} is not a byte-level model`);
       if (values.prequential === true) {
         const { prequentialLines, prequentialRows } = await import('../prequential.js');
-        const rows = prequentialRows(model, bytes);
+        const rows = prequentialRows(model, bytes, values['no-learn'] !== true);
         const baselines = values['no-baselines'] === true ? undefined : await compressorBaselines(bytes);
         if (values.json === true) process.stdout.write(`${JSON.stringify({ model: modelDir, data: { files: data.files, bytes: bytes.length }, backend: chosen, prequential: rows, ...(baselines === undefined ? {} : { baselines }) })}\n`);
         else process.stdout.write(`${[`data         ${files.join(', ')}: ${bytes.length.toLocaleString('en-US')} bytes`, '', ...prequentialLines(rows), ...(baselines === undefined ? [] : ['', ...baselineLines(baselines, bytes.length)])].join('\n')}\n`);
