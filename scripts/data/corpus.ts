@@ -105,7 +105,7 @@ const SOURCES: Source[] = [
       deb('whipper', '0.10.0-2+b3'),
       deb('logswan', '2.1.12-1+b1'),
     ],
-    licence: 'their packages\': GPL-3+ (stetl, whipper), Ruby or Apache-2.0 (ruby-openid), Artistic or GPL-1+ (Poet), MIT (bunyan), GPL-2+ (irclog2html), BSD-2-Clause (logswan)',
+    licence: 'their packages\': GPL-3+ (stetl, whipper), Apache-2.0 (ruby-openid), Artistic or GPL-1+ (Poet), MIT (bunyan), GPL-2 or GPL-3 (irclog2html), BSD-2-Clause (logswan)',
     what: 'every **/*.log file of each package',
     collect: (roots) => roots.flatMap((r) => readDocuments(r, /\.log$/)),
   },
@@ -285,8 +285,10 @@ function assemble(source: Source, dir: string, force: boolean): { bytes: Buffer;
     if (f !== undefined) copyFileSync(f, join(dir, target));
     licenceFiles[`${ref.name} ${ref.version}`] = f === undefined ? null : target;
   });
-  const cached = join(dir, 'sources', `${source.name}.txt`);
-  const count = join(dir, 'sources', `${source.name}.files`);
+  // The cached text is keyed by the source's definition, so an edited source list is reassembled.
+  const key = sha256Hex(Buffer.from(JSON.stringify([source.packages, source.what, source.name === 'man-pages' ? manBudget : 0]))).slice(0, 12);
+  const cached = join(dir, 'sources', `${source.name}-${key}.txt`);
+  const count = join(dir, 'sources', `${source.name}-${key}.files`);
   if (!force && existsSync(cached) && existsSync(count)) return { bytes: readFileSync(cached), files: Number(readFileSync(count, 'utf8')), licenceFiles };
   const docs = source.collect(roots);
   if (docs.length === 0) throw new Error(`source ${source.name}: no file matched (${source.what})`);
