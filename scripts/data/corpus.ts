@@ -41,8 +41,11 @@ interface Source {
   licence: string;
   /** What is taken from the packages. */
   what: string;
-  /** The source's documents, given the unpacked root of each package (same order as `packages`). */
-  collect(roots: string[]): CorpusDocument[];
+  /**
+   * The source's documents, given the unpacked root of each package (same order as `packages`);
+   * `budget` is about the most bytes the mix can use, for sources that are slow to make.
+   */
+  collect(roots: string[], budget: number): CorpusDocument[];
 }
 
 const CONFIG_PACKAGES = [
@@ -115,7 +118,7 @@ const SOURCES: Source[] = [
     packages: [deb('manpages', '6.03-2'), deb('manpages-dev', '6.03-2'), ...INFO_PACKAGES, ...CONFIG_PACKAGES],
     licence: 'Linux man-pages: per page, mostly the "verbatim" licence, also GPL-2+, BSD, MIT; the other pages: their package\'s licence (GPL-3+, GPL-2+, BSD, LGPL-2.1+)',
     what: 'usr/share/man/man[1-8]/* (English), a seeded random subset rendered until 1.5 x (cap + held-out)',
-    collect: (roots) => manPages(roots),
+    collect: (roots, budget) => manPages(roots, budget),
   },
   {
     name: 'manuals',
@@ -190,15 +193,14 @@ function headLines(bytes: Buffer, n: number): Buffer {
   return bytes.subarray(0, at + 1);
 }
 
-let manBudget = 0;
-function manPages(roots: string[]): CorpusDocument[] {
+function manPages(roots: string[], budget: number): CorpusDocument[] {
   const files = roots.flatMap((r) => findFiles(join(r, 'usr/share/man'), /^man[1-8]\/[^/]+$/).map((rel) => join(r, 'usr/share/man', rel)));
   // Render pages in a seeded order until the budget is met: rendering all ~3,000 takes minutes.
   shuffle(files, seededRandom(7));
   const docs: CorpusDocument[] = [];
   let bytes = 0;
   for (const f of files) {
-    if (bytes >= manBudget) break;
+    if (bytes >= budget) break;
     const text = renderManPage(f);
     if (text === null) continue;
     docs.push({ path: f.slice(f.indexOf('usr/share/man/')), bytes: text });
@@ -275,7 +277,7 @@ function copyrightOf(ref: PackageRef, root: string, dir: string): string | undef
 }
 
 /** Fetches a source's packages, copies their licence files and assembles (or reuses) its text. */
-function assemble(source: Source, dir: string, force: boolean): { bytes: Buffer; files: number; licenceFiles: Record<string, string | null> } {
+function assemble(source: Source, dir: string, budget: number, force: boolean): { bytes: Buffer; files: number; licenceFiles: Record<string, string | null> } {
   const roots = source.packages.map((ref) => packageRoot(ref, dir));
   const licenceFiles: Record<string, string | null> = {};
   mkdirSync(join(dir, 'licences'), { recursive: true });
@@ -286,11 +288,11 @@ function assemble(source: Source, dir: string, force: boolean): { bytes: Buffer;
     licenceFiles[`${ref.name} ${ref.version}`] = f === undefined ? null : target;
   });
   // The cached text is keyed by the source's definition, so an edited source list is reassembled.
-  const key = sha256Hex(Buffer.from(JSON.stringify([source.packages, source.what, source.name === 'man-pages' ? manBudget : 0]))).slice(0, 12);
+  const key = sha256Hex(Buffer.from(JSON.stringify([source.packages, source.what, budget]))).slice(0, 12);
   const cached = join(dir, 'sources', `${source.name}-${key}.txt`);
   const count = join(dir, 'sources', `${source.name}-${key}.files`);
   if (!force && existsSync(cached) && existsSync(count)) return { bytes: readFileSync(cached), files: Number(readFileSync(count, 'utf8')), licenceFiles };
-  const docs = source.collect(roots);
+  const docs = source.collect(roots, budget);
   if (docs.length === 0) throw new Error(`source ${source.name}: no file matched (${source.what})`);
   const bytes = Buffer.from(joinDocuments(docs));
   mkdirSync(join(dir, 'sources'), { recursive: true });
@@ -314,10 +316,10 @@ export async function buildCorpus(o: CorpusOptions = {}): Promise<Record<string,
   const debs = [...new Map(SOURCES.flatMap((s) => s.packages).filter((p) => p.registry === 'debian').map((p) => [p.name, p])).values()];
   const sources = [...SOURCES, changelogs(debs)];
   for (const s of sources) for (const p of s.packages) if (EXCLUDED_PACKAGES.includes(p.name)) throw new Error(`${p.name} holds evaluation data and must not be in the corpus`);
-  manBudget = 1.5 * (capBytes + heldOutBytes);
+  const budget = 1.5 * (capBytes + heldOutBytes);
   const texts = sources.map((s) => {
     const t0 = Date.now();
-    const a = assemble(s, dir, o.force === true);
+    const a = assemble(s, dir, budget, o.force === true);
     log(`${s.name}: ${a.files} files, ${a.bytes.length.toLocaleString('en')} bytes (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     return a;
   });
