@@ -26,6 +26,7 @@
  * machine without apt, download the two .deb files elsewhere and pass `--deb <dir>`.
  */
 import { spawnSync } from 'node:child_process';
+import { fetchPackage, unpack } from '../bin/cli/registryData.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -35,6 +36,8 @@ import { parseArgs } from 'node:util';
 
 export const PACKAGE = 'gcc-12-test-results';
 export const BASE_PACKAGE = 'gcc-12-base';
+/** The Debian version fetched (Debian 12 "bookworm"); `--deb` takes any version. */
+export const VERSION = '12.2.0-14+deb12u1';
 const LOG_IN_PACKAGE = 'usr/share/doc/gcc-12-base/test/gcc.log.xz';
 const COPYRIGHT_IN_PACKAGE = 'usr/share/doc/gcc-12-base/copyright';
 
@@ -65,26 +68,11 @@ export function dataDir(base = process.env['INFINIFORMER_DATA_DIR'] ?? join(home
   return join(base, PACKAGE);
 }
 
-function run(cmd: string, args: string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
-  if (r.error !== undefined) {
-    const missing = (r.error as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(missing ? `${cmd} is not installed (this script needs apt-get, dpkg and xz, i.e. Debian or Ubuntu; or pass --deb <dir>)` : `${cmd}: ${r.error.message}`);
-  }
-  if (r.status !== 0) {
-    let hint = '';
-    if (cmd === 'apt-get' && /Unable to locate package|has no installation candidate/.test(r.stderr)) {
-      hint = `\nhint: the package lists do not know ${PACKAGE}; run \`apt-get update\` as root once (Debian 12 "bookworm" ships gcc-12), or pass --deb <dir>`;
-    }
-    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${String(r.status)}):\n${r.stderr.trim()}${hint}`);
-  }
-  return r.stdout;
-}
-
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
+/** A `<pkg>_*.deb` in `dir` (any version), for `--deb`. */
 function findDeb(dir: string, pkg: string): string | undefined {
   if (!existsSync(dir)) return undefined;
   const name = readdirSync(dir).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
@@ -257,36 +245,26 @@ export async function fetchGccData(o: FetchOptions = {}): Promise<Record<string,
   const dir = dataDir(o.out);
   const debDir = o.deb ?? join(dir, 'deb');
   const extracted = join(dir, 'extracted');
-  mkdirSync(debDir, { recursive: true });
   const log = (m: string): void => void process.stderr.write(`[data] ${m}\n`);
-
-  if (o.deb === undefined) {
-    for (const pkg of [PACKAGE, BASE_PACKAGE]) {
-      if (o.force !== true && findDeb(debDir, pkg) !== undefined) continue;
-      log(`apt-get download ${pkg} (into ${debDir})`);
-      run('apt-get', ['download', pkg], debDir);
+  if (o.force === true) rmSync(extracted, { recursive: true, force: true });
+  const debs = [PACKAGE, BASE_PACKAGE].map((name) => {
+    if (o.deb === undefined) {
+      log(`fetching ${name} ${VERSION} (apt-get download, cached in ${debDir})`);
+      return fetchPackage({ registry: 'debian', name, version: VERSION }, debDir);
     }
-  }
-  const debs = [PACKAGE, BASE_PACKAGE].map((pkg) => {
-    const f = findDeb(debDir, pkg);
-    if (f === undefined) throw new Error(`no ${pkg}_*.deb in ${debDir}`);
+    const f = findDeb(o.deb, name);
+    if (f === undefined) throw new Error(`no ${name}_*.deb in ${o.deb}`);
     return f;
   });
-  const logXz = join(extracted, LOG_IN_PACKAGE);
-  if (o.force === true || !existsSync(logXz) || !existsSync(join(extracted, COPYRIGHT_IN_PACKAGE))) {
-    rmSync(extracted, { recursive: true, force: true });
-    for (const deb of debs) {
-      log(`dpkg -x ${deb}`);
-      run('dpkg', ['-x', deb, extracted], dir);
-    }
-  }
+  const [testRoot, baseRoot] = debs.map((deb, i) => unpack(deb, join(extracted, i === 0 ? PACKAGE : BASE_PACKAGE)));
+  const logXz = join(testRoot!, LOG_IN_PACKAGE);
   const gccLog = join(dir, 'gcc.log');
   if (o.force === true || !existsSync(gccLog)) {
     log(`xz -dc gcc.log.xz > ${gccLog}`);
     const r = spawnSync('sh', ['-c', 'xz -dc "$1" > "$2.tmp" && mv "$2.tmp" "$2"', 'sh', logXz, gccLog], { stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status !== 0) throw new Error(`xz failed to decompress ${logXz}`);
   }
-  copyFileSync(join(extracted, COPYRIGHT_IN_PACKAGE), join(dir, 'copyright'));
+  copyFileSync(join(baseRoot!, COPYRIGHT_IN_PACKAGE), join(dir, 'copyright'));
   const whole = await countLines(gccLog);
   log(`gcc.log: ${whole.lines} lines, ${whole.bytes} bytes`);
   const heldOutLine = o.heldOutLine ?? 400_001;

