@@ -101,7 +101,7 @@ test('corrupt, truncated and foreign bytes are a ModelFileError that says so', (
   for (let trial = 0; trial < 20; trial++) {
     const bad = good.slice();
     const at = Math.floor(r() * bad.length);
-    bad[at] ^= 1 + Math.floor(r() * 255);
+    bad[at] = bad[at]! ^ (1 + Math.floor(r() * 255));
     expectCorrupt(t, () => ContextMixer.restore(bad), at < 4 ? /magic/ : at < 8 ? /version/ : /checksum/);
   }
   expectCorrupt(t, () => ContextMixer.restore(good.subarray(0, good.length - 1000)), /checksum mismatch \(corrupt or truncated\)/);
@@ -110,7 +110,7 @@ test('corrupt, truncated and foreign bytes are a ModelFileError that says so', (
   expectCorrupt(t, () => m.restoreStream(good), /bad magic number/);
   expectCorrupt(t, () => ContextMixer.restore(new TextEncoder().encode('{"not": "a mixer state"}')), /bad magic number/);
   const flipped = stream.slice();
-  flipped[40] ^= 0x10;
+  flipped[40] = flipped[40]! ^ 0x10;
   expectCorrupt(t, () => m.restoreStream(flipped), /checksum/);
   // A stream made with other options than the mixer's.
   const other = new ContextMixer({ ...SMALL, historyBits: 12 });
