@@ -66,7 +66,9 @@ const KEYED_DEFAULTS: ContextMixerOptions = { historyBits: 18, matchIndexBits: 1
  *
  * @example
  * ```ts
- * lines$.pipe(tokenize(), infiniteFormer(model), contextMix(), recordSurprisal(), anomalies({ quantile: 0.99 }))
+ * const mix = contextMix();
+ * lines$.pipe(tokenize(), infiniteFormer(model), mix, recordSurprisal(), anomalies({ quantile: 0.99 }))
+ * const saved = mix.snapshot(); // { mixer, keys }: contextMix({ initialState: saved }) continues exactly
  * ```
  */
 export function contextMix(options: ContextMixOptions = {}): ContextMixOperator {

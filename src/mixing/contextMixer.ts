@@ -194,6 +194,10 @@ export class ContextMixer {
    */
   saveStream(s: StreamContext, pending?: ArrayLike<number>): Uint8Array {
     if (!(s instanceof StreamContext)) throw new BadInputError('stream', 'expected a StreamContext');
+    const o = this.options;
+    if (s.options.historyBits !== o.historyBits || s.options.matchIndexBits !== o.matchIndexBits || s.options.matchMinLength !== o.matchMinLength) {
+      throw new BadInputError('stream', 'was made by a mixer with other historyBits / matchIndexBits / matchMinLength');
+    }
     if (pending !== undefined && pending.length < 256) throw new BadInputError('pending', `expected 256 byte probabilities, got ${pending.length}`);
     return saveStreamState(s, pending);
   }
