@@ -38,4 +38,4 @@ export type { ClassifierHead, ClassifyOptions, Classification, HiddenRecord, Win
 export type { ErrorSideOutput } from './sideOutput.js';
 export type { TokenPrediction, Scored, TextRecord, TokenRecord, TokenInput, ModelOutput, RecordFailure } from './types.js';
 export { contextMix } from './contextMix.js';
-export type { ContextMixOptions } from './contextMix.js';
+export type { ContextMixOptions, ContextMixOperator, ContextMixSnapshot } from './contextMix.js';

@@ -7,14 +7,14 @@ export class KeyedState<S> {
 
   constructor(
     private readonly maxKeys: number,
-    private readonly create: () => S,
+    private readonly create: (key: string) => S,
   ) {}
 
   /** The state of `key`, created on first sight; marks it most recently used. */
   get(key: string): S {
     let s = this.map.get(key);
     if (s === undefined) {
-      s = this.create();
+      s = this.create(key);
       if (this.map.size >= this.maxKeys) this.map.delete(this.map.keys().next().value as string);
     } else this.map.delete(key);
     this.map.set(key, s);

@@ -9,12 +9,19 @@
  * Learned statistics (counter tables, mixers, maps) are shared by every stream of the mixer;
  * each stream (key) has its own {@link StreamContext}: recent bytes, match pointer, contexts.
  */
-import { BadConfigError, BadInputError } from '../errors.js';
+import { BadConfigError, BadInputError, InfiniformerError, ModelFileError } from '../errors.js';
 import { Apm } from './apm.js';
 import { CounterTable } from './counterTable.js';
 import { squash, stretch } from './logistic.js';
 import { Mixer } from './mixer.js';
+import { headerInt, packBlocks, unpackBlocks, type Block } from './stateFormat.js';
 import { NUM_HASHED_CONTEXTS, StreamContext } from './streamContext.js';
+import { readStreamState, saveStreamState, type SavedStream } from './streamState.js';
+
+/** "IFMX" little-endian: an infiniformer context mixer's learned state. */
+const MIXER_MAGIC = 0x584d4649;
+const MIXER_VERSION = 1;
+const MIXER_WHAT = 'context mixer state';
 
 /** Options of a {@link ContextMixer}; every field has a default. */
 export interface ContextMixerOptions {
@@ -140,6 +147,70 @@ export class ContextMixer {
     this.learnByte(byte);
     s.push(byte);
     return bits;
+  }
+
+  /**
+   * Everything the mixer learned, as bytes for {@link ContextMixer.restore}: options, counter
+   * tables, maps, mixer weights, APMs and the learning-rate clock (about 21 MiB with the default
+   * tableBits 22, most of it the counter table and the 64 K-context APM). Streams are saved apart
+   * ({@link saveStream}).
+   */
+  saveState(): Uint8Array {
+    return packBlocks(MIXER_MAGIC, MIXER_VERSION, { kind: 'ContextMixer', options: this.options, bitsCoded: this.bitsCoded }, this.stateBlocks());
+  }
+
+  /** A mixer that continues exactly where the one that made `bytes` ({@link saveState}) was; bad bytes are a ModelFileError. */
+  static restore(bytes: Uint8Array): ContextMixer {
+    const u = unpackBlocks(bytes, MIXER_MAGIC, MIXER_VERSION, MIXER_WHAT);
+    const saved = u.header['options'];
+    if (saved === null || typeof saved !== 'object' || Object.keys(DEFAULTS).some((k) => typeof (saved as Record<string, unknown>)[k] !== 'number')) {
+      throw new ModelFileError(`${MIXER_WHAT}: the header lacks the mixer options`);
+    }
+    let m: ContextMixer;
+    try {
+      m = new ContextMixer(saved as ContextMixerOptions);
+    } catch (cause) {
+      throw new ModelFileError(`${MIXER_WHAT}: bad options (${cause instanceof InfiniformerError ? cause.message : String(cause)})`, { cause });
+    }
+    for (const b of m.stateBlocks()) u.readInto(b.name, b.data);
+    m.bitsCoded = headerInt(u, 'bitsCoded', 0, Number.MAX_SAFE_INTEGER);
+    return m;
+  }
+
+  /** The learned arrays, by name (shared by save and restore so their lists cannot drift apart). */
+  private stateBlocks(): Block[] {
+    const tables = { counters: this.counters, order0: this.order0, matchMap: this.matchMap, confidence: this.confidence };
+    const blocks: Block[] = [];
+    for (const [name, t] of Object.entries(tables)) blocks.push({ name: `${name}.probs`, data: t.probs }, { name: `${name}.counts`, data: t.counts });
+    blocks.push({ name: 'mixerA', data: this.mixerA.weights }, { name: 'mixerB', data: this.mixerB.weights });
+    blocks.push({ name: 'apm1', data: this.apm1.table }, { name: 'apm2', data: this.apm2.table });
+    return blocks;
+  }
+
+  /**
+   * Stream `s` as bytes for {@link restoreStream} / {@link readStream}: its history (the bytes
+   * written, up to the ring's size), match model, contexts, and optionally `pending`, the
+   * network's distribution the caller will pass with the stream's next byte.
+   */
+  saveStream(s: StreamContext, pending?: ArrayLike<number>): Uint8Array {
+    if (!(s instanceof StreamContext)) throw new BadInputError('stream', 'expected a StreamContext');
+    const o = this.options;
+    if (s.options.historyBits !== o.historyBits || s.options.matchIndexBits !== o.matchIndexBits || s.options.matchMinLength !== o.matchMinLength) {
+      throw new BadInputError('stream', 'was made by a mixer with other historyBits / matchIndexBits / matchMinLength');
+    }
+    if (pending !== undefined && pending.length < 256) throw new BadInputError('pending', `expected 256 byte probabilities, got ${pending.length}`);
+    return saveStreamState(s, pending);
+  }
+
+  /** The stream saved by {@link saveStream} (made with this mixer's stream options), and its pending distribution. */
+  readStream(bytes: Uint8Array): SavedStream {
+    const o = this.options;
+    return readStreamState(bytes, { historyBits: o.historyBits, matchIndexBits: o.matchIndexBits, matchMinLength: o.matchMinLength });
+  }
+
+  /** The stream saved by {@link saveStream}, which must have been made with this mixer's stream options. */
+  restoreStream(bytes: Uint8Array): StreamContext {
+    return this.readStream(bytes).stream;
   }
 
   /** The full next-byte distribution of stream `s` (256 probabilities summing to 1), learning nothing. */

@@ -6,3 +6,4 @@ export type { NextByteScorer } from './networkScorer.js';
 export { scorePrequential } from './prequential.js';
 export type { PrequentialOptions, PrequentialResult } from './prequential.js';
 export { stretch, squash } from './logistic.js';
+export type { SavedStream } from './streamState.js';

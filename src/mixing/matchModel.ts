@@ -20,7 +20,8 @@ function popcount8(x: number): number {
 }
 
 export class MatchModel {
-  private readonly index: Int32Array;
+  /** Hash of the last `minLength` bytes -> the position after them (-1 empty); public for save and restore. */
+  readonly index: Int32Array;
   private readonly indexMask: number;
   /** Absolute position of the predicted byte, or -1. */
   ptr = -1;
@@ -33,7 +34,7 @@ export class MatchModel {
 
   constructor(
     indexBits: number,
-    private readonly minLength: number,
+    readonly minLength: number,
   ) {
     this.index = new Int32Array(1 << indexBits).fill(-1);
     this.indexMask = (1 << indexBits) - 1;

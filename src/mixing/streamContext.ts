@@ -25,7 +25,25 @@ export interface StreamContextOptions {
   matchMinLength: number;
 }
 
+/** The scalar state of a {@link StreamContext} besides its arrays (for save and restore). */
+export interface StreamScalars {
+  length: number;
+  partial: number;
+  bitsDone: number;
+  word: number;
+  prevWord: number;
+  column: number;
+  field: number;
+  lineStart: number;
+  prevLineStart: number;
+  matchPtr: number;
+  matchLength: number;
+  matchMisses: number;
+  matchExpected: number;
+}
+
 export class StreamContext {
+  readonly options: Readonly<StreamContextOptions>;
   readonly history: History;
   readonly match: MatchModel;
   /** Hash of each hashed context for the next byte. */
@@ -41,6 +59,7 @@ export class StreamContext {
   private prevLineStart = -1;
 
   constructor(o: StreamContextOptions) {
+    this.options = Object.freeze({ historyBits: o.historyBits, matchIndexBits: o.matchIndexBits, matchMinLength: o.matchMinLength });
     this.history = new History(o.historyBits);
     this.match = new MatchModel(o.matchIndexBits, o.matchMinLength);
     this.computeHashes();
@@ -93,6 +112,43 @@ export class StreamContext {
     let m = 0;
     for (let i = 1; i <= 6; i++) m = mixHash(m, mask(h.last(i)) + 1);
     c[8] = mixHash(m, 0x9001);
+  }
+
+  /** The scalar state (the arrays are `history.bytes`, `match.index` and `hashes`). */
+  saveScalars(): StreamScalars {
+    const m = this.match;
+    return {
+      length: this.history.length,
+      partial: this.partial,
+      bitsDone: this.bitsDone,
+      word: this.word,
+      prevWord: this.prevWord,
+      column: this.column,
+      field: this.field,
+      lineStart: this.lineStart,
+      prevLineStart: this.prevLineStart,
+      matchPtr: m.ptr,
+      matchLength: m.length,
+      matchMisses: m.misses,
+      matchExpected: m.expected,
+    };
+  }
+
+  /** Sets the scalar state saved by {@link saveScalars} (the caller restores the arrays). */
+  loadScalars(v: StreamScalars): void {
+    this.history.length = v.length;
+    this.partial = v.partial;
+    this.bitsDone = v.bitsDone;
+    this.word = v.word;
+    this.prevWord = v.prevWord;
+    this.column = v.column;
+    this.field = v.field;
+    this.lineStart = v.lineStart;
+    this.prevLineStart = v.prevLineStart;
+    this.match.ptr = v.matchPtr;
+    this.match.length = v.matchLength;
+    this.match.misses = v.matchMisses;
+    this.match.expected = v.matchExpected;
   }
 
   /** Records one bit of the current byte. */
