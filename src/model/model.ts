@@ -162,7 +162,6 @@ export class InfiniFormer {
     if (this.basis === undefined || layerStates.every((ls) => ls.prevX === null)) return { prevK, prevV, active: null, hasMem };
     const gated = smooth(prevX, { kind: 'gate', kernel: lp.gateKernel!, bias: lp.gateBias! });
     const fit = { basis: this.basis, lambda: c.ridgeLambda, pad: c.ridgePad };
-    const rows = new Map<number, tf.Tensor>();
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
     const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
@@ -173,19 +172,20 @@ export class InfiniFormer {
       const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
       contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
     }
-    // Every stream fitted, or every one contracted: the batch is the memory as it is. (Also
-    // keeps a one-stream batch off unstack -> stack, whose gradient tfjs fails to build.)
+    // Every stream fitted, or every one contracted: the batch is the memory as it is.
     const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
     if (whole !== undefined) return { prevK, prevV, active: whole, hasMem: layerStates.map(() => true) };
-    if (fitted !== undefined) tf.unstack(fitted).forEach((row, j) => rows.set(fitIdx[j]!, row));
-    if (contracted !== undefined) tf.unstack(contracted).forEach((row, j) => rows.set(contractIdx[j]!, row));
-    const active = tf.stack(
-      layerStates.map((_, i) => {
-        const row = rows.get(i);
-        hasMem[i] = row !== undefined;
-        return row ?? tf.zeros([c.numBasis, e]);
-      }),
-    );
+    // A mixed batch: [fitted; contracted; one zero row] gathered back into stream order. (Not
+    // unstack -> stack: tfjs fails to build the gradient of an unstack whose rows are regrouped.)
+    const parts = [...(fitted ? [fitted] : []), ...(contracted ? [contracted] : []), tf.zeros([1, c.numBasis, e])];
+    const zeroRow = fitIdx.length + contractIdx.length;
+    const where = layerStates.map((_, i) => {
+      const f = fitIdx.indexOf(i);
+      const k = contractIdx.indexOf(i);
+      hasMem[i] = f >= 0 || k >= 0;
+      return f >= 0 ? f : k >= 0 ? fitIdx.length + k : zeroRow;
+    });
+    const active = tf.gather(tf.concat(parts, 0), tf.tensor1d(where, 'int32'));
     return { prevK, prevV, active, hasMem };
   }
 

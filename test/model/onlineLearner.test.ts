@@ -277,3 +277,33 @@ test('a burst of random bytes: the guard skips it and bits/byte returns within 1
   state.dispose();
   model.dispose();
 });
+
+test('a batch of keys at different ages (no memory yet, first fit, contraction) learns; its scores are the frozen forward\'s', (t) => {
+  const model = tinyModel({}, 21);
+  const frozen = tinyModel({}, 21);
+  const learner = new OnlineLearner(model, { learningRate: 1e-2 });
+  const seq = tokens(4 * L, V, 8);
+  const states = [model.createState(), model.createState(), model.createState()];
+  const refs = [frozen.createState(), frozen.createState(), frozen.createState()];
+  // Key 0 has read 2 segments (its next segment contracts), key 1 one (it fits), key 2 none.
+  for (const [i, n] of [[0, 2], [1, 1]] as const) {
+    for (let s = 0; s < n; s++) {
+      const seg = seq.slice(s * L, (s + 1) * L);
+      model.run([states[i]!], [seg]).dispose();
+      frozen.run([refs[i]!], [seg]).dispose();
+    }
+  }
+  const segs = [seq.slice(2 * L, 3 * L), seq.slice(L, 2 * L), seq.slice(0, L)];
+  const r = learner.scoreThenLearn(states, segs);
+  t.true(r.learned, `skipped: ${String(r.skipped)}`);
+  segs.forEach((seg, i) => {
+    const logits = frozen.run([refs[i]!], [seg]);
+    const lp = tf.tidy(() => tf.logSoftmax(logits).dataSync() as Float32Array);
+    logits.dispose();
+    t.true(maxAbsDiff(r.scores[i]!.logProbs, lp) < 1e-4, `key ${i}`);
+  });
+  learner.dispose();
+  for (const s of [...states, ...refs]) s.dispose();
+  model.dispose();
+  frozen.dispose();
+});
