@@ -19,6 +19,7 @@ import { recordSurprisal } from '../../../operators/recordSurprisal.js';
 import { tokenize } from '../../../operators/tokenize.js';
 import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
+import { StreamStateDir, defaultStateDir, modelFingerprint } from '../streamStateDir.js';
 import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
 import type { Command } from '../command.js';
 
@@ -73,6 +74,14 @@ Options:
                           each whole segment is scored first, then stepped on, while the
                           stream is not behind; "learned" counts those segments)
   --learning-rate <lr>    of the online learner (default 3e-4)
+  --learn <when>          keep-up (default: learn only while tokens do not pile up) or always
+                          (every whole segment, however far behind: reproducible runs)
+  --state-dir <dir>       keep what was learned (weights, optimizer, mixing statistics, every
+                          key's memory) in <dir>: saved every --save-every seconds and at exit,
+                          loaded at start, so a restart continues. Default for --follow: under
+                          ~/.cache/infiniformer/state/ by model and file; other sources: none
+  --no-state              --follow: no state directory
+  --save-every <s>        seconds between saves of --state-dir (default 60)
   --max-line-bytes <n>    longer lines are cut into pieces of n bytes (default ${DEFAULT_MAX_LINE_BYTES});
                           Kafka values over ${KAFKA_VALUES_PER_CAP} x n bytes are dead-lettered as oversize
   --max-lines <n>         stop after n lines (default: never)
@@ -149,6 +158,10 @@ const command: Command = {
         'no-mix': { type: 'boolean' },
         'no-learn': { type: 'boolean' },
         'learning-rate': { type: 'string' },
+        learn: { type: 'string' },
+        'state-dir': { type: 'string' },
+        'no-state': { type: 'boolean' },
+        'save-every': { type: 'string' },
       },
     });
     if (values.help === true) {
@@ -193,20 +206,52 @@ const command: Command = {
       counters.note('failed', { error: f.error.message, key: f.key, line: line?.line });
       line?.fail(f.error); // a Kafka record goes to the dead-letter topic, the stream goes on
     });
-    // Learning costs ~4x a scoring pass: it is skipped (scored only) while tokens pile up, so a
-    // fast source is never held back by it.
+    const learnWhen = values.learn ?? 'keep-up';
+    if (learnWhen !== 'keep-up' && learnWhen !== 'always') throw new UsageError(`--learn must be keep-up or always, got ${JSON.stringify(learnWhen)}`);
+    const saveEvery = intOption('save-every', values['save-every'], 60, 1);
+    const fingerprint = modelFingerprint(modelDir);
+    const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (spec.kind === 'follow' ? defaultStateDir(fingerprint, spec.path) : undefined));
+    const store = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
+    const loaded = store?.load();
+    if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
+    const saved = loaded?.saved;
+    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: saved.modelKeys.size })}\n`);
+
+    // Learning costs ~4x a scoring pass: with keep-up it is skipped (scored only) while tokens
+    // pile up, so a fast source is never held back by it.
     let backlog = (): number => 0;
+    const hooks = learnWhen === 'always' ? {} : { shouldLearn: (): boolean => backlog() <= 2 * model.config.segmentLength };
     const learner: OnlineLearner | undefined =
-      values['no-learn'] === true
-        ? undefined
-        : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, { shouldLearn: (): boolean => backlog() <= 2 * model.config.segmentLength });
-    const lm = infiniteFormer(model, { mode, maxDelayMs: mode === 'segment' ? maxDelayMs : undefined, errors: failures, maxQueue: Math.max(1024, modelQueueFor(maxLineBytes)), ...(learner ? { learner } : {}) });
+      saved?.learner !== undefined
+        ? OnlineLearner.restore(model, saved.learner, hooks) // the adapted weights, even with --no-learn
+        : values['no-learn'] === true
+          ? undefined
+          : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, hooks);
+    const evicted = new Map<string, Uint8Array>();
+    const lm = infiniteFormer(model, {
+      mode,
+      maxDelayMs: mode === 'segment' ? maxDelayMs : undefined,
+      errors: failures,
+      maxQueue: Math.max(1024, modelQueueFor(maxLineBytes)),
+      ...(learner && values['no-learn'] !== true ? { learner } : {}),
+      initialState: saved?.modelKeys ?? [],
+      onEvict: (key, bytes) => evicted.set(key, bytes),
+      restore: (key) => evicted.get(key),
+    });
     backlog = () => lm.stats().pending;
+    const mix = values['no-mix'] === true ? undefined : contextMix({ topK, ...(saved?.mix ? { initialState: saved.mix } : {}) });
+    let linesDone = saved?.lines ?? 0;
+    const persist = (): void => {
+      if (store === undefined) return;
+      const m = mix?.snapshot();
+      store.save({ modelKeys: new Map([...evicted, ...lm.snapshot()]), lines: linesDone, ...(learner ? { learner: learner.saveState() } : {}), ...(m ? { mix: m } : {}) });
+    };
+    const saver = store === undefined ? undefined : setInterval(persist, saveEvery * 1000);
     const scored$ = ingest.lines$.pipe(
       map((l): TextRecord => ({ key: l.key, text: l.bytes, source: l })),
       tokenize({ tokenizer, errors: failures, invalidUtf8: 'keep' }),
       lm,
-      values['no-mix'] === true ? predictNext({ topK }) : contextMix({ topK }),
+      mix ?? predictNext({ topK }),
       recordSurprisal(),
       perplexity({ window: 1000 }),
       anomalies(threshold !== undefined ? { threshold } : { quantile, window: 1000, warmup: 50 }),
@@ -214,6 +259,7 @@ const command: Command = {
       map((r) => {
         const l = r.source as IngestLine;
         counters.count('scored');
+        linesDone += 1;
         const out = {
           key: r.key,
           line: l.line,
@@ -223,7 +269,7 @@ const command: Command = {
           anomaly: r.anomaly,
           threshold: round(r.threshold),
           perplexity: round(r.perplexity),
-          learned: lm.stats().segmentsLearned,
+          learned: learner?.stats().segmentsLearned ?? 0,
           next: (r.last.topK ?? []).map((t) => ({ text: tokenizer.decode([t.token]), prob: round(t.prob) })),
           text: l.text.length > 300 ? `${l.text.slice(0, 300)}…` : l.text,
           ...(l.kafka ? { source: l.kafka } : {}),
@@ -255,9 +301,14 @@ const command: Command = {
       written$.subscribe({
         error: (error: unknown) => {
           process.stderr.write(`infiniformer stream: ${(error as Error).message}\n`);
+          clearInterval(saver);
           resolve(1);
         },
-        complete: () => resolve(0),
+        complete: () => {
+          clearInterval(saver);
+          persist(); // while the pipeline's operators still hold their state
+          resolve(0);
+        },
       });
     });
     await ingest.close();
