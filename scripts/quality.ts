@@ -15,10 +15,13 @@ import { seriesSvg } from '../bin/cli/svg.js';
 import type { Series } from '../bin/cli/svg.js';
 
 const args = process.argv.slice(2);
+// --figure: only the figure's log, only the figure (the table and results.json stay as they are).
+const figureOnly = args.includes('--figure');
+if (figureOnly) args.splice(args.indexOf('--figure'), 1);
 const onlyAt = args.indexOf('--only');
 const only = onlyAt >= 0 ? (args.splice(onlyAt, 2)[1]!.split(',') as ColumnId[]) : undefined;
 const FIGURE_LOG = 'haproxy-syslog';
-const files = args.length > 0 ? args : readdirSync('data/quality').filter((f) => f.endsWith('.log')).sort().map((f) => `data/quality/${f}`);
+const files = figureOnly ? [`data/quality/${FIGURE_LOG}.log`] : args.length > 0 ? args : readdirSync('data/quality').filter((f) => f.endsWith('.log')).sort().map((f) => `data/quality/${f}`);
 
 setLogLevel('warn');
 const backend = await initBackend({ workload: 'segments' });
@@ -34,22 +37,24 @@ for (const file of files) {
   console.log(qualityTable(rows).at(-2));
 }
 const minutes = (Date.now() - started) / 60000;
-const meta = { date: new Date().toISOString(), backend, minutes: Math.round(minutes * 10) / 10, loadAverages: loads, command: `npm run quality${args.length > 0 || only ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` };
-writeFileSync('docs/quality/results.json', `${JSON.stringify({ ...meta, rows: rows.map(({ trace: _t, ...r }) => r) }, null, 1)}\n`);
+const meta = figureOnly ? undefined : { date: new Date().toISOString(), backend, minutes: Math.round(minutes * 10) / 10, loadAverages: loads, command: `npm run quality${args.length > 0 || only ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` };
+if (meta !== undefined) writeFileSync('docs/quality/results.json', `${JSON.stringify({ ...meta, rows: rows.map(({ trace: _t, ...r }) => r) }, null, 1)}\n`);
 
 const fig = rows.find((r) => r.name === FIGURE_LOG);
 if (fig?.trace !== undefined) {
   const bytes = new Uint8Array(readFileSync(files.find((f) => f.includes(FIGURE_LOG))!));
   const W = 4096;
-  const colour: Partial<Record<ColumnId, string>> = { learningMix: '#08519c', frozenMix: '#6baed6', mix: '#31a354' };
+  const colour: Partial<Record<ColumnId, string>> = { learningMix: '#08519c', frozenMix: '#6baed6', learningNoLtmMix: '#9e9ac8', scratchMix: '#bdbdbd', mix: '#31a354' };
   const series: Series[] = COLUMNS.filter((c) => fig.trace![c.id] !== undefined).map((c) => ({ label: c.title, color: colour[c.id] ?? '#888', points: windowed(fig.trace![c.id]!, W) }));
   series.push({ label: 'gzip -9 (each 4 KB window)', color: '#e6550d', points: compressorWindows(bytes, W, (b) => gzipSync(b, { level: 9 }).length), dashed: true });
   series.push({ label: 'xz -9e (each 4 KB window)', color: '#756bb1', points: compressorWindows(bytes, W, (b) => execFileSync('xz', ['-9e', '-T1', '-c'], { input: b }).length), dashed: true });
   writeFileSync('docs/quality/along-the-stream.svg', seriesSvg(series, { title: `${FIGURE_LOG}: bits per byte along the stream (4 KB windows)`, xLabel: 'KB read', yLabel: 'bits per byte' }));
 }
 
+if (meta !== undefined) {
 const doc = readFileSync('docs/quality.md', 'utf8');
 const table = [`<!-- quality-table:start (npm run quality) -->`, ...qualityTable(rows), '', `Run ${meta.date.slice(0, 16)} UTC on ${backend}, ${meta.minutes} minutes, load averages ${loads[0]} at the start, ${loads.at(-1)} at the end.`, `<!-- quality-table:end -->`].join('\n');
 writeFileSync('docs/quality.md', doc.replace(/<!-- quality-table:start[\s\S]*?<!-- quality-table:end -->/, table));
+}
 console.log(`[quality] ${rows.length} logs in ${minutes.toFixed(1)} minutes`);
 prior.dispose();

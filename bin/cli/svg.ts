@@ -162,20 +162,23 @@ export interface Series {
 
 /** A plain line chart of several series (x = `step`), linear axes from 0, legend top right. */
 export function seriesSvg(series: readonly Series[], options: { title: string; xLabel: string; yLabel: string; width?: number; height?: number }): string {
-  const W = options.width ?? 760;
+  const W = options.width ?? 960;
   const H = options.height ?? 420;
-  const m = { left: 64, right: 24, top: 44, bottom: 56 };
+  // The legend sits in the right margin, off the data.
+  const m = { left: 64, right: 300, top: 44, bottom: 56 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.value) && Number.isFinite(p.step));
-  const xTicks = niceTicks(0, Math.max(1, ...all.map((p) => p.step)), 6);
-  const yTicks = niceTicks(0, Math.max(1e-9, ...all.map((p) => p.value)), 6);
-  const xMax = xTicks[xTicks.length - 1]!;
-  const yMax = yTicks[yTicks.length - 1]!;
+  const maxX = Math.max(1, ...all.map((p) => p.step));
+  const maxY = Math.max(1e-9, ...all.map((p) => p.value));
+  const xTicks = niceTicks(0, maxX, 6);
+  const yTicks = niceTicks(0, maxY, 6);
+  const xMax = Math.max(maxX, xTicks[xTicks.length - 1]!);
+  const yMax = Math.max(maxY, yTicks[yTicks.length - 1]!);
   const x = (v: number): number => m.left + (v / xMax) * pw;
   const y = (v: number): number => m.top + ph - (v / yMax) * ph;
   const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
-  parts.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${esc(options.title)}</text>`);
+  parts.push(`<text x="${m.left + pw / 2}" y="24" text-anchor="middle" font-size="15">${esc(options.title)}</text>`);
   for (const t of yTicks) parts.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${fmt(y(t))}" y2="${fmt(y(t))}" stroke="#e4e4e4"/>`, `<text x="${m.left - 8}" y="${fmt(y(t) + 4)}" text-anchor="end">${t}</text>`);
   for (const t of xTicks) parts.push(`<text x="${fmt(x(t))}" y="${m.top + ph + 18}" text-anchor="middle">${t}</text>`);
   parts.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
@@ -184,8 +187,8 @@ export function seriesSvg(series: readonly Series[], options: { title: string; x
   series.forEach((s, i) => {
     const d = s.points.map((p, j) => `${j === 0 ? 'M' : 'L'}${fmt(x(p.step))},${fmt(y(p.value))}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed === true ? ' stroke-dasharray="5 4"' : ''}/>`);
-    const lx = m.left + pw - 250;
-    const ly = m.top + 16 + i * 18;
+    const lx = m.left + pw + 16;
+    const ly = m.top + 12 + i * 20;
     parts.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2.5"${s.dashed === true ? ' stroke-dasharray="5 4"' : ''}/>`, `<text x="${lx + 30}" y="${ly}">${esc(s.label)}</text>`);
   });
   parts.push('</svg>');

@@ -3,11 +3,10 @@ import test from 'ava';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { ByteTokenizer, InfiniFormer, saveModel } from '../../src/index.js';
+import { InfiniFormer, saveModel } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { readFileSync } from 'node:fs';
-import { cli, GCC_SLICE as GCC_SLICE_PATH, TINY_CONFIG } from './helpers.js';
+import { cli, directBits, GCC_SLICE as GCC_SLICE_PATH, TINY_CONFIG } from './helpers.js';
 
 let root = '';
 let modelDir = '';
@@ -45,30 +44,6 @@ const parseLines = (stdout: string): Out[] =>
 
 const LINES = ['PASS: gcc.dg/tls/opt-11.c (test for excess errors)', 'Execution timeout is: 300', 'spawn [open ...]', 'PASS: gcc.dg/tls/opt-11.c execution test', 'FAIL: gcc.dg/torture/pr123.c   -O2  (internal compiler error)', 'UNSUPPORTED: gcc.dg/tls/pie-1.c'];
 
-/** -log2 p of every byte of `text` under the model run directly in segment-sized chunks; the first byte log2 V. */
-async function directBits(text: string): Promise<number[]> {
-  const { loadModel } = await import('../../src/index.js');
-  const model = await loadModel(modelDir);
-  const ids = Array.from(new ByteTokenizer().encode(text));
-  const L = model.config.segmentLength;
-  const V = model.config.vocabSize;
-  const state = model.createState(0);
-  const bits = [Math.log2(V)];
-  for (let at = 0; at < ids.length; at += L) {
-    const chunk = ids.slice(at, at + L);
-    const logits = model.run([state], [chunk]);
-    const logp = tf.tidy(() => tf.logSoftmax(logits).arraySync() as number[][][]);
-    logits.dispose();
-    chunk.forEach((_, j) => {
-      const next = ids[at + j + 1];
-      if (next !== undefined) bits.push(-logp[0]![j]![next]! / Math.LN2);
-    });
-  }
-  state.dispose();
-  model.dispose();
-  return bits;
-}
-
 test('stream --stdin --no-mix --no-learn: one JSON line per input line, its bits equal to the model run directly on the byte stream', async (t) => {
   const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--stdin', '--anomaly-threshold', '7.9'], { input: LINES.join('\n') + '\n' });
   t.is(r.code, 0, r.stderr);
@@ -77,7 +52,7 @@ test('stream --stdin --no-mix --no-learn: one JSON line per input line, its bits
     out.map((o) => o.text),
     LINES,
   );
-  const bits = await directBits(LINES.map((l) => `${l}\n`).join(''));
+  const bits = await directBits(modelDir, new TextEncoder().encode(LINES.map((l) => `${l}\n`).join('')));
   let at = 0;
   let worst = 0;
   out.forEach((o, i) => {
@@ -154,7 +129,7 @@ test('stream --key-by: a regex group or a JSON field keys the lines; keys get se
   // Each key's stream alone, run directly, gives that key's bits.
   for (const key of ['web-1', 'db-1']) {
     const mine = lines.filter((l) => l.startsWith(key));
-    const bits = await directBits(mine.map((l) => `${l}\n`).join(''));
+    const bits = await directBits(modelDir, new TextEncoder().encode(mine.map((l) => `${l}\n`).join('')));
     const want = bits.slice(0, mine[0]!.length + 1).reduce((a, b) => a + b, 0);
     t.true(Math.abs(out.find((o) => o.key === key)!.bits - want) < 1e-3 * want, key);
   }

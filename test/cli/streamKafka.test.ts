@@ -65,7 +65,7 @@ test('Kafka values: the table rows (empty, tombstone, oversize skipped or dead-l
   const expected = RECORDS.reduce((n, r) => n + r.want.length, 0);
   let seen = 0;
   let signalled = 0;
-  const r = await cli(['stream', '--model', modelDir, '--kafka-topic', input, '--group', group, '--brokers', BROKERS, '--max-line-bytes', String(CAP), '--mode', 'token'], {
+  const r = await cli(['stream', '--model', modelDir, '--no-mix', '--no-learn', '--kafka-topic', input, '--group', group, '--brokers', BROKERS, '--max-line-bytes', String(CAP), '--mode', 'token'], {
     onStdout: (chunk) => (seen += chunk.split('\n').filter((l) => l.startsWith('{')).length),
     onSpawn: (child) => {
       const started = Date.now();

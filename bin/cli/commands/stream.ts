@@ -233,6 +233,9 @@ const command: Command = {
       maxDelayMs: mode === 'segment' ? maxDelayMs : undefined,
       errors: failures,
       maxQueue: Math.max(1024, modelQueueFor(maxLineBytes)),
+      // A few rounds per event-loop turn (each one a forward, maybe a learning step, and the
+      // mixing): signals, timers and output stay handled within a fraction of a second.
+      roundsPerTick: 4,
       ...(learner && values['no-learn'] !== true ? { learner } : {}),
       initialState: saved?.modelKeys ?? [],
       onEvict: (key, bytes) => evicted.set(key, bytes),
