@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -137,4 +137,15 @@ export function packageRoot(ref: PackageRef, cache: string): string {
   const dir = join(cache, ref.registry);
   const archive = fetchPackage(ref, dir);
   return unpack(archive, join(dir, `${ref.name.replace(/[@/]/g, '_')}-${ref.version}`));
+}
+
+/** Every file below `dir`, depth first, each directory's entries in sorted order (a stable order across machines). */
+export function filesBelow(dir: string): string[] {
+  const files: string[] = [];
+  for (const f of readdirSync(dir).sort()) {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) files.push(...filesBelow(p));
+    else files.push(p);
+  }
+  return files;
 }

@@ -7,9 +7,10 @@
  * result is committed, so nothing downloads at test time.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { filesBelow } from '../../bin/cli/registryData.js';
 
 const out = join(import.meta.dirname, '..', '..', 'data', 'fail2ban');
 const work = mkdtempSync(join(tmpdir(), 'fail2ban-'));
@@ -19,15 +20,7 @@ try {
   if (deb === undefined) throw new Error('apt-get download fail2ban produced no .deb');
   execFileSync('dpkg', ['-x', deb, 'x'], { cwd: work });
   const logs = join(work, 'x/usr/lib/python3/dist-packages/fail2ban/tests/files/logs');
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const f of readdirSync(dir).sort()) {
-      const p = join(dir, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.push(p);
-    }
-  };
-  walk(logs);
+  const files = filesBelow(logs);
   const records: string[] = [];
   const counts = { attack: 0, benign: 0, unlabelled: 0 };
   for (const file of files) {

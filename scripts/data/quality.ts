@@ -11,9 +11,9 @@
  *
  * Run by a developer when the sources change; tests only read the committed files.
  */
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { countLines, dataCacheDir, headWholeLines, keepLines, packageRoot, readMember, sha256Hex, wholeLines } from '../../bin/cli/registryData.js';
+import { countLines, dataCacheDir, filesBelow, headWholeLines, keepLines, packageRoot, readMember, sha256Hex, wholeLines } from '../../bin/cli/registryData.js';
 import type { PackageRef } from '../../bin/cli/registryData.js';
 
 /** Bytes per slice (64 KiB). */
@@ -162,15 +162,7 @@ const FAIL_JSON = /^#\s*failJSON:\s*(.*?)\s*$/;
 /** All of fail2ban's test logs as one log, each line labelled by the `failJSON` comment before it. */
 function fail2banLabelled(root: string): Labelled {
   const base = join(root, FAIL2BAN_LOGS);
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const f of readdirSync(dir).sort()) {
-      const p = join(dir, f);
-      if (statSync(p).isDirectory()) walk(p);
-      else files.push(p);
-    }
-  };
-  walk(base);
+  const files = filesBelow(base);
   const lines: Uint8Array[] = [];
   const rows: Labelled['rows'] = [];
   const unterminated: string[] = [];

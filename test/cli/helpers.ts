@@ -119,3 +119,27 @@ export async function directBits(modelDir: string, bytes: Uint8Array): Promise<n
   return bits;
 }
 
+
+/**
+ * Options for {@link cli} that send `signal` to the child once it has written `lines` JSON output
+ * lines; `sentAt()` is when (0 before).
+ */
+export function signalAfterLines(lines: number, signal: NodeJS.Signals): { options: Pick<CliOptions, 'onStdout' | 'onSpawn'>; sentAt: () => number } {
+  let seen = 0;
+  let sent = 0;
+  return {
+    options: {
+      onStdout: (chunk) => (seen += chunk.split('\n').filter((l) => l.startsWith('{')).length),
+      onSpawn: (child) => {
+        const check = setInterval(() => {
+          if (seen >= lines) {
+            clearInterval(check);
+            sent = Date.now();
+            child.kill(signal);
+          }
+        }, 20);
+      },
+    },
+    sentAt: () => sent,
+  };
+}

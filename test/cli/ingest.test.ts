@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfiniFormer, saveModel } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
-import { BIN, GCC_SLICE, REPO, cli, directBits, events, outputs, TINY_CONFIG, type Out } from './helpers.js';
+import { BIN, GCC_SLICE, REPO, cli, directBits, signalAfterLines, events, outputs, TINY_CONFIG, type Out } from './helpers.js';
 
 // One at a time: each runs a model process, and the timings are part of what is checked.
 const test = anyTest.serial;
@@ -182,21 +182,9 @@ const backlog = (): Buffer => {
 };
 
 test('first SIGTERM with a backlog: input stops, the lines in hand finish, summary, exit 0 within ~1 s', async (t) => {
-  let signalled = 0;
-  let lines = 0;
-  const r = await cli(['stream', '--model', modelDir, '--stdin', '--anomaly-threshold', '5'], {
-    input: backlog(),
-    onStdout: (chunk) => (lines += chunk.split('\n').length - 1),
-    onSpawn: (child) => {
-      const check = setInterval(() => {
-        if (lines >= 20) {
-          clearInterval(check);
-          signalled = Date.now();
-          child.kill('SIGTERM');
-        }
-      }, 20);
-    },
-  });
+  const stop = signalAfterLines(20, 'SIGTERM');
+  const r = await cli(['stream', '--model', modelDir, '--stdin', '--anomaly-threshold', '5'], { input: backlog(), ...stop.options });
+  const signalled = stop.sentAt();
   const ms = Date.now() - signalled;
   t.log(`exit ${ms} ms after SIGTERM`);
   t.true(signalled > 0);

@@ -9,7 +9,7 @@ import { InfiniFormer, saveModel } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { BROKERS, committedOffsets, createTopic, deleteTopics, produceRecords, readTopic, requireBroker, testKafka, uniqueName } from '../helpers/kafka.js';
 import { DEAD_LETTER_HEADERS } from '../../connectors/kafka/index.js';
-import { cli, directBits, events, GCC_SLICE, outputs, TINY_CONFIG, type Out } from './helpers.js';
+import { cli, directBits, events, signalAfterLines, GCC_SLICE, outputs, TINY_CONFIG, type Out } from './helpers.js';
 
 const test = anyTest.serial; // each runs a model process against the shared broker
 let root = '';
@@ -152,20 +152,9 @@ test('SIGTERM with a Kafka backlog: exit 0 within ~1 s, the offsets of exactly t
   await createTopic(kafka, input, 1);
   const lines = readFileSync(GCC_SLICE, 'utf8').split('\n').filter((l) => l.length > 0);
   await produceRecords(kafka, input, 5000, 1, (i) => ({ key: 'gcc', value: lines[i % lines.length]! }));
-  let seen = 0;
-  let signalled = 0;
-  const r = await cli(['stream', '--model', modelDir, '--kafka-topic', input, '--group', group, '--brokers', BROKERS, '--anomaly-threshold', '5'], {
-    onStdout: (chunk) => (seen += chunk.split('\n').filter((l) => l.startsWith('{')).length),
-    onSpawn: (child) => {
-      const check = setInterval(() => {
-        if (seen >= 20) {
-          clearInterval(check);
-          signalled = Date.now();
-          child.kill('SIGTERM');
-        }
-      }, 20);
-    },
-  });
+  const stop = signalAfterLines(20, 'SIGTERM');
+  const r = await cli(['stream', '--model', modelDir, '--kafka-topic', input, '--group', group, '--brokers', BROKERS, '--anomaly-threshold', '5'], stop.options);
+  const signalled = stop.sentAt();
   const ms = Date.now() - signalled;
   t.log(`exit ${ms} ms after SIGTERM`);
   t.is(r.code, 0, r.stderr);
