@@ -220,7 +220,10 @@ const command: Command = {
     // Learning costs ~4x a scoring pass: with keep-up it is skipped (scored only) while tokens
     // pile up, so a fast source is never held back by it.
     let backlog = (): number => 0;
-    const hooks = learnWhen === 'always' ? {} : { shouldLearn: (): boolean => backlog() <= 2 * model.config.segmentLength };
+    // Once a stop is asked for, the lines in hand are only scored (a learning step is ~4x a
+    // scoring pass): the job still exits within about a second.
+    let stopping = false;
+    const hooks = { shouldLearn: (): boolean => !stopping && (learnWhen === 'always' || backlog() <= 2 * model.config.segmentLength) };
     const learner: OnlineLearner | undefined =
       saved?.learner !== undefined
         ? OnlineLearner.restore(model, saved.learner, hooks) // the adapted weights, even with --no-learn
@@ -299,7 +302,10 @@ const command: Command = {
           );
 
     // Installed until the source is closed: a signal while Kafka commits still stops or exits.
-    const uninstall = stopOnSignals(() => ingest.stop());
+    const uninstall = stopOnSignals(() => {
+      stopping = true;
+      ingest.stop();
+    });
     const code = await new Promise<number>((resolve) => {
       written$.subscribe({
         error: (error: unknown) => {
