@@ -189,7 +189,10 @@ test('first SIGTERM with a backlog: input stops, the lines in hand finish, summa
   t.log(`exit ${ms} ms after SIGTERM`);
   t.true(signalled > 0);
   t.is(r.code, 0, r.stderr);
-  t.true(ms < 2000, `${ms} ms`);
+  // The figure (~0.1-1 s on a quiet machine) is logged, not asserted: timing belongs to
+  // benchmarks, and the suite runs its files in parallel on 2 cores. The bound only tells a
+  // prompt stop from the old behaviour (the whole 4 MB backlog scored, minutes).
+  t.true(ms < 20_000, `${ms} ms`);
   const summary = summaryOf(r.stderr);
   t.truthy(summary);
   t.is(summary?.scored, outputs(r.stdout).length, 'every scored line was written');
@@ -220,7 +223,8 @@ test('a second signal exits at once, while the first one still finishes a long p
   const ms = Date.now() - signalled;
   t.log(`exit ${ms} ms after the second SIGINT`);
   t.is(r.code, 130, r.stderr);
-  t.true(ms < 1000, `${ms} ms`);
+  // Exit code 130 says the second signal ended it (the first alone exits 0); the time is logged.
+  t.true(ms < 5000, `${ms} ms`);
 });
 
 test('--anomaly-quantile 1 is refused by a message that says (0, 1)', async (t) => {
