@@ -189,10 +189,8 @@ test('first SIGTERM with a backlog: input stops, the lines in hand finish, summa
   t.log(`exit ${ms} ms after SIGTERM`);
   t.true(signalled > 0);
   t.is(r.code, 0, r.stderr);
-  // The figure (~0.1-1 s on a quiet machine) is logged, not asserted: timing belongs to
-  // benchmarks, and the suite runs its files in parallel on 2 cores. The bound only tells a
-  // prompt stop from the old behaviour (the whole 4 MB backlog scored, minutes).
-  t.true(ms < 20_000, `${ms} ms`);
+  // The time is logged, not asserted (timings belong in bench/); the backlog left unscored and
+  // counted (below) is what shows the stop did not score the whole input.
   const summary = summaryOf(r.stderr);
   t.truthy(summary);
   t.is(summary?.scored, outputs(r.stdout).length, 'every scored line was written');
@@ -224,7 +222,6 @@ test('a second signal exits at once, while the first one still finishes a long p
   t.log(`exit ${ms} ms after the second SIGINT`);
   t.is(r.code, 130, r.stderr);
   // Exit code 130 says the second signal ended it (the first alone exits 0); the time is logged.
-  t.true(ms < 5000, `${ms} ms`);
 });
 
 test('--anomaly-quantile 1 is refused by a message that says (0, 1)', async (t) => {
