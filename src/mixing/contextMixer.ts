@@ -1,8 +1,10 @@
 /**
  * Bitwise context mixing over byte streams, the method of the PAQ family of compressors: each
  * byte is coded as 8 binary decisions; at each one, n-gram context models, a match model and
- * (optionally) a neural network's byte distribution each predict the bit; a gated linear mixer
- * in the logistic domain combines them, and two adaptive probability maps refine the result.
+ * (optionally) a neural network's byte distribution each predict the bit; three gated linear
+ * mixers in the logistic domain (weights selected by match state, by the partial byte, by the
+ * last byte and bit position) combine them, a second-layer mixer combines those, and three
+ * adaptive probability maps refine the result.
  * Everything adapts as it codes (prequential: each byte is scored before it is learned from),
  * so the model learns the stream it reads, as a compressor does.
  *
@@ -20,14 +22,14 @@ import { readStreamState, saveStreamState, type SavedStream } from './streamStat
 
 /** "IFMX" little-endian: an infiniformer context mixer's learned state. */
 const MIXER_MAGIC = 0x584d4649;
-const MIXER_VERSION = 1;
+const MIXER_VERSION = 2;
 const MIXER_WHAT = 'context mixer state';
 
 /** Options of a {@link ContextMixer}; every field has a default. */
 export interface ContextMixerOptions {
-  /** log2 of the shared counter table's slots (3 bytes each). Default 22 (12 MiB). */
+  /** log2 of the shared counter table's slots (4 bytes each: probability, count, check; in pairs). Default 22 (16 MiB). */
   tableBits?: number;
-  /** Updates after which a counter's learning rate stops falling (lower adapts faster). Default 20. */
+  /** Updates after which a counter's learning rate stops falling (lower adapts faster). Default 12. */
   counterLimit?: number;
   /** log2 of each stream's byte history (the match model's reach). Default 20 (1 MiB). */
   historyBits?: number;
@@ -43,7 +45,7 @@ export interface ContextMixerOptions {
 
 const DEFAULTS: Required<ContextMixerOptions> = {
   tableBits: 22,
-  counterLimit: 20,
+  counterLimit: 12,
   historyBits: 20,
   matchIndexBits: 18,
   matchMinLength: 5,
@@ -78,6 +80,7 @@ class ByteTree {
 /** What the prediction of one bit read, kept until the byte is complete and learned from. */
 class BitTrace {
   readonly x = new Float64Array(8 * NUM_INPUTS);
+  /** The context hash of each (bit, context): its slot is found again, or claimed, when the byte is learned. */
   readonly slots = new Int32Array(8 * NUM_HASHED_CONTEXTS);
   readonly confSlots = new Int32Array(8 * NUM_HASHED_CONTEXTS);
   readonly partial = new Int32Array(8);
@@ -85,8 +88,14 @@ class BitTrace {
   readonly setA = new Int32Array(8);
   readonly pA = new Float64Array(8);
   readonly pB = new Float64Array(8);
+  readonly pC = new Float64Array(8);
+  readonly setC = new Int32Array(8);
+  readonly x2 = new Float64Array(8 * 3);
+  readonly setF = new Int32Array(8);
+  readonly pF = new Float64Array(8);
   readonly apm1 = new Float64Array(8);
   readonly apm2 = new Float64Array(8);
+  readonly apm3 = new Float64Array(8);
 }
 
 export class ContextMixer {
@@ -98,8 +107,13 @@ export class ContextMixer {
   private readonly confidence: CounterTable;
   private readonly mixerA: Mixer;
   private readonly mixerB: Mixer;
+  private readonly mixerC: Mixer;
+  /** The second layer: mixes the three first-layer mixers' outputs, per bit position. */
+  private readonly final: Mixer;
+  private readonly x2 = new Float64Array(3);
   private readonly apm1: Apm;
   private readonly apm2: Apm;
+  private readonly apm3: Apm;
   private readonly x = new Float64Array(NUM_INPUTS);
   private readonly trace = new BitTrace();
   private readonly net = new ByteTree();
@@ -113,14 +127,17 @@ export class ContextMixer {
     for (const k of ['historyBits', 'matchIndexBits', 'matchMinLength'] as const) if (!Number.isInteger(o[k])) throw new BadConfigError(k, `must be an integer, got ${o[k]}`);
     if (o.historyBits > 30 || o.matchIndexBits > 28) throw new BadConfigError('historyBits', 'historyBits <= 30 and matchIndexBits <= 28');
     this.options = Object.freeze(o);
-    this.counters = new CounterTable(o.tableBits, o.counterLimit);
+    this.counters = new CounterTable(o.tableBits, o.counterLimit, true);
     this.order0 = new CounterTable(8, o.counterLimit);
     this.matchMap = new CounterTable(8, 255);
     this.confidence = new CounterTable(14, 255);
     this.mixerA = new Mixer(NUM_INPUTS, MATCH_STATES * 2, 0.2);
     this.mixerB = new Mixer(NUM_INPUTS, 256, 0.2);
+    this.mixerC = new Mixer(NUM_INPUTS, 256 * 8, 0.2);
+    this.final = new Mixer(3, 8 * MATCH_STATES, 1 / 3);
     this.apm1 = new Apm(256, 0.02);
     this.apm2 = new Apm(65536, 0.02);
+    this.apm3 = new Apm(65536, 0.02);
   }
 
   /** A new stream (key) reading with this mixer's shared statistics. */
@@ -151,7 +168,7 @@ export class ContextMixer {
 
   /**
    * Everything the mixer learned, as bytes for {@link ContextMixer.restore}: options, counter
-   * tables, maps, mixer weights, APMs and the learning-rate clock (about 21 MiB with the default
+   * tables, maps, mixer weights, APMs and the learning-rate clock (about 33 MiB with the default
    * tableBits 22, most of it the counter table and the 64 K-context APM). Streams are saved apart
    * ({@link saveStream}).
    */
@@ -181,9 +198,12 @@ export class ContextMixer {
   private stateBlocks(): Block[] {
     const tables = { counters: this.counters, order0: this.order0, matchMap: this.matchMap, confidence: this.confidence };
     const blocks: Block[] = [];
-    for (const [name, t] of Object.entries(tables)) blocks.push({ name: `${name}.probs`, data: t.probs }, { name: `${name}.counts`, data: t.counts });
-    blocks.push({ name: 'mixerA', data: this.mixerA.weights }, { name: 'mixerB', data: this.mixerB.weights });
-    blocks.push({ name: 'apm1', data: this.apm1.table }, { name: 'apm2', data: this.apm2.table });
+    for (const [name, t] of Object.entries(tables)) {
+      blocks.push({ name: `${name}.probs`, data: t.probs }, { name: `${name}.counts`, data: t.counts });
+      if (t.checks !== undefined) blocks.push({ name: `${name}.checks`, data: t.checks });
+    }
+    blocks.push({ name: 'mixerA', data: this.mixerA.weights }, { name: 'mixerB', data: this.mixerB.weights }, { name: 'mixerC', data: this.mixerC.weights }, { name: 'final', data: this.final.weights });
+    blocks.push({ name: 'apm1', data: this.apm1.table }, { name: 'apm2', data: this.apm2.table }, { name: 'apm3', data: this.apm3.table });
     return blocks;
   }
 
@@ -257,9 +277,10 @@ export class ContextMixer {
     x[0] = 0.3;
     x[1] = this.input(this.order0, c0);
     for (let i = 0; i < NUM_HASHED_CONTEXTS; i++) {
-      const slot = (Math.imul(s.hashes[i]! ^ Math.imul(c0, 0x2f0b4f27), 0x9e3779b1) >>> 0) & t.mask;
-      if (k >= 0) tr.slots[k * NUM_HASHED_CONTEXTS + i] = slot;
-      const n = t.counts[slot]!;
+      const hash = Math.imul(s.hashes[i]! ^ Math.imul(c0, 0x2f0b4f27), 0x9e3779b1);
+      if (k >= 0) tr.slots[k * NUM_HASHED_CONTEXTS + i] = hash;
+      const slot = t.find(hash);
+      const n = slot < 0 ? 0 : t.counts[slot]!;
       if (n === 0) x[2 + i] = 0;
       else {
         const conf = (i << 9) | (Math.min(n, 15) << 5) | (t.probs[slot]! >> 11);
@@ -282,9 +303,17 @@ export class ContextMixer {
     const setA = state * 2 + (this.hasNet ? 1 : 0);
     const pA = this.mixerA.mix(x, setA);
     const pB = this.mixerB.mix(x, c0);
-    const p = squash((stretch(pA) + stretch(pB)) / 2);
+    const setC = (s.c1 << 3) | s.bitsDone;
+    const pC = this.mixerC.mix(x, setC);
+    const x2 = this.x2;
+    x2[0] = stretch(pA);
+    x2[1] = stretch(pB);
+    x2[2] = stretch(pC);
+    const setF = s.bitsDone * MATCH_STATES + state;
+    const p = this.final.mix(x2, setF);
     const p1 = this.apm1.refine(p, c0);
     const p2 = this.apm2.refine(p, c0 | (s.c1 << 8));
+    const p3 = this.apm3.refine(p, c0 | ((Math.imul(s.hashes[1]!, 0x9e3779b1) >>> 24) << 8));
     if (k >= 0) {
       tr.x.set(x, k * NUM_INPUTS);
       tr.partial[k] = c0;
@@ -292,10 +321,16 @@ export class ContextMixer {
       tr.setA[k] = setA;
       tr.pA[k] = pA;
       tr.pB[k] = pB;
+      tr.pC[k] = pC;
+      tr.setC[k] = setC;
+      tr.x2.set(x2, k * 3);
+      tr.setF[k] = setF;
+      tr.pF[k] = p;
       tr.apm1[k] = this.apm1.position;
       tr.apm2[k] = this.apm2.position;
+      tr.apm3[k] = this.apm3.position;
     }
-    return (2 * p + p1 + p2) / 4;
+    return (p + p1 + p2 + p3) / 4;
   }
 
   /** The stretched prediction of slot `i`, or 0 (no vote) for a slot never updated. */
@@ -313,11 +348,14 @@ export class ContextMixer {
       this.bitsCoded += 1;
       this.mixerA.update(tr.x, k * NUM_INPUTS, tr.setA[k]!, tr.pA[k]!, bit, lr);
       this.mixerB.update(tr.x, k * NUM_INPUTS, tr.partial[k]!, tr.pB[k]!, bit, lr);
+      this.mixerC.update(tr.x, k * NUM_INPUTS, tr.setC[k]!, tr.pC[k]!, bit, lr);
+      this.final.update(tr.x2, k * 3, tr.setF[k]!, tr.pF[k]!, bit, lr * 0.5);
       this.apm1.update(tr.apm1[k]!, bit);
       this.apm2.update(tr.apm2[k]!, bit);
+      this.apm3.update(tr.apm3[k]!, bit);
       this.order0.update(tr.partial[k]!, bit);
       for (let i = 0; i < NUM_HASHED_CONTEXTS; i++) {
-        this.counters.update(tr.slots[k * NUM_HASHED_CONTEXTS + i]!, bit);
+        this.counters.update(this.counters.claim(tr.slots[k * NUM_HASHED_CONTEXTS + i]!), bit);
         const conf = tr.confSlots[k * NUM_HASHED_CONTEXTS + i]!;
         if (conf >= 0) this.confidence.update(conf, bit);
       }

@@ -2,7 +2,7 @@
  * The byte container of the mixer's saved state: magic, version, a JSON header (which names
  * each block and its byte length), then the raw little-endian typed-array blocks (8-byte
  * aligned), then a CRC-32 of everything before it. Blocks are copied whole (no per-element
- * work on little-endian hosts), so 20 MiB of counters save and restore at memory speed.
+ * work on little-endian hosts), so 16 MiB of counters save and restore at memory speed.
  */
 import { ModelFileError } from '../errors.js';
 import { crc32 } from '../model/checksum.js';

@@ -3,16 +3,18 @@
  * model, and the hashes of its current contexts, recomputed at each byte boundary. Everything
  * learned (the counter tables, mixers, maps) is shared between streams; this is per key.
  *
- * The contexts are those that predict machine text: the last 1, 2, 3, 4 and 6 bytes; the word
- * so far with the word before it; the column with the byte above it in the previous line (fixed
- * layouts); the field number in the line with the last byte; and the last 6 bytes with digits
- * masked (timestamps, counters, addresses that differ only in their digits).
+ * The contexts are those that predict machine text: the last 1, 2, 3, 4, 6 and 12 bytes; the
+ * word so far with the word before it, and with its field number; the word before with the last
+ * byte; the column with the byte above it in the previous line (fixed layouts), and the byte
+ * above with the last two; the field number in the line with the last byte; the 2nd and 3rd last
+ * bytes (a sparse context that skips a changing byte); and the last 6 bytes with digits masked
+ * (timestamps, counters, addresses that differ only in their digits).
  */
 import { History } from './history.js';
 import { MatchModel } from './matchModel.js';
 
 /** Hashed contexts per byte (besides order 0, which is direct). */
-export const NUM_HASHED_CONTEXTS = 9;
+export const NUM_HASHED_CONTEXTS = 14;
 
 const isWordByte = (b: number): boolean => (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b >= 128;
 const mask = (b: number): number => (b >= 48 && b <= 57 ? 48 : b);
@@ -112,6 +114,13 @@ export class StreamContext {
     let m = 0;
     for (let i = 1; i <= 6; i++) m = mixHash(m, mask(h.last(i)) + 1);
     c[8] = mixHash(m, 0x9001);
+    c[9] = mixHash(mixHash(this.word, Math.min(this.field, 63)), 0xa001);
+    c[10] = mixHash(mixHash(h.last(2), h.last(3)), 0xb001);
+    let o = acc;
+    for (let i = 7; i <= 12; i++) o = mixHash(o, h.last(i) + 1);
+    c[11] = mixHash(o, 0xc001);
+    c[12] = mixHash(mixHash(mixHash(above, h.last(1)), h.last(2)), 0xd001);
+    c[13] = mixHash(mixHash(this.prevWord, h.last(1)), 0xe001);
   }
 
   /** The scalar state (the arrays are `history.bytes`, `match.index` and `hashes`). */

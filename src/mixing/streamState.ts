@@ -10,7 +10,7 @@ import { StreamContext, type StreamContextOptions, type StreamScalars } from './
 
 /** "IFMS" little-endian: an infiniformer mixer stream. */
 export const STREAM_MAGIC = 0x534d4649;
-export const STREAM_VERSION = 1;
+export const STREAM_VERSION = 2;
 const WHAT = 'context mixer stream state';
 const INT32 = 2 ** 31;
 const SAFE = Number.MAX_SAFE_INTEGER;

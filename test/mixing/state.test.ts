@@ -130,8 +130,9 @@ test('default options: size of the saved state and save/restore time', (t) => {
   t0 = performance.now();
   const back = ContextMixer.restore(bytes);
   const restoreMs = performance.now() - t0;
-  // Counters 2^22 x 3 B, order0 / match map 256 x 3 B, confidence 2^14 x 3 B, mixers 14 inputs x (128 + 256) sets x 4 B, APMs (256 + 65536) x 33 knots x 4 B.
-  const arrays = 3 * 2 ** 22 + 2 * 3 * 256 + 3 * 2 ** 14 + 14 * 384 * 4 + (256 + 65536) * 33 * 4;
+  // Counters 2^22 x 4 B (probability, count, check byte), order0 / match map 256 x 3 B, confidence 2^14 x 3 B,
+  // first-layer mixers 19 inputs x (128 + 256 + 2048) sets x 4 B, final mixer 3 x 512 x 4 B, APMs (256 + 2 x 65536) x 33 knots x 4 B.
+  const arrays = 4 * 2 ** 22 + 2 * 3 * 256 + 3 * 2 ** 14 + 19 * (128 + 256 + 2048) * 4 + 3 * 512 * 4 + (256 + 2 * 65536) * 33 * 4;
   t.true(bytes.length >= arrays && bytes.length < arrays + 4096, `${bytes.length} vs ${arrays}`);
   t.true(sameBytes(back.saveState(), bytes));
   t0 = performance.now();
