@@ -14,7 +14,7 @@
 import { BadConfigError, BadInputError, InfiniformerError, ModelFileError } from '../errors.js';
 import { Apm } from './apm.js';
 import { CounterTable } from './counterTable.js';
-import { squash, stretch } from './logistic.js';
+import { stretch } from './logistic.js';
 import { Mixer } from './mixer.js';
 import { headerInt, packBlocks, unpackBlocks, type Block } from './stateFormat.js';
 import { NUM_HASHED_CONTEXTS, StreamContext } from './streamContext.js';
