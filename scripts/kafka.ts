@@ -37,6 +37,20 @@ export interface BrokerOptions {
   heap?: string;
   /** How long to wait for the broker to answer. Default 90 s. */
   readyTimeoutMs?: number;
+  /** Also listen with SASL_SSL (for security tests); the PLAINTEXT listener stays for KRaft and probes. */
+  saslSsl?: SaslSslListener;
+}
+
+/**
+ * An SASL_SSL listener on 127.0.0.1 accepting PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the
+ * same users (PLAIN from the JAAS config, SCRAM credentials written at format time).
+ */
+export interface SaslSslListener {
+  port: number;
+  /** A PEM file holding the broker's unencrypted PKCS#8 private key and its certificate chain. */
+  keystorePem: string;
+  /** User name -> password. */
+  users: Record<string, string>;
 }
 
 export interface RunningBroker {
@@ -48,7 +62,9 @@ export interface RunningBroker {
   pid: number;
 }
 
-function resolveOptions(options: BrokerOptions = {}): Required<BrokerOptions> {
+type ResolvedOptions = Required<Omit<BrokerOptions, 'saslSsl'>> & Pick<BrokerOptions, 'saslSsl'>;
+
+function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
   const port = options.port ?? Number(process.env.KAFKA_PORT ?? 9092);
   const controllerPort = options.controllerPort ?? Number(process.env.KAFKA_CONTROLLER_PORT ?? port + 1);
   return {
@@ -57,6 +73,7 @@ function resolveOptions(options: BrokerOptions = {}): Required<BrokerOptions> {
     dataDir: options.dataDir ?? process.env.KAFKA_DATA_DIR ?? join(REPO_ROOT, '.kafka', String(port)),
     heap: options.heap ?? process.env.KAFKA_HEAP ?? '512m',
     readyTimeoutMs: options.readyTimeoutMs ?? 90_000,
+    ...(options.saslSsl ? { saslSsl: options.saslSsl } : {}),
   };
 }
 
@@ -135,20 +152,49 @@ export async function brokerAnswers(brokers: string, timeoutMs = 5000): Promise<
   return Promise.race([probe, timer]);
 }
 
-function writeConfig(o: Required<BrokerOptions>): string {
+/** A value inside a JAAS config's double quotes. */
+const jaasQuote = (value: string): string => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/** server.properties lines of the SASL_SSL listener (none without one). */
+function saslSslConfig(listener: SaslSslListener | undefined): string[] {
+  if (listener === undefined) return [];
+  const plainUsers = Object.entries(listener.users).map(([user, password]) => ` user_${user}=${jaasQuote(password)}`).join('');
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  return [
+    'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+    `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required${plainUsers};`,
+    `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${scram}`,
+    `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram}`,
+    // Kafka 3.x reads PEM keystores directly (KIP-651): no JKS/PKCS12 conversion.
+    'listener.name.sasl_ssl.ssl.keystore.type=PEM',
+    `listener.name.sasl_ssl.ssl.keystore.location=${listener.keystorePem}`,
+  ];
+}
+
+/** `--add-scram` arguments of the storage tool: every user, for both SCRAM mechanisms. */
+function scramCredentials(listener: SaslSslListener | undefined): string[] {
+  if (listener === undefined) return [];
+  return Object.entries(listener.users).flatMap(([user, password]) =>
+    ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((mechanism) => ['--add-scram', `${mechanism}=[name=${user},password=${password}]`]),
+  );
+}
+
+function writeConfig(o: ResolvedOptions): string {
   mkdirSync(join(o.dataDir, 'logs'), { recursive: true });
   const properties = join(o.dataDir, 'server.properties');
+  const secure = o.saslSsl === undefined ? '' : `,SASL_SSL://127.0.0.1:${o.saslSsl.port}`;
   writeFileSync(
     properties,
     [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}${secure}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${secure}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.saslSsl === undefined ? '' : ',SASL_SSL:SASL_SSL'}`,
+      ...saslSslConfig(o.saslSsl),
       `log.dirs=${join(o.dataDir, 'logs')}`,
       'num.partitions=1',
       'auto.create.topics.enable=false',
@@ -215,7 +261,7 @@ export async function startBroker(options: BrokerOptions = {}, keepData = false)
     const id = randomBytes(16);
     id[0] = id[0]! & 0x7f;
     const clusterId = id.toString('base64url');
-    const format = spawnSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '--ignore-formatted'], {
+    const format = spawnSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '--ignore-formatted', ...scramCredentials(o.saslSsl)], {
       encoding: 'utf8',
     });
     if (format.status !== 0) throw new Error(`[kafka] storage format failed: ${format.stderr || format.stdout}`);
