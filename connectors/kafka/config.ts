@@ -38,6 +38,8 @@ export interface KafkaSettings {
   keyPassword?: string;
   verify?: boolean;
   mechanism?: string;
+  /** The login module of sasl.jaas.config, checked against the mechanism. */
+  jaasModule?: 'plain' | 'scram';
   username?: string;
   password?: string;
 }
@@ -113,6 +115,7 @@ export function settingsFromProperties(props: Map<string, string>, source = 'kaf
       case 'sasl.password': s.password = value; break;
       case 'sasl.jaas.config': {
         const jaas = parseJaas(value, at(key));
+        s.jaasModule = jaas.module;
         s.username ??= jaas.username;
         s.password ??= jaas.password;
         break;
@@ -191,6 +194,9 @@ export function connectionFromSettings(s: KafkaSettings): KafkaConnectionSetting
     if (s.mechanism === undefined) throw new BadConfigError('sasl.mechanism', `is required with SASL (one of ${SASL_MECHANISMS.map((m) => m.toUpperCase()).join(', ')})`);
     const mechanism = s.mechanism.toLowerCase();
     if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) throw new BadConfigError('sasl.mechanism', `must be one of ${SASL_MECHANISMS.map((m) => m.toUpperCase()).join(', ')}, got ${JSON.stringify(s.mechanism)}`);
+    if (s.jaasModule !== undefined && (s.jaasModule === 'plain') !== (mechanism === 'plain')) {
+      throw new BadConfigError('sasl.jaas.config', `its ${s.jaasModule === 'plain' ? 'PlainLoginModule' : 'ScramLoginModule'} does not match sasl.mechanism ${s.mechanism}`);
+    }
     if (s.username === undefined || s.password === undefined) throw new BadConfigError(s.username === undefined ? 'sasl.username' : 'sasl.password', 'is required with SASL (sasl.username/sasl.password, sasl.jaas.config, or KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD)');
     out.sasl = { mechanism: mechanism as SaslMechanism, username: s.username, password: s.password };
   }
