@@ -15,10 +15,11 @@ export const KAFKA_CONNECTION_HELP = `  --brokers <list>        Kafka brokers, c
                             sasl.username=...  sasl.password=...  (or sasl.jaas.config=...)
                             ssl.ca.location=/path/ca.pem (PEM; also ssl.certificate.location,
                             ssl.key.location, ssl.key.password for mutual TLS)
-                          other keys are ignored with a note; see docs/kafka.md
-Environment (the file wins where both set a value): KAFKA_BROKERS, KAFKA_SSL=true,
-  KAFKA_SSL_CA_FILE, KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE, KAFKA_SSL_KEY_PASSWORD,
-  KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD
+                          other keys are ignored with a note; see docs/kafka.md. The same
+                          settings from the environment (the file wins where both set one):
+                          KAFKA_SSL=true, KAFKA_SSL_CA_FILE, KAFKA_SSL_CERT_FILE,
+                          KAFKA_SSL_KEY_FILE, KAFKA_SSL_KEY_PASSWORD, KAFKA_SASL_MECHANISM,
+                          KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD
 `;
 
 /** parseArgs options of the shared flags. */

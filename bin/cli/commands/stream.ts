@@ -100,6 +100,7 @@ Examples:
   infiniformer stream --follow /var/log/syslog --key-by '/^\\S+ +\\S+ \\S+ (\\S+)/'
   tail -n 1000 build.log | infiniformer stream --stdin --anomaly-threshold 2
   infiniformer stream --kafka-topic logs --out-topic log-scores --brokers 127.0.0.1:9092
+  KAFKA_SASL_PASSWORD=... infiniformer stream --kafka-topic logs --kafka-config client.properties
 `;
 
 
