@@ -39,6 +39,17 @@ export interface BrokerOptions {
   readyTimeoutMs?: number;
   /** Also listen with SASL_SSL (for security tests); the PLAINTEXT listener stays for KRaft and probes. */
   saslSsl?: SaslSslListener;
+  /** Also listen with SSL requiring client certificates (mutual TLS, no SASL). */
+  mutualTls?: MutualTlsListener;
+}
+
+/** An SSL listener on 127.0.0.1 that accepts only clients with a certificate signed by `clientCaPem`. */
+export interface MutualTlsListener {
+  port: number;
+  /** As for {@link SaslSslListener}. */
+  keystorePem: string;
+  /** PEM file of the CA(s) whose client certificates are accepted. */
+  clientCaPem: string;
 }
 
 /**
@@ -62,7 +73,7 @@ export interface RunningBroker {
   pid: number;
 }
 
-type ResolvedOptions = Required<Omit<BrokerOptions, 'saslSsl'>> & Pick<BrokerOptions, 'saslSsl'>;
+type ResolvedOptions = Required<Omit<BrokerOptions, 'saslSsl' | 'mutualTls'>> & Pick<BrokerOptions, 'saslSsl' | 'mutualTls'>;
 
 function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
   const port = options.port ?? Number(process.env.KAFKA_PORT ?? 9092);
@@ -74,6 +85,7 @@ function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     heap: options.heap ?? process.env.KAFKA_HEAP ?? '512m',
     readyTimeoutMs: options.readyTimeoutMs ?? 90_000,
     ...(options.saslSsl ? { saslSsl: options.saslSsl } : {}),
+    ...(options.mutualTls ? { mutualTls: options.mutualTls } : {}),
   };
 }
 
@@ -171,6 +183,18 @@ function saslSslConfig(listener: SaslSslListener | undefined): string[] {
   ];
 }
 
+/** server.properties lines of the mutual-TLS listener (none without one). */
+function mutualTlsConfig(listener: MutualTlsListener | undefined): string[] {
+  if (listener === undefined) return [];
+  return [
+    'listener.name.ssl.ssl.keystore.type=PEM',
+    `listener.name.ssl.ssl.keystore.location=${listener.keystorePem}`,
+    'listener.name.ssl.ssl.truststore.type=PEM',
+    `listener.name.ssl.ssl.truststore.location=${listener.clientCaPem}`,
+    'listener.name.ssl.ssl.client.auth=required',
+  ];
+}
+
 /** `--add-scram` arguments of the storage tool: every user, for both SCRAM mechanisms. */
 function scramCredentials(listener: SaslSslListener | undefined): string[] {
   if (listener === undefined) return [];
@@ -182,7 +206,11 @@ function scramCredentials(listener: SaslSslListener | undefined): string[] {
 function writeConfig(o: ResolvedOptions): string {
   mkdirSync(join(o.dataDir, 'logs'), { recursive: true });
   const properties = join(o.dataDir, 'server.properties');
-  const secure = o.saslSsl === undefined ? '' : `,SASL_SSL://127.0.0.1:${o.saslSsl.port}`;
+  const extra = [
+    ...(o.saslSsl === undefined ? [] : [{ name: 'SASL_SSL', port: o.saslSsl.port }]),
+    ...(o.mutualTls === undefined ? [] : [{ name: 'SSL', port: o.mutualTls.port }]),
+  ];
+  const secure = extra.map((l) => `,${l.name}://127.0.0.1:${l.port}`).join('');
   writeFileSync(
     properties,
     [
@@ -193,8 +221,9 @@ function writeConfig(o: ResolvedOptions): string {
       `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${secure}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${o.saslSsl === undefined ? '' : ',SASL_SSL:SASL_SSL'}`,
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${extra.map((l) => `,${l.name}:${l.name}`).join('')}`,
       ...saslSslConfig(o.saslSsl),
+      ...mutualTlsConfig(o.mutualTls),
       `log.dirs=${join(o.dataDir, 'logs')}`,
       'num.partitions=1',
       'auto.create.topics.enable=false',

@@ -98,12 +98,18 @@ export function resolveSecurity(connection: { ssl?: boolean | KafkaSsl; sasl?: K
   return { ...(ssl !== undefined ? { ssl } : {}), ...(sasl !== undefined ? { sasl } : {}) };
 }
 
-/** Node's codes for a server certificate that cannot be verified (tls.TLSSocket 'error'). */
+/** Node's codes for a broker certificate that cannot be verified (tls.TLSSocket 'error'). */
 const CERTIFICATE_CODES = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED', 'CERT_REJECTED',
   'CERT_SIGNATURE_FAILURE', 'INVALID_CA', 'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** OpenSSL alerts by which a broker refuses the client's certificate (none given, unknown CA, ...). */
+const CLIENT_CERTIFICATE_ALERT = /^ERR_SSL_(SSLV3|TLSV1|TLSV13)_ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)$/;
+
+/** A certificate failure on either side: retrying cannot help. */
+const isCertificateFailure = (code: string | undefined): code is string => code !== undefined && (CERTIFICATE_CODES.has(code) || CLIENT_CERTIFICATE_ALERT.test(code));
 
 interface KafkaJsErrorLike {
   name?: string;
@@ -124,20 +130,25 @@ function* causes(error: unknown): Generator<KafkaJsErrorLike> {
 }
 
 // kafkajs 2.2 wraps every socket error in a retriable KafkaJSConnectionError; a certificate
-// failure is marked non-retriable on its way out, so the client's retrier bails at once.
+// failure is marked non-retriable on its way out, so the client's retrier bails at once. Both
+// methods: a broker refusing the client's certificate answers after the client's side of the
+// handshake is done (TLS 1.3), so the alert fails the first request, not the connect.
 {
   const require = createRequire(import.meta.url);
-  const Connection = require('kafkajs/src/network/connection.js') as { prototype: { connect: (...args: unknown[]) => Promise<unknown> } };
-  const connect = Connection.prototype.connect;
-  Connection.prototype.connect = async function connectFailingFastOnCertificates(this: unknown, ...args: unknown[]) {
-    try {
-      return await connect.apply(this, args);
-    } catch (error) {
-      const e = error as KafkaJsErrorLike;
-      if (e?.name === 'KafkaJSConnectionError' && e.code !== undefined && CERTIFICATE_CODES.has(e.code)) e.retriable = false;
-      throw error;
-    }
-  };
+  type Method = (...args: unknown[]) => Promise<unknown>;
+  const Connection = require('kafkajs/src/network/connection.js') as { prototype: Record<'connect' | 'send', Method> };
+  for (const name of ['connect', 'send'] as const) {
+    const original = Connection.prototype[name];
+    Connection.prototype[name] = async function failingFastOnCertificates(this: unknown, ...args: unknown[]) {
+      try {
+        return await original.apply(this, args);
+      } catch (error) {
+        const e = error as KafkaJsErrorLike;
+        if (e?.name === 'KafkaJSConnectionError' && isCertificateFailure(e.code)) e.retriable = false;
+        throw error;
+      }
+    };
+  }
 }
 
 /**
@@ -151,7 +162,10 @@ export function securityError(error: unknown, connection: { sasl?: KafkaSasl; br
       const who = connection.sasl ? ` (mechanism ${connection.sasl.mechanism}, user '${connection.sasl.username}')` : '';
       return new ConnectionSecurityError(`Kafka SASL authentication failed${who}: check the user name, password and mechanism; the broker said: ${e.message ?? ''}`, { cause: error });
     }
-    if (e.name === 'KafkaJSConnectionError' && e.code !== undefined && CERTIFICATE_CODES.has(e.code)) {
+    if (e.name === 'KafkaJSConnectionError' && e.code !== undefined && CLIENT_CERTIFICATE_ALERT.test(e.code)) {
+      return new ConnectionSecurityError(`TLS: the Kafka broker refused the client certificate (${e.code}): give one it trusts (ssl.cert and ssl.key)`, { cause: error });
+    }
+    if (e.name === 'KafkaJSConnectionError' && isCertificateFailure(e.code)) {
       const fix = e.code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'connect by a host name or IP address the certificate names' : 'pass the certificate authority that signed it (ssl.ca)';
       return new ConnectionSecurityError(`TLS: the Kafka broker's certificate was rejected (${e.code}: ${e.message ?? ''}); ${fix}`, { cause: error });
     }

@@ -12,7 +12,7 @@ export interface TestCa {
   keyFile: string;
 }
 
-export interface ServerCert {
+export interface Cert {
   /** PEM files: the certificate alone, its unencrypted PKCS#8 key, and both in one file (a Kafka PEM keystore). */
   certFile: string;
   keyFile: string;
@@ -31,8 +31,8 @@ export function makeCa(dir: string, name: string): TestCa {
   return { certFile, keyFile };
 }
 
-/** A server certificate for 127.0.0.1 and localhost signed by `ca`. */
-export function makeServerCert(dir: string, ca: TestCa, name: string): ServerCert {
+/** A certificate for 127.0.0.1 and localhost signed by `ca`, for a server or a client. */
+export function makeCert(dir: string, ca: TestCa, name: string): Cert {
   const keyFile = join(dir, `${name}.key`);
   const csrFile = join(dir, `${name}.csr`);
   const certFile = join(dir, `${name}.crt`);

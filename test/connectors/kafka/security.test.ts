@@ -8,11 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lastValueFrom, of, toArray } from 'rxjs';
+import { lastValueFrom, of, toArray, type Subscription } from 'rxjs';
 import { ensureTopics, fromKafka, kafkaClient, toKafka, utf8Decoder, type KafkaConnection } from '../../../connectors/kafka/index.js';
 import { ConnectionSecurityError } from '../../../src/errors.js';
 import { startBroker, stopBroker, type RunningBroker } from '../../../scripts/kafka.js';
-import { makeCa, makeServerCert, type TestCa } from '../../helpers/tls.js';
+import { makeCa, makeCert, type Cert, type TestCa } from '../../helpers/tls.js';
 import { uniqueName, waitFor } from '../../helpers/kafka.js';
 import { InfiniFormer, saveModel } from '../../../src/index.js';
 import { backendReady } from '../../helpers/backend.js';
@@ -27,6 +27,8 @@ let ca: TestCa;
 let otherCa: TestCa;
 let broker: RunningBroker | undefined;
 let secureBrokers = '';
+let mutualTlsBrokers = '';
+let client: Cert;
 let modelDir = '';
 
 function freePort(): Promise<number> {
@@ -44,14 +46,17 @@ anyTest.before(async (t) => {
   dir = mkdtempSync(join(tmpdir(), 'infiniformer-security-'));
   ca = makeCa(dir, 'test-ca');
   otherCa = makeCa(dir, 'other-ca');
-  const server = makeServerCert(dir, ca, 'broker');
-  const [port, controllerPort, securePort] = [await freePort(), await freePort(), await freePort()];
+  const server = makeCert(dir, ca, 'broker');
+  client = makeCert(dir, ca, 'client');
+  const [port, controllerPort, securePort, mutualPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const started = Date.now();
   broker = await startBroker({
     port: port!, controllerPort: controllerPort!, dataDir: join(dir, 'kafka'), heap: '256m',
     saslSsl: { port: securePort!, keystorePem: server.keystoreFile, users: { [USER]: PASSWORD } },
+    mutualTls: { port: mutualPort!, keystorePem: server.keystoreFile, clientCaPem: ca.certFile },
   });
   secureBrokers = `127.0.0.1:${securePort}`;
+  mutualTlsBrokers = `127.0.0.1:${mutualPort}`;
   t.log(`SASL_SSL broker ready on ${secureBrokers} in ${Date.now() - started} ms`);
   await backendReady;
   modelDir = join(dir, 'model');
@@ -113,10 +118,12 @@ test('CA given as PEM text instead of a file path works the same', async (t) => 
 async function startError(connection: KafkaConnection): Promise<{ error: unknown; ms: number }> {
   const started = Date.now();
   const source = fromKafka({ ...connection, groupId: uniqueName('denied'), topics: [uniqueName('denied')], decode: utf8Decoder, handleSigterm: false });
+  let subscription: Subscription | undefined;
   const error = await new Promise<unknown>((done) => {
     const timer = setTimeout(() => done(new Error('no error within 30 s')), 30_000);
-    source.subscribe({ next: () => undefined, error: (e: unknown) => (clearTimeout(timer), done(e)), complete: () => (clearTimeout(timer), done(new Error('completed'))) });
+    subscription = source.subscribe({ next: () => undefined, error: (e: unknown) => (clearTimeout(timer), done(e)), complete: () => (clearTimeout(timer), done(new Error('completed'))) });
   });
+  subscription?.unsubscribe(); // a client still retrying stops here
   return { error, ms: Date.now() - started };
 }
 
@@ -139,6 +146,20 @@ test('a broker certificate from an untrusted CA: a ConnectionSecurityError namin
   t.true(error instanceof ConnectionSecurityError, String(error));
   t.regex((error as Error).message, /TLS: the Kafka broker's certificate was rejected \(SELF_SIGNED_CERT_IN_CHAIN/);
   t.regex((error as Error).message, /ssl\.ca/);
+  t.true(ms < 15_000, `${ms} ms`);
+  // The same connection without verification goes through: the failure above was the certificate check.
+  const unverified = secure({ mechanism: 'plain', username: USER, password: PASSWORD });
+  t.deepEqual(await roundTrip({ ...unverified, ssl: { ca: otherCa.certFile, rejectUnauthorized: false } }, ['unverified']), ['unverified']);
+});
+
+test('mutual TLS: a client certificate (PEM files) is accepted; without one the broker refuses', async (t) => {
+  const connection: KafkaConnection = { brokers: mutualTlsBrokers, ssl: { ca: ca.certFile, cert: client.certFile, key: client.keyFile }, retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 1000 } };
+  const values = ['mutual 1', 'mutual 2'];
+  t.deepEqual(await roundTrip(connection, values), values);
+  const { error, ms } = await startError({ ...connection, ssl: { ca: ca.certFile }, retry: { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 } });
+  t.log(`without a client certificate: failed after ${ms} ms: ${(error as Error).message}`);
+  t.true(error instanceof ConnectionSecurityError, String(error));
+  t.regex((error as Error).message, /TLS: the Kafka broker refused the client certificate \(ERR_SSL_\w+\): give one it trusts \(ssl\.cert and ssl\.key\)/);
   t.true(ms < 15_000, `${ms} ms`);
 });
 
