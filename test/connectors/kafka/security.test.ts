@@ -178,7 +178,7 @@ function writeProperties(name: string, lines: string[]): string {
   return file;
 }
 
-test('CLI: stream --kafka-config (SASL_SSL, SCRAM-SHA-512 from sasl.jaas.config) reads the topic', async (t) => {
+test('CLI: stream --kafka-config (SASL_SSL, SCRAM-SHA-512 from sasl.jaas.config) reads the topic; a wrong password exits 1 saying so', async (t) => {
   const connection = secure({ mechanism: 'scram-sha-512', username: USER, password: PASSWORD });
   const topic = uniqueName('secure-cli');
   await ensureTopics(kafkaClient(connection), [{ topic, compacted: false, partitionsLike: [], numPartitions: 1 }]);
@@ -201,6 +201,11 @@ test('CLI: stream --kafka-config (SASL_SSL, SCRAM-SHA-512 from sasl.jaas.config)
   t.deepEqual(out.map((o) => o.text), lines);
   t.true(out.every((o) => o.source.topic === topic));
   t.regex(r.stderr, /keys not used by infiniformer: acks/);
+
+  const wrong = writeProperties('wrong.properties', ['security.protocol=SASL_SSL', 'sasl.mechanism=SCRAM-SHA-512', `sasl.username=${USER}`, 'sasl.password=wrong', `ssl.ca.location=${ca.certFile}`]);
+  const denied = await cli(['stream', '--model', modelDir, '--no-learn', '--kafka-topic', topic, '--group', `${topic}-g2`, '--brokers', secureBrokers, '--kafka-config', wrong, '--max-lines', '1']);
+  t.is(denied.code, 1, denied.stderr);
+  t.regex(denied.stderr, /infiniformer stream: source failed to start: Kafka SASL authentication failed \(mechanism scram-sha-512, user 'alice'\)/);
 });
 
 test('CLI: kafka status over SASL_SSL from environment variables; a wrong password says so (exit 1), a bad mechanism is a usage error (exit 2)', async (t) => {
