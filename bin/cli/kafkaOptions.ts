@@ -3,6 +3,7 @@
  * properties file) and the KAFKA_* environment variables (connectors/kafka/config.ts).
  */
 import { loadKafkaSettings, type KafkaConnectionSettings } from '../../connectors/kafka/config.js';
+import { resolveSecurity } from '../../connectors/kafka/security.js';
 import { BadConfigError } from '../../src/errors.js';
 import { UsageError } from './command.js';
 
@@ -38,6 +39,7 @@ export function kafkaConnection(values: { brokers?: string | undefined; 'kafka-c
   let loaded: ReturnType<typeof loadKafkaSettings>;
   try {
     loaded = loadKafkaSettings(values['kafka-config'], env);
+    resolveSecurity(loaded.connection); // unreadable or non-PEM files: a usage error now, not a failure later
   } catch (error) {
     if (error instanceof BadConfigError) throw new UsageError(`${values['kafka-config'] === undefined ? 'Kafka environment' : '--kafka-config'}: ${error.message}`);
     throw error;

@@ -2,7 +2,8 @@
  * Kafka connection settings from a client properties file (the format of the Java clients and
  * librdkafka, so an existing `client.properties` works) and from environment variables.
  *
- * Properties read (others are ignored and reported):
+ * Properties read (other keys are ignored and listed; an unknown ssl.*, sasl.* or security.* key
+ * is an error, so a JKS truststore or Kerberos is not silently dropped):
  *   bootstrap.servers                  brokers, host:port[,host:port...]
  *   client.id
  *   security.protocol                  PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL

@@ -208,7 +208,7 @@ test('CLI: stream --kafka-config (SASL_SSL, SCRAM-SHA-512 from sasl.jaas.config)
   t.regex(denied.stderr, /infiniformer stream: source failed to start: Kafka SASL authentication failed \(mechanism scram-sha-512, user 'alice'\)/);
 });
 
-test('CLI: kafka status over SASL_SSL from environment variables; a wrong password says so (exit 1), a bad mechanism is a usage error (exit 2)', async (t) => {
+test('CLI: kafka status over SASL_SSL from environment variables; a wrong password says so (exit 1), a bad mechanism or a missing CA file is a usage error (exit 2)', async (t) => {
   const env = { KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: ca.certFile, KAFKA_SASL_MECHANISM: 'SCRAM-SHA-256', KAFKA_SASL_USERNAME: USER, KAFKA_SASL_PASSWORD: PASSWORD, KAFKA_BROKERS: secureBrokers };
   const ok = await cli(['kafka', 'status'], { env });
   t.is(ok.code, 0, ok.stderr);
@@ -219,4 +219,7 @@ test('CLI: kafka status over SASL_SSL from environment variables; a wrong passwo
   const bad = await cli(['kafka', 'status'], { env: { ...env, KAFKA_SASL_MECHANISM: 'GSSAPI' } });
   t.is(bad.code, 2);
   t.regex(bad.stderr, /sasl\.mechanism: must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got "GSSAPI"/);
+  const missing = await cli(['kafka', 'status'], { env: { ...env, KAFKA_SSL_CA_FILE: join(dir, 'no-such-ca.pem') } });
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /ssl\.ca: cannot read PEM file '.*no-such-ca\.pem'/);
 });
