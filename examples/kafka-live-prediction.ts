@@ -24,13 +24,15 @@
  * from one test directory to the next, at 40 lines per second. `--json` prints every record read
  * back from the output topic as one JSON line (topic, partition, offset, key, value).
  * Needs a broker (default 127.0.0.1:9092, or --brokers / KAFKA_BROKERS; `npm run kafka:up`).
+ * A secured cluster: `--kafka-config client.properties` and/or the KAFKA_SSL* / KAFKA_SASL_*
+ * variables (docs/kafka.md, "Security"); every client below gets the same TLS / SASL settings.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EMPTY, map, mergeMap } from 'rxjs';
 import { initBackend, loadModel, setLogLevel } from '../src/index.js';
 import { anomalies, infiniteFormer, predictNext, recordSurprisal, tokenize, type TextRecord } from '../operators/index.js';
-import { brokerList, ensureTopics, fromKafka, kafkaClient, toKafka, utf8Decoder, type KafkaRecord } from '../connectors/kafka/index.js';
+import { brokerList, ensureTopics, fromKafka, kafkaClient, loadKafkaSettings, toKafka, utf8Decoder, type KafkaRecord } from '../connectors/kafka/index.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
@@ -39,7 +41,9 @@ const flag = (name: string, fallback: string): string => {
 };
 const short = args.includes('--short') || process.env['INFINIFORMER_EXAMPLE_SHORT'] === '1';
 const json = args.includes('--json');
-const brokers = flag('brokers', process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092');
+const settings = loadKafkaSettings(args.includes('--kafka-config') ? flag('kafka-config', '') : undefined).connection;
+const brokers = flag('brokers', settings.brokers ?? '127.0.0.1:9092');
+const connection = { ...settings, brokers };
 const from = Number(flag('from', short ? '130' : '0'));
 const rate = Number(flag('rate', short ? '40' : '20'));
 const MODEL = fileURLToPath(new URL('../models/default', import.meta.url));
@@ -85,7 +89,7 @@ async function main(): Promise<void> {
   const backend = await initBackend({ workload: 'segments' });
   const model = await loadModel(MODEL);
   const tokenizer = model.tokenizer!;
-  const kafka = kafkaClient({ brokers, clientId: 'infiniformer-example' });
+  const kafka = kafkaClient({ ...connection, clientId: 'infiniformer-example' });
   const run = `${Date.now().toString(36)}-${process.pid}`;
   const inTopic = `example-logs-${run}`;
   const outTopic = `example-predictions-${run}`;
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
   console.log(`topics ${inTopic} -> ${outTopic} (2 partitions each); ${lines.length} log lines from line ${from + 1}, ${rate} per second\n`);
 
   // --- the pipeline: input topic -> model -> output topic ---
-  const source = fromKafka<string>({ brokers, groupId, topics: [inTopic], decode: utf8Decoder, commitIntervalMs: 500 });
+  const source = fromKafka<string>({ ...connection, groupId, topics: [inTopic], decode: utf8Decoder, commitIntervalMs: 500 });
   const lineOf = (r: KafkaRecord<string>): number | null => {
     const h = r.headers['line'];
     return h === undefined ? null : Number(String(h));
@@ -125,7 +129,7 @@ async function main(): Promise<void> {
       };
       return { out, record: r };
     }),
-    toKafka({ brokers, topic: outTopic, key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.record.ack() }),
+    toKafka({ ...connection, topic: outTopic, key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.record.ack() }),
     mergeMap(() => EMPTY),
   );
   const pipelineDone = new Promise<void>((resolve, reject) => pipeline.subscribe({ error: reject, complete: resolve }));

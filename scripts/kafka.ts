@@ -37,6 +37,31 @@ export interface BrokerOptions {
   heap?: string;
   /** How long to wait for the broker to answer. Default 90 s. */
   readyTimeoutMs?: number;
+  /** Also listen with SASL_SSL (for security tests); the PLAINTEXT listener stays for KRaft and probes. */
+  saslSsl?: SaslSslListener;
+  /** Also listen with SSL requiring client certificates (mutual TLS, no SASL). */
+  mutualTls?: MutualTlsListener;
+}
+
+/** An SSL listener on 127.0.0.1 that accepts only clients with a certificate signed by `clientCaPem`. */
+export interface MutualTlsListener {
+  port: number;
+  /** As for {@link SaslSslListener}. */
+  keystorePem: string;
+  /** PEM file of the CA(s) whose client certificates are accepted. */
+  clientCaPem: string;
+}
+
+/**
+ * An SASL_SSL listener on 127.0.0.1 accepting PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the
+ * same users (PLAIN from the JAAS config, SCRAM credentials written at format time).
+ */
+export interface SaslSslListener {
+  port: number;
+  /** A PEM file holding the broker's unencrypted PKCS#8 private key and its certificate chain. */
+  keystorePem: string;
+  /** User name -> password. */
+  users: Record<string, string>;
 }
 
 export interface RunningBroker {
@@ -48,7 +73,9 @@ export interface RunningBroker {
   pid: number;
 }
 
-function resolveOptions(options: BrokerOptions = {}): Required<BrokerOptions> {
+type ResolvedOptions = Required<Omit<BrokerOptions, 'saslSsl' | 'mutualTls'>> & Pick<BrokerOptions, 'saslSsl' | 'mutualTls'>;
+
+function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
   const port = options.port ?? Number(process.env.KAFKA_PORT ?? 9092);
   const controllerPort = options.controllerPort ?? Number(process.env.KAFKA_CONTROLLER_PORT ?? port + 1);
   return {
@@ -57,6 +84,8 @@ function resolveOptions(options: BrokerOptions = {}): Required<BrokerOptions> {
     dataDir: options.dataDir ?? process.env.KAFKA_DATA_DIR ?? join(REPO_ROOT, '.kafka', String(port)),
     heap: options.heap ?? process.env.KAFKA_HEAP ?? '512m',
     readyTimeoutMs: options.readyTimeoutMs ?? 90_000,
+    ...(options.saslSsl ? { saslSsl: options.saslSsl } : {}),
+    ...(options.mutualTls ? { mutualTls: options.mutualTls } : {}),
   };
 }
 
@@ -135,20 +164,66 @@ export async function brokerAnswers(brokers: string, timeoutMs = 5000): Promise<
   return Promise.race([probe, timer]);
 }
 
-function writeConfig(o: Required<BrokerOptions>): string {
+/** A value inside a JAAS config's double quotes. */
+const jaasQuote = (value: string): string => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/** server.properties lines of the SASL_SSL listener (none without one). */
+function saslSslConfig(listener: SaslSslListener | undefined): string[] {
+  if (listener === undefined) return [];
+  const plainUsers = Object.entries(listener.users).map(([user, password]) => ` user_${user}=${jaasQuote(password)}`).join('');
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  return [
+    'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+    `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required${plainUsers};`,
+    `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${scram}`,
+    `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram}`,
+    // Kafka 3.x reads PEM keystores directly (KIP-651): no JKS/PKCS12 conversion.
+    'listener.name.sasl_ssl.ssl.keystore.type=PEM',
+    `listener.name.sasl_ssl.ssl.keystore.location=${listener.keystorePem}`,
+  ];
+}
+
+/** server.properties lines of the mutual-TLS listener (none without one). */
+function mutualTlsConfig(listener: MutualTlsListener | undefined): string[] {
+  if (listener === undefined) return [];
+  return [
+    'listener.name.ssl.ssl.keystore.type=PEM',
+    `listener.name.ssl.ssl.keystore.location=${listener.keystorePem}`,
+    'listener.name.ssl.ssl.truststore.type=PEM',
+    `listener.name.ssl.ssl.truststore.location=${listener.clientCaPem}`,
+    'listener.name.ssl.ssl.client.auth=required',
+  ];
+}
+
+/** `--add-scram` arguments of the storage tool: every user, for both SCRAM mechanisms. */
+function scramCredentials(listener: SaslSslListener | undefined): string[] {
+  if (listener === undefined) return [];
+  return Object.entries(listener.users).flatMap(([user, password]) =>
+    ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((mechanism) => ['--add-scram', `${mechanism}=[name=${user},password=${password}]`]),
+  );
+}
+
+function writeConfig(o: ResolvedOptions): string {
   mkdirSync(join(o.dataDir, 'logs'), { recursive: true });
   const properties = join(o.dataDir, 'server.properties');
+  const extra = [
+    ...(o.saslSsl === undefined ? [] : [{ name: 'SASL_SSL', port: o.saslSsl.port }]),
+    ...(o.mutualTls === undefined ? [] : [{ name: 'SSL', port: o.mutualTls.port }]),
+  ];
+  const secure = extra.map((l) => `,${l.name}://127.0.0.1:${l.port}`).join('');
   writeFileSync(
     properties,
     [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}${secure}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${o.port}${secure}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${extra.map((l) => `,${l.name}:${l.name}`).join('')}`,
+      ...saslSslConfig(o.saslSsl),
+      ...mutualTlsConfig(o.mutualTls),
       `log.dirs=${join(o.dataDir, 'logs')}`,
       'num.partitions=1',
       'auto.create.topics.enable=false',
@@ -215,7 +290,7 @@ export async function startBroker(options: BrokerOptions = {}, keepData = false)
     const id = randomBytes(16);
     id[0] = id[0]! & 0x7f;
     const clusterId = id.toString('base64url');
-    const format = spawnSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '--ignore-formatted'], {
+    const format = spawnSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties, '--ignore-formatted', ...scramCredentials(o.saslSsl)], {
       encoding: 'utf8',
     });
     if (format.status !== 0) throw new Error(`[kafka] storage format failed: ${format.stderr || format.stdout}`);

@@ -65,8 +65,19 @@ export class BackendError extends InfiniformerError {
 
 /** An I/O connector (Kafka, file, stdin) failed. Retriable by default: brokers come back. */
 export class ConnectorError extends InfiniformerError {
+  constructor(message: string, options: InfiniformerErrorOptions = {}, code = 'ERR_CONNECTOR') {
+    super(message, code, { retriable: true, ...options });
+  }
+}
+
+/**
+ * A connection was refused for its security settings: wrong credentials (SASL), or a server
+ * certificate not trusted or not matching the host (TLS). Not retriable: trying again with the
+ * same settings fails the same way.
+ */
+export class ConnectionSecurityError extends ConnectorError {
   constructor(message: string, options: InfiniformerErrorOptions = {}) {
-    super(message, 'ERR_CONNECTOR', { retriable: true, ...options });
+    super(message, { ...options, retriable: false }, 'ERR_CONNECTION_SECURITY');
   }
 }
 

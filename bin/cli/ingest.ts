@@ -10,7 +10,8 @@ import { BehaviorSubject, Observable, map, timer, type Subscriber, type Subscrip
 import { followFileLines } from '../../connectors/file/followFile.js';
 import { LineSplitter, isUtf8, pieceText, splitMessage, type LinePiece } from '../../connectors/file/lines.js';
 import { readLines } from '../../connectors/file/stdin.js';
-import { DEFAULT_RETRY, kafkaClient, ensureTopics } from '../../connectors/kafka/client.js';
+import { DEFAULT_RETRY, kafkaClient, kafkaFailure, ensureTopics } from '../../connectors/kafka/client.js';
+import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import { fromKafka, type KafkaRecord, type KafkaSource } from '../../connectors/kafka/source.js';
 import { CliError, UsageError } from './command.js';
 
@@ -39,7 +40,7 @@ export type SourceSpec =
   | { kind: 'stdin' }
   | { kind: 'follow'; path: string }
   | { kind: 'demo'; path: string; rate: number }
-  | { kind: 'kafka'; brokers?: string; group: string; topic: string };
+  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string };
 
 export interface IngestOptions {
   maxLineBytes: number;
@@ -289,7 +290,7 @@ export class Ingest {
   private kafka(spec: Extract<SourceSpec, { kind: 'kafka' }>): Observable<RawPiece> {
     const { counters, maxLineBytes } = this.options;
     const source = fromKafka<Buffer>({
-      brokers: spec.brokers,
+      ...spec.connection,
       groupId: spec.group,
       topics: [spec.topic],
       maxValueBytes: KAFKA_VALUES_PER_CAP * maxLineBytes,
@@ -379,11 +380,11 @@ export function stopOnSignals(stop: (signal: NodeJS.Signals) => void): () => voi
  * Checks that the output topic exists, within seconds (a producer would retry for minutes), or
  * creates it with `create` (as many partitions as the input topic).
  */
-export async function checkOutTopic(brokers: string | undefined, topic: string, inputTopic: string | undefined, create: boolean): Promise<void> {
-  const kafka = kafkaClient({ brokers, clientId: 'infiniformer-stream-check', retry: { ...DEFAULT_RETRY, retries: 3, maxRetryTime: 1000 } });
+export async function checkOutTopic(connection: KafkaConnectionSettings, topic: string, inputTopic: string | undefined, create: boolean): Promise<void> {
+  const kafka = kafkaClient({ ...connection, clientId: 'infiniformer-stream-check', retry: { ...DEFAULT_RETRY, retries: 3, maxRetryTime: 1000 } });
   if (create) {
     await ensureTopics(kafka, [{ topic, compacted: false, partitionsLike: inputTopic === undefined ? [] : [inputTopic] }]).catch((error: unknown) => {
-      throw new CliError(`--out-topic: cannot create topic '${topic}': ${String(error)}`, { cause: error });
+      throw new CliError(kafkaFailure(`--out-topic: cannot create topic '${topic}'`, error, connection).message, { cause: error });
     });
     return;
   }
@@ -393,7 +394,7 @@ export async function checkOutTopic(brokers: string | undefined, topic: string, 
     await admin.connect();
     topics = await admin.listTopics();
   } catch (error) {
-    throw new CliError(`cannot reach the Kafka brokers to check --out-topic '${topic}': ${String(error)}`, { cause: error });
+    throw new CliError(kafkaFailure(`cannot reach the Kafka brokers to check --out-topic '${topic}'`, error, connection).message, { cause: error });
   } finally {
     await admin.disconnect().catch(() => undefined);
   }

@@ -1,7 +1,9 @@
 import { Kafka, logLevel, type ITopicConfig, type RetryOptions } from 'kafkajs';
+import { ConnectionSecurityError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 // Every client made here reads transactional topics through the corrected read_committed filter.
 import './readCommitted.js';
+import { resolveSecurity, securityError, type KafkaSasl, type KafkaSsl } from './security.js';
 
 const kafkaLog = createLogger('infiniformer:kafka:client');
 
@@ -15,6 +17,10 @@ export interface KafkaConnection {
   kafka?: Kafka;
   /** kafkajs retry policy. Default: 30 retries, 300 ms doubling to 5 s (rides out a broker restart). */
   retry?: RetryOptions;
+  /** TLS: true for the system's trusted roots, or CA / client certificate as PEM text or file paths. */
+  ssl?: boolean | KafkaSsl;
+  /** SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); over TLS unless the network is trusted. */
+  sasl?: KafkaSasl;
 }
 
 /** Parses `brokers` (array, comma-separated string, or env KAFKA_BROKERS). */
@@ -26,12 +32,16 @@ export function brokerList(brokers?: string | string[]): string[] {
 /** Retries of every client, producer and consumer the connectors make, unless `retry` is given. */
 export const DEFAULT_RETRY: RetryOptions = { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 };
 
-/** A kafkajs client whose log lines go through the library logger. */
+/**
+ * A kafkajs client whose log lines go through the library logger. Throws BadConfigError for
+ * invalid `ssl` / `sasl` options or unreadable PEM files.
+ */
 export function kafkaClient(connection: KafkaConnection = {}): Kafka {
   if (connection.kafka) return connection.kafka;
   return new Kafka({
     clientId: connection.clientId ?? 'infiniformer',
     brokers: brokerList(connection.brokers),
+    ...resolveSecurity(connection),
     retry: connection.retry ?? DEFAULT_RETRY,
     logLevel: logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
@@ -41,6 +51,17 @@ export function kafkaClient(connection: KafkaConnection = {}): Kafka {
       else kafkaLog.debug(text, fields);
     },
   });
+}
+
+/**
+ * The typed error for a failed Kafka operation `what`: a ConnectionSecurityError for rejected
+ * credentials or certificates, the error itself if already a ConnectorError, else a ConnectorError.
+ */
+export function kafkaFailure(what: string, error: unknown, connection: KafkaConnection = {}): ConnectorError {
+  if (error instanceof ConnectorError) return error;
+  const security = securityError(error, connection);
+  if (security !== undefined) return new ConnectionSecurityError(`${what}: ${security.message}`, { cause: error });
+  return new ConnectorError(`${what}: ${String(error)}`, { cause: error });
 }
 
 /** A topic to create when missing, with as many partitions as the widest of `partitionsLike`. */

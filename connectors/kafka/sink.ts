@@ -2,7 +2,7 @@ import type { IHeaders, Message, Producer } from 'kafkajs';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { BadConfigError, ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { DEFAULT_RETRY, kafkaClient, type KafkaConnection } from './client.js';
+import { DEFAULT_RETRY, kafkaClient, kafkaFailure, type KafkaConnection } from './client.js';
 import type { OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:sink');
@@ -133,6 +133,8 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
             retry: options.retry ?? DEFAULT_RETRY,
           });
       const connected = producer?.connect() ?? Promise.resolve();
+      // Awaited by the first send, which reports the failure; not an unhandled rejection before it.
+      connected.catch(() => undefined);
       let pending: T[] = [];
       let timer: ReturnType<typeof setTimeout> | undefined;
       let chain: Promise<void> = Promise.resolve();
@@ -164,7 +166,7 @@ export function toKafka<T>(options: ToKafkaOptions<T>): OperatorFunction<T, Deli
             }
           } catch (error) {
             failed = true;
-            subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`producing to ${options.topic} failed: ${String(error)}`, { cause: error }));
+            subscriber.error(kafkaFailure(`producing to ${options.topic} failed`, error, options));
             return;
           }
           for (const item of items) delivered(item);

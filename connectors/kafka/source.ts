@@ -6,7 +6,7 @@ import { newKeyEntry, rewriteMessage, snapshotMessage, restoreFromChangelog, typ
 import { deadLetterMessage, type DeadLetterReason } from './deadLetter.js';
 import { rawDecoder, type ValueDecoder } from './decode.js';
 import { PartitionOffsetTracker } from './offsetTracker.js';
-import { DEFAULT_RETRY, ensureTopics, kafkaClient, type KafkaConnection } from './client.js';
+import { DEFAULT_RETRY, ensureTopics, kafkaClient, kafkaFailure, type KafkaConnection } from './client.js';
 import { PartitionTransactions, isFencedError, transactionalIdOf, type ExactlyOnceOptions, type OutputTransaction } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:source');
@@ -251,7 +251,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
     const failStream = (error: unknown, what: string) => {
       if (closed) return;
       log.warn(what, { error: String(error) });
-      subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`${what}: ${String(error)}`, { cause: error }));
+      subscriber.error(kafkaFailure(what, error, options));
     };
 
     const disposeStore = (p: PartitionContext<S>) => {
@@ -715,7 +715,7 @@ export function fromKafka<T = Buffer, S = never>(options: FromKafkaOptions<T, S>
     // Installed before anything starts: a SIGTERM during start-up also ends in a clean drain.
     if (options.handleSigterm ?? true) process.on('SIGTERM', onSigterm);
     start().catch((error: unknown) => {
-      if (!closed) subscriber.error(error instanceof ConnectorError ? error : new ConnectorError(`source failed to start: ${String(error)}`, { cause: error }));
+      if (!closed) subscriber.error(kafkaFailure('source failed to start', error, options));
     });
 
     return () => {

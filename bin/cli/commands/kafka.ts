@@ -2,10 +2,13 @@
  * `infiniformer kafka up|down|status`: the local single-node Apache Kafka of `scripts/kafka.ts`
  * (the same as `npm run kafka:up` / `kafka:down`).
  */
+import { kafkaClient, kafkaFailure } from '../../../connectors/kafka/client.js';
+import type { KafkaConnectionSettings } from '../../../connectors/kafka/config.js';
 import { CliError, HELP, UsageError, parse } from '../command.js';
+import { KAFKA_CONNECTION_OPTIONS, kafkaConnection } from '../kafkaOptions.js';
 import type { Command } from '../command.js';
 
-const usage = `Usage: infiniformer kafka <up|down|status> [--brokers <host:port,...>]
+const usage = `Usage: infiniformer kafka <up|down|status> [--brokers <host:port,...>] [--kafka-config <file>]
 
   up       install (cached, with Maven) and start a local single-node Kafka 3.9 (KRaft) on
            127.0.0.1:$KAFKA_PORT (default 9092), unless a broker already answers there
@@ -13,9 +16,12 @@ const usage = `Usage: infiniformer kafka <up|down|status> [--brokers <host:port,
   status   exit 0 if a broker answers on --brokers, 1 if none does
 
 Options:
-  --brokers <list>   brokers to probe for 'status' and 'up' (default $KAFKA_BROKERS or
-                     127.0.0.1:$KAFKA_PORT)
-  -h, --help         this text
+  --brokers <list>       brokers to probe for 'status' and 'up' (default bootstrap.servers
+                         of --kafka-config, $KAFKA_BROKERS or 127.0.0.1:$KAFKA_PORT)
+  --kafka-config <file>  TLS / SASL settings for 'status' (a Kafka client properties file,
+                         as for 'infiniformer stream'; also the KAFKA_SSL*/KAFKA_SASL_* variables):
+                         a rejected password or certificate is reported as such
+  -h, --help             this text
 
 Needs Java 17+ and Maven for 'up'. Environment: KAFKA_PORT, KAFKA_HEAP, KAFKA_DATA_DIR,
 INFINIFORMER_KAFKA_HOME (jar cache).
@@ -27,7 +33,7 @@ const command: Command = {
   summary: 'start, stop or probe the local Kafka broker (up | down | status)',
   usage,
   async run(argv) {
-    const { values, positionals } = parse({ args: argv, allowPositionals: true, options: { ...HELP, brokers: { type: 'string' } } });
+    const { values, positionals } = parse({ args: argv, allowPositionals: true, options: { ...HELP, ...KAFKA_CONNECTION_OPTIONS } });
     if (values.help === true) {
       process.stdout.write(usage);
       return 0;
@@ -37,15 +43,17 @@ const command: Command = {
     if (!['up', 'down', 'status'].includes(action)) throw new UsageError(`unknown action '${action}': use up, down or status`);
     if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const port = Number(process.env['KAFKA_PORT'] ?? 9092);
-    const brokers = values.brokers ?? process.env['KAFKA_BROKERS'] ?? `127.0.0.1:${port}`;
-    if (values.brokers !== undefined && !/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/.test(values.brokers)) throw new UsageError(`--brokers must look like host:port[,host:port...], got '${values.brokers}'`);
+    const connection = kafkaConnection(values);
+    const brokers = connection.brokers ?? `127.0.0.1:${port}`;
     const kafka = await import('../../../scripts/kafka.js');
     if (action === 'status') {
-      if (await kafka.brokerAnswers(brokers)) {
-        process.stdout.write(`a broker answers on ${brokers}\n`);
-        return 0;
+      if (connection.ssl !== undefined || connection.sasl !== undefined) {
+        await probeSecure({ ...connection, brokers });
+      } else if (!(await kafka.brokerAnswers(brokers))) {
+        throw new CliError(`no broker answers on ${brokers}`);
       }
-      throw new CliError(`no broker answers on ${brokers}`);
+      process.stdout.write(`a broker answers on ${brokers}\n`);
+      return 0;
     }
     if (action === 'up') {
       if (await kafka.brokerAnswers(brokers)) {
@@ -65,5 +73,18 @@ const command: Command = {
     return 0;
   },
 };
+
+/** Connects with TLS / SASL and asks for the cluster; the error says why not (credentials, certificate, unreachable). */
+async function probeSecure(connection: KafkaConnectionSettings): Promise<void> {
+  const admin = kafkaClient({ ...connection, clientId: 'infiniformer-probe', retry: { retries: 1, maxRetryTime: 1000 } }).admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+  } catch (error) {
+    throw new CliError(kafkaFailure(`no broker answers on ${connection.brokers ?? ''}`, error, connection).message, { cause: error });
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
 
 export default command;

@@ -21,6 +21,7 @@ import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
 import { StreamStateDir, defaultStateDir, modelFingerprint } from '../streamStateDir.js';
 import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
+import { KAFKA_CONNECTION_HELP, KAFKA_CONNECTION_OPTIONS, kafkaConnection } from '../kafkaOptions.js';
 import type { Command } from '../command.js';
 
 const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/default', import.meta.url));
@@ -58,8 +59,7 @@ Source (one; default --demo):
 
 Options:
   --model <dir>           model directory (default: models/default, trained on gcc logs)
-  --brokers <list>        Kafka brokers, comma-separated (default $KAFKA_BROKERS or 127.0.0.1:9092)
-  --group <id>            Kafka consumer group (default infiniformer-stream)
+${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default infiniformer-stream)
   --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout (it must
                           exist, checked at start, unless --create-topics)
   --create-topics         create a missing --out-topic
@@ -100,6 +100,7 @@ Examples:
   infiniformer stream --follow /var/log/syslog --key-by '/^\\S+ +\\S+ \\S+ (\\S+)/'
   tail -n 1000 build.log | infiniformer stream --stdin --anomaly-threshold 2
   infiniformer stream --kafka-topic logs --out-topic log-scores --brokers 127.0.0.1:9092
+  KAFKA_SASL_PASSWORD=... infiniformer stream --kafka-topic logs --kafka-config client.properties
 `;
 
 
@@ -141,7 +142,7 @@ const command: Command = {
         follow: { type: 'string' },
         stdin: { type: 'boolean' },
         'kafka-topic': { type: 'string' },
-        brokers: { type: 'string' },
+        ...KAFKA_CONNECTION_OPTIONS,
         group: { type: 'string' },
         'out-topic': { type: 'string' },
         'create-topics': { type: 'boolean' },
@@ -185,12 +186,15 @@ const command: Command = {
     const keyOf = keySelector(values['key-by']);
     const modelDir = values.model ?? DEFAULT_MODEL;
     mustExist('model', modelDir, 'dir');
+    const usesKafka = values['kafka-topic'] !== undefined || values['out-topic'] !== undefined;
+    if (!usesKafka && (values.brokers !== undefined || values['kafka-config'] !== undefined)) throw new UsageError('--brokers and --kafka-config need --kafka-topic or --out-topic');
+    const kafka = usesKafka ? kafkaConnection(values) : {};
     const spec: SourceSpec =
       values.follow !== undefined ? { kind: 'follow', path: values.follow }
       : values.stdin === true ? { kind: 'stdin' }
-      : values['kafka-topic'] !== undefined ? { kind: 'kafka', brokers: values.brokers, group: values.group ?? 'infiniformer-stream', topic: values['kafka-topic'] }
+      : values['kafka-topic'] !== undefined ? { kind: 'kafka', connection: kafka, group: values.group ?? 'infiniformer-stream', topic: values['kafka-topic'] }
       : { kind: 'demo', path: DEMO_LOG, rate };
-    if (values['out-topic'] !== undefined) await checkOutTopic(values.brokers, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
+    if (values['out-topic'] !== undefined) await checkOutTopic(kafka, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
@@ -290,7 +294,7 @@ const command: Command = {
     const written$ =
       values['out-topic'] !== undefined
         ? scored$.pipe(
-            toKafka({ brokers: values.brokers, topic: values['out-topic'], key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.line.done() }),
+            toKafka({ ...kafka, topic: values['out-topic'], key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.line.done() }),
             mergeMap(() => EMPTY),
           )
         : scored$.pipe(
