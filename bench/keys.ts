@@ -44,9 +44,24 @@ interface Result {
   evictions: number;
   restores: number;
   peakRssMiB: number;
+  /** Peak anonymous RSS (heap, WASM memory, tensors): what grows if anything is unbounded. */
+  peakAnonMiB: number;
+  /** Peak file-backed RSS: LMDB's memory-mapped pages (and the binaries), reclaimable by the kernel. */
+  peakFileMiB: number;
   diskMiB: number;
   bytesPerKey: number;
   backend: string;
+}
+
+/** RssAnon and RssFile (bytes) from /proc/self/status; zeros where there is none. */
+function rssParts(): { anon: number; file: number } {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { anon: kb('RssAnon'), file: kb('RssFile') };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
 }
 
 const dirBytes = (dir: string): number => readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
@@ -71,8 +86,15 @@ async function one(keys: number): Promise<Result> {
   let outputs = 0;
   let failed: unknown;
   const sub: Subscription = input.pipe(lm).subscribe({ next: () => outputs++, error: (e: unknown) => (failed = e) });
-  let peak = process.memoryUsage.rss();
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+  const peak = { rss: 0, anon: 0, file: 0 };
+  const sample = (): void => {
+    const p = rssParts();
+    peak.rss = Math.max(peak.rss, process.memoryUsage.rss());
+    peak.anon = Math.max(peak.anon, p.anon);
+    peak.file = Math.max(peak.file, p.file);
+  };
+  sample();
+  const sampler = setInterval(sample, 50);
   const t0 = performance.now();
   let sent = 0;
   for (let r = 0; r < records; r++) {
@@ -98,21 +120,21 @@ async function one(keys: number): Promise<Result> {
   rmSync(dir, { recursive: true, force: true });
   model.dispose();
   if (outputs !== sent) throw new Error(`${outputs} outputs for ${sent} tokens`);
-  return { keys, tokens: sent, seconds, evictions: stats.evictions, restores: stats.restores, peakRssMiB: peak / 2 ** 20, diskMiB: disk / 2 ** 20, bytesPerKey: Math.round(bytes / stored), backend };
+  return { keys, tokens: sent, seconds, evictions: stats.evictions, restores: stats.restores, peakRssMiB: peak.rss / 2 ** 20, peakAnonMiB: peak.anon / 2 ** 20, peakFileMiB: peak.file / 2 ** 20, diskMiB: disk / 2 ** 20, bytesPerKey: Math.round(bytes / stored), backend };
 }
 
 export async function run(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   console.log(`model ${MODEL}, live states ${LIVE}, ${RECORDS} records of ${TOKENS} bytes per key (more for few keys), token mode; load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log('| keys | tokens | s | tokens/s | evictions | restores | peak RSS MiB | LMDB MiB | bytes/key |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| keys | tokens | s | tokens/s | evictions | restores | peak RSS MiB | of it anon | of it file | LMDB MiB | bytes/key |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   let backend = '?';
   for (const keys of COUNTS) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', self, 'one', String(keys)], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`keys=${keys}: ${r.stderr}`);
     const x = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
     backend = x.backend;
-    console.log(`| ${x.keys} | ${x.tokens} | ${x.seconds.toFixed(1)} | ${Math.round(x.tokens / x.seconds)} | ${x.evictions} | ${x.restores} | ${x.peakRssMiB.toFixed(0)} | ${x.diskMiB.toFixed(0)} | ${x.bytesPerKey} |`);
+    console.log(`| ${x.keys} | ${x.tokens} | ${x.seconds.toFixed(1)} | ${Math.round(x.tokens / x.seconds)} | ${x.evictions} | ${x.restores} | ${x.peakRssMiB.toFixed(0)} | ${x.peakAnonMiB.toFixed(0)} | ${x.peakFileMiB.toFixed(0)} | ${x.diskMiB.toFixed(0)} | ${x.bytesPerKey} |`);
   }
   console.log(`backend ${backend}; load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
