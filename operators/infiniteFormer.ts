@@ -46,8 +46,8 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
    */
   maxKeys?: number;
   /**
-   * The owner of every key's state beyond the `maxKeys` live ones (a {@link MemoryKeyStore}, a
-   * {@link SpillingKeyStore} on disk, a changelog-backed store): an evicted key's state is put
+   * The owner of every key's state beyond the `maxKeys` live ones (a `MemoryKeyStore`, a
+   * `SpillingKeyStore` on disk, a changelog-backed store): an evicted key's state is put
    * there as bytes and its tensors freed; a key not in memory is looked up there (first sight,
    * after eviction, after a restart) and continues bit for bit. Bytes that do not restore make
    * an error record and the key starts fresh. If the store throws on a put, the stream errors
