@@ -36,6 +36,8 @@ const TOKENS = Number(process.env['BENCH_KEYS_TOKENS'] ?? 1);
 const COUNTS = (process.env['BENCH_KEYS_COUNTS'] ?? '1,100,10000,100000').split(',').map(Number);
 const BATCH = 2000;
 const MODEL = process.env['BENCH_KEYS_MODEL'] ?? 'small';
+/** A cap on each run's V8 heap (MiB), to show what the runs need; 0: Node's default. */
+const HEAP_MB = Number(process.env['BENCH_KEYS_HEAP_MB'] ?? 0);
 
 interface Result {
   keys: number;
@@ -48,6 +50,8 @@ interface Result {
   peakAnonMiB: number;
   /** Peak file-backed RSS: LMDB's memory-mapped pages (and the binaries), reclaimable by the kernel. */
   peakFileMiB: number;
+  /** V8 heap in use after a full GC at the end (live objects only). */
+  heapAfterGcMiB: number;
   diskMiB: number;
   bytesPerKey: number;
   backend: string;
@@ -119,22 +123,25 @@ async function one(keys: number): Promise<Result> {
   const disk = dirBytes(dir);
   rmSync(dir, { recursive: true, force: true });
   model.dispose();
+  (globalThis as { gc?: () => void }).gc?.();
+  const heapAfterGc = process.memoryUsage().heapUsed;
   if (outputs !== sent) throw new Error(`${outputs} outputs for ${sent} tokens`);
-  return { keys, tokens: sent, seconds, evictions: stats.evictions, restores: stats.restores, peakRssMiB: peak.rss / 2 ** 20, peakAnonMiB: peak.anon / 2 ** 20, peakFileMiB: peak.file / 2 ** 20, diskMiB: disk / 2 ** 20, bytesPerKey: Math.round(bytes / stored), backend };
+  return { keys, tokens: sent, seconds, evictions: stats.evictions, restores: stats.restores, peakRssMiB: peak.rss / 2 ** 20, peakAnonMiB: peak.anon / 2 ** 20, peakFileMiB: peak.file / 2 ** 20, heapAfterGcMiB: heapAfterGc / 2 ** 20, diskMiB: disk / 2 ** 20, bytesPerKey: Math.round(bytes / stored), backend };
 }
 
 export async function run(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   console.log(`model ${MODEL}, live states ${LIVE}, ${RECORDS} records of ${TOKENS} bytes per key (more for few keys), token mode; load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log('| keys | tokens | s | tokens/s | evictions | restores | peak RSS MiB | of it anon | of it file | LMDB MiB | bytes/key |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log(`V8 heap cap ${HEAP_MB > 0 ? `${HEAP_MB} MiB` : 'Node default'}`);
+  console.log('| keys | tokens | s | tokens/s | evictions | restores | peak RSS MiB | of it anon | of it file | heap after GC MiB | LMDB MiB | bytes/key |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   let backend = '?';
   for (const keys of COUNTS) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', self, 'one', String(keys)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = spawnSync(process.execPath, ['--expose-gc', ...(HEAP_MB > 0 ? [`--max-old-space-size=${HEAP_MB}`] : []), '--import', 'tsx', self, 'one', String(keys)], { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`keys=${keys}: ${r.stderr}`);
     const x = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Result;
     backend = x.backend;
-    console.log(`| ${x.keys} | ${x.tokens} | ${x.seconds.toFixed(1)} | ${Math.round(x.tokens / x.seconds)} | ${x.evictions} | ${x.restores} | ${x.peakRssMiB.toFixed(0)} | ${x.peakAnonMiB.toFixed(0)} | ${x.peakFileMiB.toFixed(0)} | ${x.diskMiB.toFixed(0)} | ${x.bytesPerKey} |`);
+    console.log(`| ${x.keys} | ${x.tokens} | ${x.seconds.toFixed(1)} | ${Math.round(x.tokens / x.seconds)} | ${x.evictions} | ${x.restores} | ${x.peakRssMiB.toFixed(0)} | ${x.peakAnonMiB.toFixed(0)} | ${x.peakFileMiB.toFixed(0)} | ${x.heapAfterGcMiB.toFixed(0)} | ${x.diskMiB.toFixed(0)} | ${x.bytesPerKey} |`);
   }
   console.log(`backend ${backend}; load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
