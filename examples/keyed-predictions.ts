@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { from, lastValueFrom, share, tap } from 'rxjs';
-import { ByteTokenizer, InfiniFormer, Trainer, createRng, initBackend, tokenStreamSource } from '../src/index.js';
+import { ByteTokenizer, InfiniFormer, MemoryKeyStore, Trainer, createRng, initBackend, tokenStreamSource } from '../src/index.js';
 import { anomalies, infiniteFormer, perplexity, predictNext, recordSurprisal, tokenize, type TextRecord } from '../operators/index.js';
 
 const args = process.argv.slice(2);
@@ -64,10 +64,10 @@ async function main(): Promise<void> {
 
   const lines = logLines(totalLines, 3, 37);
   const startTensors = tf.memory().numTensors;
-  // Segment mode: 4 hosts, 3 states in memory, so one is always spilled (as bytes) and restored
-  // when its turn comes. Token mode would do that for every token: there all 4 stay in memory.
-  const spill = new Map<string, Uint8Array>();
-  const lm = infiniteFormer(model, { mode, maxKeys: mode === 'segment' ? 3 : HOSTS.length, onEvict: (k, b) => spill.set(k, b), restore: (k) => spill.get(k) });
+  // Segment mode: 4 hosts, 3 states in memory, so one is always spilled (as bytes, into the
+  // store) and restored when its turn comes. Token mode would do that for every token: there
+  // all 4 stay in memory. (A SpillingKeyStore would keep the spilled states on disk.)
+  const lm = infiniteFormer(model, { mode, maxKeys: mode === 'segment' ? 3 : HOSTS.length, store: new MemoryKeyStore() });
   const t1 = performance.now();
 
   const predictions$ = from(lines).pipe(tokenize({ tokenizer }), lm, predictNext({ topK: 3 }), perplexity({ window: 400 }), share());

@@ -20,7 +20,7 @@ export interface KeyState {
 }
 
 /**
- * Serialises a key's state (what `onEvict` and `snapshot()` hand out).
+ * Serialises a key's state (what {@link infiniteFormer} puts into its store).
  *
  * @example
  * ```ts

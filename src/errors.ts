@@ -91,3 +91,28 @@ export class OverflowError extends InfiniformerError {
     super(message, 'ERR_OVERFLOW', { retriable: true, ...options });
   }
 }
+
+/** A key state store was used after `close()`. */
+export class StoreClosedError extends InfiniformerError {
+  constructor(message: string, options: InfiniformerErrorOptions = {}) {
+    super(message, 'ERR_STORE_CLOSED', options);
+  }
+}
+
+/** Bytes read back from a state store fail their checksum or framing (disk corruption, a foreign file). */
+export class CorruptStateError extends InfiniformerError {
+  /** The key whose bytes are corrupt. */
+  readonly key: string;
+
+  constructor(key: string, message: string, options: InfiniformerErrorOptions = {}) {
+    super(`state of key ${JSON.stringify(key)}: ${message}`, 'ERR_CORRUPT_STATE', options);
+    this.key = key;
+  }
+}
+
+/** The storage under a state store failed (disk full, permissions, the database could not open). */
+export class StateStoreError extends InfiniformerError {
+  constructor(message: string, options: InfiniformerErrorOptions = {}) {
+    super(message, 'ERR_STATE_STORE', options);
+  }
+}

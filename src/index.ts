@@ -34,5 +34,6 @@ export type { KlRegularizerOptions } from './attention/klRegularizer.js';
 export * from './model/index.js';
 export * from './tokenize/index.js';
 export * from './mixing/index.js';
+export * from './state/index.js';
 export { OrderNByteModel, orderNCodeLength } from './baselines/orderN.js';
 export type { OrderNOptions, OrderNResult } from './baselines/orderN.js';

@@ -1,14 +1,16 @@
 /**
  * `stream --state-dir`: what the main job has learned, on disk, so a restart continues it: the
  * online learner (adapted weights, optimizer moments, counters), the context mixer's shared
- * statistics, and every key's model state and mixing context. Saved whole and atomically (a
- * new directory renamed over the old one), periodically and at exit; loaded at start when it was
- * written for the same model.
+ * statistics and every key's mixing context, saved whole and atomically (a new directory renamed
+ * over the old one), periodically and at exit, loaded at start when written for the same model;
+ * and every key's model state, in a {@link SpillingKeyStore} under `keys-<model>/` (hot keys in
+ * RAM, the rest on disk, flushed at each save), so RAM stays bounded however many keys there are.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from '../../src/model/checksum.js';
+import { SpillingKeyStore } from '../../src/state/spillingKeyStore.js';
 import { CliError } from './command.js';
 
 /** What a state directory holds. */
@@ -17,8 +19,6 @@ export interface SavedStream {
   learner?: Uint8Array;
   /** The contextMix snapshot, when it mixes. */
   mix?: { mixer: Uint8Array; keys: Map<string, Uint8Array> };
-  /** Every key's model state (infiniteFormer snapshot / evicted). */
-  modelKeys: Map<string, Uint8Array>;
   /** Lines scored over all runs so far. */
   lines: number;
 }
@@ -106,12 +106,25 @@ export class StreamStateDir {
     const mixer = read('mixer.bin');
     const learner = read('learner.bin');
     const saved: SavedStream = {
-      modelKeys: unpackKeys(read('model-keys.bin') ?? new Uint8Array(4), 'model-keys.bin'),
       lines: meta.lines ?? 0,
       ...(learner ? { learner } : {}),
       ...(mixer ? { mix: { mixer, keys: unpackKeys(read('mix-keys.bin') ?? new Uint8Array(4), 'mix-keys.bin') } } : {}),
     };
     return { saved };
+  }
+
+  /**
+   * The store of every key's model state for this model (created when missing). A directory
+   * saved before the store existed holds them in `current/model-keys.bin`: they are moved in.
+   */
+  openKeyStore(options: { maxHotBytes?: number } = {}): SpillingKeyStore {
+    const keys = new SpillingKeyStore(join(this.dir, `keys-${this.fingerprint}`), options);
+    const legacy = join(this.current, 'model-keys.bin');
+    const metaFile = join(this.current, 'meta.json');
+    if (existsSync(legacy) && existsSync(metaFile) && (JSON.parse(readFileSync(metaFile, 'utf8')) as { model?: string }).model === this.fingerprint) {
+      for (const [k, v] of unpackKeys(new Uint8Array(readFileSync(legacy)), 'model-keys.bin')) if (keys.get(k) === undefined) keys.put(k, v);
+    }
+    return keys;
   }
 
   /** Writes `s` as the new current state (all files, then one rename). */
@@ -120,8 +133,7 @@ export class StreamStateDir {
     const next = join(this.dir, `next-${process.pid}`);
     rmSync(next, { recursive: true, force: true });
     mkdirSync(next);
-    const files: string[] = ['model-keys.bin'];
-    writeFileSync(join(next, 'model-keys.bin'), packKeys(s.modelKeys));
+    const files: string[] = [];
     if (s.learner) {
       writeFileSync(join(next, 'learner.bin'), s.learner);
       files.push('learner.bin');

@@ -44,8 +44,18 @@ export interface LayerState {
 
 /** First word of a serialised state: "IFST" little-endian. */
 export const STATE_MAGIC = 0x54534649;
-export const STATE_FORMAT_VERSION = 1;
+/**
+ * 2: only what the state holds is written (the current segment's `pos` rows, not L; the sticky
+ * statistics only with sticky sampling, where they are not all zero). 1 (always L rows and the
+ * sticky arrays) is still read.
+ */
+export const STATE_FORMAT_VERSION = 2;
 const HEADER_BYTES = 4 + 4 + 4 + 4 + 8 + 8 + 16;
+
+/** Which parts a layer holds (bit flags in the serialised state). */
+const HAS_MEMORY = 1;
+const HAS_PREV = 2;
+const HAS_CUR = 4;
 
 /** The state of one stream. Create with `model.createState(seed)`; free with {@link dispose}. */
 export class StreamState {
@@ -105,21 +115,26 @@ export class StreamState {
     this.disposed = true;
   }
 
-  /** Number of bytes {@link serialize} produces: a function of the config only. */
-  static byteLength(c: Readonly<ModelConfig>): number {
-    const e = c.width;
-    const L = c.segmentLength;
-    const perLayer = 4 + 4 * 2 * L * e + (c.longTermMemory ? 4 * c.numBasis * e + 8 * c.stickyBins + 8 * c.numHeads * L : 0);
-    return HEADER_BYTES + c.numLayers * perLayer + 4;
+  /**
+   * Number of bytes {@link serialize} produces for a state at segment position `pos` whose
+   * layers hold a memory and a previous segment (every state after its second segment): a
+   * function of the config and `pos`. Earlier states are smaller.
+   */
+  static byteLength(c: Readonly<ModelConfig>, pos = 0): number {
+    return layout(c, pos, HAS_MEMORY | HAS_PREV | (pos > 0 ? HAS_CUR : 0), STATE_FORMAT_VERSION).total;
   }
 
-  /** The whole state as bytes (fixed size per config, CRC-protected). */
+  /** The whole state as bytes (CRC-protected): its size depends on the config, the position and which parts exist yet. */
   serialize(): Uint8Array {
     if (this.disposed) throw new BadInputError('state', 'is disposed');
     const c = this.config;
     const e = c.width;
     const L = c.segmentLength;
-    const bytes = new Uint8Array(StreamState.byteLength(c));
+    const H = c.numHeads;
+    const pos = this.pos;
+    const flagsOf = (l: LayerState): number => (l.memory !== null ? HAS_MEMORY : 0) | (l.prevX !== null ? HAS_PREV : 0) | (l.curX !== null && pos > 0 ? HAS_CUR : 0);
+    const total = HEADER_BYTES + this.layers.reduce((n, l) => n + layout(c, pos, flagsOf(l), STATE_FORMAT_VERSION).perLayer, 0) + 4;
+    const bytes = new Uint8Array(total);
     const view = new DataView(bytes.buffer);
     let o = 0;
     const u32 = (v: number): void => {
@@ -130,44 +145,37 @@ export class StreamState {
       view.setFloat64(o, v, true);
       o += 8;
     };
-    const f32 = (v: number): void => {
-      view.setFloat32(o, v, true);
-      o += 4;
-    };
-    const f32s = (t: tf.Tensor | null, count: number): void => {
-      if (t !== null) {
-        const data = t.dataSync();
-        for (let i = 0; i < data.length; i++) view.setFloat32(o + 4 * i, data[i]!, true);
-      }
+    const f32s = (data: ArrayLike<number>, count = data.length): void => {
+      for (let i = 0; i < count; i++) view.setFloat32(o + 4 * i, data[i]!, true);
       o += 4 * count;
     };
     u32(STATE_MAGIC);
     u32(STATE_FORMAT_VERSION);
     u32(fingerprint(c));
-    u32(this.pos);
+    u32(pos);
     f64(this.tokensSeen);
     f64(this.segmentsSeen);
     for (const w of this.rngState) u32(w);
     for (const l of this.layers) {
-      u32((l.memory !== null ? 1 : 0) | (l.prevX !== null ? 2 : 0) | (l.curX !== null ? 4 : 0));
-      f32s(l.prevX, L * e);
-      f32s(l.curX, L * e);
-      if (c.longTermMemory) {
-        f32s(l.memory, c.numBasis * e);
+      const flags = flagsOf(l);
+      u32(flags);
+      if ((flags & HAS_PREV) !== 0) f32s(l.prevX!.dataSync());
+      if ((flags & HAS_CUR) !== 0) f32s(l.curX!.dataSync(), pos * e);
+      if (c.longTermMemory && (flags & HAS_MEMORY) !== 0) f32s(l.memory!.dataSync());
+      if (c.longTermMemory && c.sticky) {
         for (const v of l.prevMass) f64(v);
-        for (const v of l.curMu) f32(v);
-        for (const v of l.curSigmaSq) f32(v);
+        // Only the first pos densities of each head are set; the rest are zero.
+        for (const arr of [l.curMu, l.curSigmaSq]) for (let h = 0; h < H; h++) f32s(arr.subarray(h * L, h * L + pos));
       }
     }
     u32(crc32(bytes.subarray(0, o)));
     return bytes;
   }
 
-  /** Restores a state written by {@link serialize} for the same config. */
+  /** Restores a state written by {@link serialize} (format 2, or 1) for the same config. */
   static deserialize(config: Readonly<ModelConfig>, bytes: Uint8Array): StreamState {
     if (!(bytes instanceof Uint8Array)) throw new BadInputError('bytes', 'expected a Uint8Array');
-    const expected = StreamState.byteLength(config);
-    if (bytes.length < HEADER_BYTES) throw new ModelFileError(`state bytes are truncated: ${bytes.length} bytes, expected ${expected}`);
+    if (bytes.length < HEADER_BYTES + 4) throw new ModelFileError(`state bytes are truncated: ${bytes.length} bytes`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let o = 0;
     const u32 = (): number => {
@@ -180,44 +188,81 @@ export class StreamState {
       o += 8;
       return v;
     };
-    const f32 = (): number => {
-      const v = view.getFloat32(o, true);
-      o += 4;
-      return v;
-    };
     if (u32() !== STATE_MAGIC) throw new ModelFileError('not an infiniformer stream state (bad magic number)');
     const version = u32();
-    if (version !== STATE_FORMAT_VERSION) throw new ModelFileError(`stream state format version ${version} is not supported (expected ${STATE_FORMAT_VERSION})`);
+    if (version !== 1 && version !== 2) throw new ModelFileError(`stream state format version ${version} is not supported (expected ${STATE_FORMAT_VERSION} or 1)`);
     if (u32() !== fingerprint(config)) throw new ModelFileError('stream state was written for a different model config');
-    if (bytes.length !== expected) throw new ModelFileError(`stream state has ${bytes.length} bytes, expected ${expected} (truncated or corrupt)`);
-    if (view.getUint32(expected - 4, true) !== crc32(bytes.subarray(0, expected - 4))) throw new ModelFileError('stream state checksum mismatch (corrupt)');
+    if (view.getUint32(bytes.length - 4, true) !== crc32(bytes.subarray(0, bytes.length - 4))) throw new ModelFileError('stream state checksum mismatch (truncated or corrupt)');
     const e = config.width;
     const L = config.segmentLength;
+    const H = config.numHeads;
     const state = new StreamState(config);
     state.pos = u32();
     if (state.pos >= L) throw new ModelFileError(`stream state position ${state.pos} is not below the segment length ${L}`);
+    const pos = state.pos;
     state.tokensSeen = f64();
     state.segmentsSeen = f64();
     state.rngState = [u32(), u32(), u32(), u32()];
-    const f32s = (rows: number, present: boolean, stride: number): tf.Tensor | null => {
-      const start = o;
-      o += 4 * stride * e;
-      if (!present) return null;
-      const data = new Float32Array(rows * e);
-      for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(start + 4 * i, true);
+    // Every layer's size is known from its flags: check it before reading, so a short buffer is a clear error.
+    const need = (n: number): void => {
+      if (o + n > bytes.length - 4) throw new ModelFileError(`stream state has ${bytes.length} bytes, too few for its layers (truncated or corrupt)`);
+    };
+    const f32s = (count: number): Float32Array => {
+      const data = new Float32Array(count);
+      for (let i = 0; i < count; i++) data[i] = view.getFloat32(o + 4 * i, true);
+      o += 4 * count;
+      return data;
+    };
+    const tensor = (rows: number, stored: number, present: boolean): tf.Tensor | null => {
+      if (!present) {
+        if (version === 1) o += 4 * stored * e;
+        return null;
+      }
+      const data = f32s(rows * e);
+      o += 4 * (stored - rows) * e;
       return tf.tensor2d(data, [rows, e]);
     };
-    for (const l of state.layers) {
-      const flags = u32();
-      l.prevX = f32s(L, (flags & 2) !== 0, L);
-      l.curX = f32s(state.pos, (flags & 4) !== 0 && state.pos > 0, L);
-      if (config.longTermMemory) {
-        l.memory = f32s(config.numBasis, (flags & 1) !== 0, config.numBasis);
-        for (let j = 0; j < l.prevMass.length; j++) l.prevMass[j] = f64();
-        for (let j = 0; j < l.curMu.length; j++) l.curMu[j] = f32();
-        for (let j = 0; j < l.curSigmaSq.length; j++) l.curSigmaSq[j] = f32();
+    const readLayers = (): void => {
+      for (const l of state.layers) {
+        need(4);
+        const flags = u32();
+        const hasCur = (flags & HAS_CUR) !== 0 && pos > 0;
+        need(layout(config, pos, flags, version).perLayer - 4);
+        l.prevX = tensor(L, L, (flags & HAS_PREV) !== 0);
+        l.curX = tensor(pos, version === 1 ? L : hasCur ? pos : 0, hasCur);
+        if (config.longTermMemory) {
+          l.memory = tensor(config.numBasis, config.numBasis, (flags & HAS_MEMORY) !== 0);
+          if (version === 1 || config.sticky) {
+            for (let j = 0; j < l.prevMass.length; j++) l.prevMass[j] = f64();
+            const per = version === 1 ? L : pos;
+            for (const arr of [l.curMu, l.curSigmaSq]) for (let h = 0; h < H; h++) arr.set(f32s(per), h * L);
+          }
+        }
       }
+      if (o !== bytes.length - 4) throw new ModelFileError(`stream state has ${bytes.length} bytes, expected ${o + 4} (truncated or corrupt)`);
+    };
+    try {
+      readLayers();
+    } catch (error) {
+      state.dispose(); // the layers read so far hold tensors
+      throw error;
     }
     return state;
   }
+}
+
+/** Bytes of one layer (flags word included) and of the whole state, in format `version`. */
+function layout(c: Readonly<ModelConfig>, pos: number, flags: number, version: number): { perLayer: number; total: number } {
+  const e = c.width;
+  const L = c.segmentLength;
+  let perLayer = 4;
+  if (version === 1) {
+    perLayer += 4 * 2 * L * e + (c.longTermMemory ? 4 * c.numBasis * e + 8 * c.stickyBins + 8 * c.numHeads * L : 0);
+  } else {
+    if ((flags & HAS_PREV) !== 0) perLayer += 4 * L * e;
+    if ((flags & HAS_CUR) !== 0 && pos > 0) perLayer += 4 * pos * e;
+    if (c.longTermMemory && (flags & HAS_MEMORY) !== 0) perLayer += 4 * c.numBasis * e;
+    if (c.longTermMemory && c.sticky) perLayer += 8 * c.stickyBins + 8 * c.numHeads * pos;
+  }
+  return { perLayer, total: HEADER_BYTES + c.numLayers * perLayer + 4 };
 }

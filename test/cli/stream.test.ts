@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfiniFormer, saveModel } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cli, directBits, GCC_SLICE as GCC_SLICE_PATH, TINY_CONFIG } from './helpers.js';
 
 let root = '';
@@ -202,6 +202,11 @@ test('stream --state-dir: a run stopped and restarted on the rest of the input c
       const state = join(dir, learn.join(''));
       const a = await cli(['stream', '--model', modelDir, '--stdin', '--state-dir', state, ...learn], { input: first });
       t.is(a.code, 0, a.stderr);
+      // Key states live in the LMDB store under the directory, learner and mixer in current/.
+      const keysDir = readdirSync(state).filter((f) => f.startsWith('keys-'));
+      t.is(keysDir.length, 1);
+      t.true(existsSync(join(state, keysDir[0]!, 'data.mdb')));
+      t.false(existsSync(join(state, 'current', 'model-keys.bin')));
       const b = await cli(['stream', '--model', modelDir, '--stdin', '--state-dir', state, ...learn], { input: rest });
       t.is(b.code, 0, b.stderr);
       t.regex(b.stderr, /continuing from/);

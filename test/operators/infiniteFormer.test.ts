@@ -1,9 +1,14 @@
 import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { from, lastValueFrom, map, queueScheduler, Subject, take, toArray, VirtualTimeScheduler, Observable, throwError, concat } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { infiniteFormer, keyStateFromBytes, keyStateToBytes, type ModelOutput, type RecordFailure, type TokenInput } from '../../operators/index.js';
 import { BadConfigError, BadInputError, InfiniFormer, ModelFileError, OverflowError, setLogSink, type LogEntry } from '../../src/index.js';
+import { MemoryKeyStore } from '../../src/state/memoryKeyStore.js';
+import { SpillingKeyStore } from '../../src/state/spillingKeyStore.js';
 import { backendReady } from '../helpers/backend.js';
 import { lcg } from '../helpers/reference64.js';
 import { maxAbsDiff, tinyModel, tokens as randomTokens } from '../model/helpers.js';
@@ -135,15 +140,13 @@ test('property: any interleaving, record sizes, key bound, batching and schedule
         return [k, cache.get(id)!];
       }),
     );
-    const store = new Map<string, Uint8Array>();
     const options = {
       mode,
       maxKeys: 1 + Math.floor(r() * 3),
       batch: r() < 0.7,
       maxQueue: mode === 'segment' ? 8 + Math.floor(r() * 8) : 1 + Math.floor(r() * 6),
       scheduler: r() < 0.5 ? queueScheduler : undefined,
-      onEvict: (k: string, b: Uint8Array) => store.set(k, b),
-      restore: (k: string) => store.get(k),
+      store: new MemoryKeyStore(),
     } as const;
     const out = await lastValueFrom(from(interleaved(streams, 200 + trial)).pipe(infiniteFormer(model, options), toArray()));
     worst = Math.max(worst, compare(t, out, streams, direct, false));
@@ -152,26 +155,24 @@ test('property: any interleaving, record sizes, key bound, batching and schedule
   model.dispose();
 });
 
-test('LRU eviction: a key spilled and restored continues bit-identically to one never evicted (token and segment mode)', async (t) => {
+test('LRU eviction: a key spilled into the store (memory or LMDB) and restored continues bit-identically to one never evicted (token and segment mode)', async (t) => {
   const model = tinyModel({ sticky: true });
   const V = model.config.vocabSize;
   const streams = { a: randomTokens(30, V, 4), b: randomTokens(26, V, 5), c: randomTokens(33, V, 6), d: randomTokens(21, V, 7) };
   const records = interleaved(streams, 12);
-  for (const mode of ['token', 'segment'] as const) {
+  const dir = mkdtempSync(join(tmpdir(), 'if-evict-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [mode, kind] of [['token', 'memory'], ['segment', 'memory'], ['token', 'lmdb'], ['segment', 'lmdb']] as const) {
     const never = await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, batch: false, seed: (k) => k.charCodeAt(0) }), toArray()));
-    const store = new Map<string, Uint8Array>();
-    const evicted: string[] = [];
+    // The LMDB store keeps no entry in memory: every restore reads the disk.
+    const store = kind === 'memory' ? new MemoryKeyStore() : new SpillingKeyStore(join(dir, mode), { maxHotEntries: 0 });
     const lm = infiniteFormer(model, {
       mode,
       batch: false,
       seed: (k) => k.charCodeAt(0),
       maxKeys: 2,
       spillOnComplete: false,
-      onEvict: (key, bytes) => {
-        evicted.push(key);
-        store.set(key, bytes);
-      },
-      restore: (key) => store.get(key),
+      store,
     });
     const spilled = await lastValueFrom(from(records).pipe(lm, toArray()));
     const stats = lm.stats();
@@ -188,12 +189,13 @@ test('LRU eviction: a key spilled and restored continues bit-identically to one 
     }
     t.is(spilled.length, never.length);
     t.is(worst, 0);
-    t.log(`${mode} mode: ${stats.evictions} evictions, ${stats.restores} restores, max |diff| vs never evicted = ${worst}`);
+    t.log(`${mode} mode, ${kind} store: ${stats.evictions} evictions, ${stats.restores} restores, max |diff| vs never evicted = ${worst}`);
+    await store.close();
   }
   model.dispose();
 });
 
-test('snapshot() of a live subscription and initialState continue exactly where the first run stopped', async (t) => {
+test('checkpoint() of a live subscription writes every key to the store; a next run with that store continues exactly', async (t) => {
   const model = tinyModel({ sticky: true });
   const V = model.config.vocabSize;
   const streams = { a: randomTokens(40, V, 8), b: randomTokens(35, V, 9), c: randomTokens(19, V, 10) };
@@ -201,19 +203,22 @@ test('snapshot() of a live subscription and initialState continue exactly where 
   const half = Math.floor(records.length / 2);
   const whole = await lastValueFrom(from(records).pipe(infiniteFormer(model, { batch: false }), toArray()));
 
-  // First run: a live subject source on a synchronous scheduler; snapshot after the first half.
+  // First run: a live subject source on a synchronous scheduler; checkpoint after the first half.
   const input = new Subject<TokenInput>();
-  const lm = infiniteFormer(model, { batch: false, scheduler: queueScheduler });
+  const store = new MemoryKeyStore();
+  const lm = infiniteFormer(model, { batch: false, scheduler: queueScheduler, store });
   const first: ModelOutput[] = [];
   const sub = input.pipe(lm).subscribe((o) => first.push(o));
   records.slice(0, half).forEach((r) => input.next(r));
-  const snap = lm.snapshot();
-  t.deepEqual([...snap.keys()].sort(), ['a', 'b', 'c']);
+  await lm.checkpoint();
+  t.deepEqual([...store.keys()].sort(), ['a', 'b', 'c']);
+  const snap = new Map([...store.keys()].map((k) => [k, store.get(k)!]));
   sub.unsubscribe();
-  t.deepEqual(lm.snapshot(), new Map(), 'no live subscription, no states');
+  await lm.checkpoint(); // no live subscription: nothing to write
+  await t.throwsAsync(infiniteFormer(model).checkpoint(), { instanceOf: BadConfigError, message: /store: checkpoint\(\) needs a store/ });
 
-  // Second run from the snapshot: the rest of the stream.
-  const rest = await lastValueFrom(from(records.slice(half)).pipe(infiniteFormer(model, { batch: false, initialState: snap }), toArray()));
+  // Second run from the store: the rest of the stream.
+  const rest = await lastValueFrom(from(records.slice(half)).pipe(infiniteFormer(model, { batch: false, store: new MemoryKeyStore(snap) }), toArray()));
   const expected = whole.filter((o) => !first.some((f) => f.key === o.key && f.index === o.index));
   t.is(first.length + rest.length, whole.length);
   const byId = new Map(expected.map((o) => [`${o.key}:${o.index}`, o]));
@@ -226,15 +231,15 @@ test('snapshot() of a live subscription and initialState continue exactly where 
   t.is(worst, 0);
   t.false(rest.some((o) => Number.isNaN(o.surprisal)), 'the prediction before the first token of the second run was kept');
 
-  // Completion spills every key through onEvict: a third run can continue from those bytes too.
-  const spilled = new Map<string, Uint8Array>();
-  await lastValueFrom(from(records.slice(0, half)).pipe(infiniteFormer(model, { batch: false, onEvict: (k, b) => spilled.set(k, b) }), toArray()));
+  // Completion writes every key into the store: the same bytes as the live checkpoint.
+  const spilled = new MemoryKeyStore();
+  await lastValueFrom(from(records.slice(0, half)).pipe(infiniteFormer(model, { batch: false, store: spilled }), toArray()));
   t.deepEqual([...spilled.keys()].sort(), ['a', 'b', 'c']);
-  for (const [k, bytes] of spilled) t.deepEqual(bytes, snap.get(k), `key ${k}: the completion spill equals the live snapshot`);
+  for (const [k, bytes] of snap) t.deepEqual(spilled.get(k), bytes, `key ${k}: the completion spill equals the live checkpoint`);
 
   // Bare StreamState bytes restore too (without a prediction: the first surprisal is NaN).
   const bare = keyStateFromBytes(model, snap.get('a')!);
-  const fromBare = await lastValueFrom(from([{ key: 'a', token: 1 }]).pipe(infiniteFormer(model, { initialState: [['a', bare.state.serialize()]] }), toArray()));
+  const fromBare = await lastValueFrom(from([{ key: 'a', token: 1 }]).pipe(infiniteFormer(model, { store: new MemoryKeyStore([['a', bare.state.serialize()]]) }), toArray()));
   t.is(fromBare[0]!.index, bare.state.tokensSeen);
   t.true(Number.isNaN(fromBare[0]!.surprisal));
   t.is(keyStateToBytes(bare).length, snap.get('a')!.length);
@@ -291,7 +296,7 @@ test('bad records go to the errors side output with a typed error; the stream go
   const broken = new Subject<RecordFailure<TokenInput>>();
   const seen: RecordFailure<TokenInput>[] = [];
   broken.subscribe((f) => seen.push(f));
-  const fresh = await lastValueFrom(from([{ key: 'z', token: 1 }]).pipe(infiniteFormer(model, { errors: broken, restore: () => new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) }), toArray()));
+  const fresh = await lastValueFrom(from([{ key: 'z', token: 1 }]).pipe(infiniteFormer(model, { errors: broken, store: new MemoryKeyStore([['z', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])]]) }), toArray()));
   t.true(seen[0]?.error instanceof ModelFileError);
   t.is(fresh[0]!.index, 0);
   model.dispose();
@@ -438,18 +443,26 @@ test.serial('no tensor leaks: completion, upstream error, early unsubscribe, evi
   for (const mode of ['token', 'segment'] as const) {
     await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode }), toArray()));
     t.is(tf.memory().numTensors, before, `${mode}: completion`);
-    await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, onEvict: () => undefined }), toArray()));
-    t.is(tf.memory().numTensors, before, `${mode}: eviction`);
+    await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1 }), toArray()));
+    t.is(tf.memory().numTensors, before, `${mode}: eviction without a store`);
+    await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, store: new MemoryKeyStore() }), toArray()));
+    t.is(tf.memory().numTensors, before, `${mode}: eviction into a store and restores`);
+    const disk = new SpillingKeyStore(mkdtempSync(join(tmpdir(), 'if-leak-')), { maxHotEntries: 0 });
+    await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, store: disk }), toArray()));
+    await disk.close();
+    rmSync(disk.path, { recursive: true, force: true });
+    t.is(tf.memory().numTensors, before, `${mode}: eviction into LMDB and restores`);
     await t.throwsAsync(lastValueFrom(concat(from(records.slice(0, 20)), throwError(() => new Error('boom'))).pipe(infiniteFormer(model, { mode }), toArray())), { message: 'boom' });
     t.is(tf.memory().numTensors, before, `${mode}: error`);
     const some = await lastValueFrom(from(records).pipe(infiniteFormer(model, { mode }), take(7), toArray()));
     t.is(some.length, 7);
     t.is(tf.memory().numTensors, before, `${mode}: early unsubscribe`);
-    // A hook that throws (here the spill store) errors the stream, and everything is freed.
-    const full = (): never => {
+    // A store that throws on put errors the stream, and everything is freed.
+    const full = new MemoryKeyStore();
+    full.put = (): never => {
       throw new Error('spill store full');
     };
-    await t.throwsAsync(lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, onEvict: full }), toArray())), { message: 'spill store full' });
+    await t.throwsAsync(lastValueFrom(from(records).pipe(infiniteFormer(model, { mode, maxKeys: 1, store: full }), toArray())), { message: 'spill store full' });
     t.is(tf.memory().numTensors, before, `${mode}: a hook threw`);
   }
   t.log(`live tensors before and after every run: ${before}`);
@@ -469,8 +482,8 @@ test('bad options are typed config errors naming the option', (t) => {
     [{ mode: 'segment', maxDelayMs: -1 }, 'maxDelayMs'],
     [{ roundsPerTick: 0 }, 'roundsPerTick'],
     [{ seed: Number.NaN }, 'seed'],
-    [{ onEvict: 'yes' }, 'onEvict'],
-    [{ initialState: [['a', 'bytes']] }, 'initialState'],
+    [{ onPause: 'yes' }, 'onPause'],
+    [{ store: new Map() }, 'store'],
   ];
   for (const [options, option] of cases) {
     const error = t.throws(() => infiniteFormer(model, options as never), { instanceOf: BadConfigError });

@@ -6,6 +6,7 @@ import { clearRidgeCache } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { lcg } from '../helpers/reference64.js';
 import { tinyModel } from '../model/helpers.js';
+import { MemoryKeyStore } from '../../src/state/memoryKeyStore.js';
 
 test.before(async () => {
   await backendReady;
@@ -36,11 +37,11 @@ test('acceptance 3: 10k events through tokenize -> infiniteFormer (segment mode)
   clearRidgeCache();
   const model = tinyModel({ vocabSize: 260, numLayers: 1 });
   // 8 keys, 6 in memory: evicted states are spilled as bytes and restored when their key returns.
-  const spill = new Map<string, Uint8Array>();
+  let spill = new MemoryKeyStore();
   const pipeline = (lines: TextRecord[]) =>
     from(lines).pipe(
       tokenize({ tokenizer: model.tokenizer }),
-      infiniteFormer(model, { mode, maxKeys: 6, onEvict: (k, b) => spill.set(k, b), restore: (k) => spill.get(k), spillOnComplete: false }),
+      infiniteFormer(model, { mode, maxKeys: 6, store: spill, spillOnComplete: false }),
       predictNext({ topK: 3 }),
       perplexity({ window: 256 }),
       anomalies({ quantile: 0.99, window: 500, warmup: 50 }),
@@ -57,7 +58,7 @@ test('acceptance 3: 10k events through tokenize -> infiniteFormer (segment mode)
     );
   // Warm the shared ridge-operator caches (one set per config: fit and contraction).
   await lastValueFrom(pipeline(logLines(600, 1)));
-  spill.clear();
+  spill = new MemoryKeyStore();
   const before = tf.memory().numTensors;
   const lines = logLines(10_000, 2);
   const t0 = performance.now();

@@ -6,6 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import { EMPTY, Subject, map, mergeMap, take, tap } from 'rxjs';
 import { initBackend } from '../../../src/backend.js';
+import type { KeyStateStore } from '../../../src/state/keyStateStore.js';
+import { MemoryKeyStore } from '../../../src/state/memoryKeyStore.js';
 import { loadModel } from '../../../src/model/io.js';
 import { OnlineLearner } from '../../../src/model/onlineLearner.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../../../connectors/file/lines.js';
@@ -78,8 +80,13 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
                           (every whole segment, however far behind: reproducible runs)
   --state-dir <dir>       keep what was learned (weights, optimizer, mixing statistics, every
                           key's memory) in <dir>: saved every --save-every seconds and at exit,
-                          loaded at start, so a restart continues. Default for --follow: under
+                          loaded at start, so a restart continues from the last save. Keys'
+                          memories live in an on-disk store there (LMDB; hot ones in RAM), so
+                          RAM stays bounded however many keys. Default for --follow: under
                           ~/.cache/infiniformer/state/ by model and file; other sources: none
+                          (then keys evicted past --max-keys are kept in RAM)
+  --max-keys <n>          key memories live at once (default 1000, ~0.2-0.4 MB each); the
+                          least recently used go to the state store and come back exactly
   --no-state              --follow: no state directory
   --save-every <s>        seconds between saves of --state-dir (default 60)
   --max-line-bytes <n>    longer lines are cut into pieces of n bytes (default ${DEFAULT_MAX_LINE_BYTES});
@@ -163,6 +170,7 @@ const command: Command = {
         'state-dir': { type: 'string' },
         'no-state': { type: 'boolean' },
         'save-every': { type: 'string' },
+        'max-keys': { type: 'string' },
       },
     });
     if (values.help === true) {
@@ -213,13 +221,16 @@ const command: Command = {
     const learnWhen = values.learn ?? 'keep-up';
     if (learnWhen !== 'keep-up' && learnWhen !== 'always') throw new UsageError(`--learn must be keep-up or always, got ${JSON.stringify(learnWhen)}`);
     const saveEvery = intOption('save-every', values['save-every'], 60, 1);
+    const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
     const fingerprint = modelFingerprint(modelDir);
     const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (spec.kind === 'follow' ? defaultStateDir(fingerprint, spec.path) : undefined));
-    const store = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
-    const loaded = store?.load();
+    const stateDir = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
+    const loaded = stateDir?.load();
     if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
     const saved = loaded?.saved;
-    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: saved.modelKeys.size })}\n`);
+    // Every key's model state beyond the live ones: on disk with a state dir, else in RAM.
+    const keyStore: KeyStateStore = stateDir?.openKeyStore() ?? new MemoryKeyStore();
+    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: [...keyStore.keys()].length })}\n`);
 
     // Learning costs ~4x a scoring pass: with keep-up it is skipped (scored only) while tokens
     // pile up, so a fast source is never held back by it.
@@ -234,7 +245,6 @@ const command: Command = {
         : values['no-learn'] === true
           ? undefined
           : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, hooks);
-    const evicted = new Map<string, Uint8Array>();
     const lm = infiniteFormer(model, {
       mode,
       maxDelayMs: mode === 'segment' ? maxDelayMs : undefined,
@@ -244,19 +254,29 @@ const command: Command = {
       // mixing): signals, timers and output stay handled within a fraction of a second.
       roundsPerTick: 4,
       ...(learner && values['no-learn'] !== true ? { learner } : {}),
-      initialState: saved?.modelKeys ?? [],
-      onEvict: (key, bytes) => evicted.set(key, bytes),
-      restore: (key) => evicted.get(key),
+      maxKeys,
+      store: keyStore,
     });
     backlog = () => lm.stats().pending;
     const mix = values['no-mix'] === true ? undefined : contextMix({ topK, ...(saved?.mix ? { initialState: saved.mix } : {}) });
     let linesDone = saved?.lines ?? 0;
-    const persist = (): void => {
-      if (store === undefined) return;
+    /** Every key's model state into the store (flushed), then learner and mixer. */
+    const persist = async (): Promise<void> => {
+      if (stateDir === undefined) return;
+      // Taken together, before the await: the learner, the mixer and the key states the
+      // checkpoint writes are all as of the same model round.
       const m = mix?.snapshot();
-      store.save({ modelKeys: new Map([...evicted, ...lm.snapshot()]), lines: linesDone, ...(learner ? { learner: learner.saveState() } : {}), ...(m ? { mix: m } : {}) });
+      const learnerBytes = learner?.saveState();
+      const lines = linesDone;
+      await lm.checkpoint();
+      stateDir.save({ lines, ...(learnerBytes ? { learner: learnerBytes } : {}), ...(m ? { mix: m } : {}) });
     };
-    const saver = store === undefined ? undefined : setInterval(persist, saveEvery * 1000);
+    const saver =
+      stateDir === undefined
+        ? undefined
+        : setInterval(() => {
+            persist().catch((error: unknown) => process.stderr.write(`${JSON.stringify({ note: `saving ${statePath} failed: ${(error as Error).message}` })}\n`));
+          }, saveEvery * 1000);
     const scored$ = ingest.lines$.pipe(
       map((l): TextRecord => ({ key: l.key, text: l.bytes, source: l })),
       tokenize({ tokenizer, errors: failures, invalidUtf8: 'keep' }),
@@ -319,12 +339,20 @@ const command: Command = {
         },
         complete: () => {
           clearInterval(saver);
-          persist(); // while the pipeline's operators still hold their state
-          resolve(0);
+          // While the pipeline's operators still hold their state (the model's keys are
+          // already in the store: completion wrote them).
+          persist().then(
+            () => resolve(0),
+            (error: unknown) => {
+              process.stderr.write(`infiniformer stream: saving ${statePath}: ${(error as Error).message}\n`);
+              resolve(1);
+            },
+          );
         },
       });
     });
     await ingest.close();
+    await keyStore.close();
     uninstall();
     process.stderr.write(counters.summary());
     learner?.dispose();
