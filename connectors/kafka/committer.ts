@@ -41,7 +41,7 @@ export class Committer<T, S> {
     this.chain = this.chain.then(async () => {
       // Exactly-once: each partition has its own producer, so their transactions commit side by side.
       if (this.rt.options.raw.exactlyOnce) await Promise.all(this.partitions.all().map((p) => this.commitTransaction(p, wait)));
-      else for (const p of this.partitions.all()) await this.commitPartition(p);
+      else await Promise.all(this.partitions.all().map((p) => this.commitPartition(p)));
     });
     return this.chain;
   }

@@ -91,6 +91,7 @@ export class PartitionLifecycle<T, S> {
 
   /** Handles a kafkajs GROUP_JOIN: releases partitions that moved, takes over new ones. */
   onAssignment(assignment: Record<string, number[]>, memberId: string): void {
+    this.rt.stats.joins++;
     const next = new Set<string>();
     for (const [topic, list] of Object.entries(assignment)) for (const partition of list) next.add(tp(topic, partition));
     // A new member id means the coordinator dropped this member (its session expired, e.g. the

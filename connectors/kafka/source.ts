@@ -40,7 +40,8 @@ class SourceMember<T, S> {
     const consumer = kafka.consumer({
       groupId: raw.groupId,
       sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: 1000,
+      rebalanceTimeout: options.rebalanceTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
       maxWaitTimeInMs: 100,
       // read_committed: inputs written by another exactly-once pipeline count once they commit.
       readUncommitted: false,
@@ -88,7 +89,7 @@ class SourceMember<T, S> {
     if (status.draining) return;
     await consumer.subscribe({ topics: raw.topics, fromBeginning: raw.fromBeginning ?? true });
     if (status.draining) return;
-    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: this.runner.eachBatch });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: this.options.concurrency, eachBatch: this.runner.eachBatch });
     if (status.draining) return;
     this.committer.start();
   }

@@ -24,6 +24,9 @@ export interface ResolvedSourceOptions<T, S> {
   drainTimeoutMs: number;
   maxBlockingMs: number;
   sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  concurrency: number;
 }
 
 const positiveInteger = (name: string, value: number) => {
@@ -41,7 +44,8 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
   const maxBlockingMs = options.maxBlockingMs ?? 50;
   if (!(maxBlockingMs >= 0)) throw new BadConfigError('maxBlockingMs', `must be a number >= 0, got ${maxBlockingMs}`);
   if (options.exactlyOnce !== undefined && !options.exactlyOnce.transactionalId) throw new BadConfigError('exactlyOnce', 'a transactionalId prefix is needed');
-  const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
+  const sessionTimeoutMs = positiveInteger('sessionTimeoutMs', options.sessionTimeoutMs ?? 45_000);
+  if (sessionTimeoutMs < 3) throw new BadConfigError('sessionTimeoutMs', `must be at least 3 ms, got ${sessionTimeoutMs}`);
   return {
     raw: options,
     high,
@@ -55,6 +59,10 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
     drainTimeoutMs: options.drainTimeoutMs ?? 30_000,
     maxBlockingMs,
     sessionTimeoutMs,
+    rebalanceTimeoutMs: positiveInteger('rebalanceTimeoutMs', options.rebalanceTimeoutMs ?? 60_000),
+    // A third of the session (the Java client's ratio), at most 3 s: several beats fit in a session.
+    heartbeatIntervalMs: Math.min(3000, Math.floor(sessionTimeoutMs / 3)),
+    concurrency: positiveInteger('partitionsConsumedConcurrently', options.partitionsConsumedConcurrently ?? 4),
   };
 }
 
@@ -62,7 +70,7 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
 export function newSourceStats(): KafkaSourceStats {
   return {
     emitted: 0, acked: 0, deadLettered: 0, skippedAsApplied: 0, inFlight: 0, revokedInFlight: 0, maxInFlight: 0, pauses: 0,
-    committed: {}, assigned: [], restoredKeys: 0, snapshotsWritten: 0, snapshotsRewritten: 0, transactions: 0, fenced: 0,
+    committed: {}, assigned: [], joins: 0, restoredKeys: 0, snapshotsWritten: 0, snapshotsRewritten: 0, transactions: 0, fenced: 0,
   };
 }
 

@@ -78,8 +78,20 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
   handleSigterm?: boolean;
   /** How long a drain waits for in-flight records to be acknowledged. Default 30 000 ms. */
   drainTimeoutMs?: number;
-  /** Consumer session timeout. Default 10 000 ms. */
+  /**
+   * Consumer session timeout: the coordinator drops a member it has not heard from for this long.
+   * Default 45 000 ms (the Java client's): a member whose event loop is held by model work on a
+   * loaded machine keeps its partitions; a crashed one's move after this long.
+   */
   sessionTimeoutMs?: number;
+  /** How long the coordinator waits for every member to rejoin in a rebalance. Default 60 000 ms. */
+  rebalanceTimeoutMs?: number;
+  /**
+   * Fetched batches of this many partitions are emitted side by side (kafkajs
+   * `partitionsConsumedConcurrently`), so one partition's long batch or pause does not hold the
+   * others. Default 4.
+   */
+  partitionsConsumedConcurrently?: number;
   /**
    * Emitting a fetched batch gives the event loop a turn (timers, network: heartbeats, the
    * sink's sends, commit ticks) after this many ms of synchronous downstream processing, so a
@@ -132,6 +144,8 @@ export interface KafkaSourceStats {
   /** Committed offsets by `topic:partition`. */
   committed: Record<string, number>;
   assigned: string[];
+  /** Group joins of this member (the first, and one per rebalance it took part in). */
+  joins: number;
   restoredKeys: number;
   snapshotsWritten: number;
   /** Restored snapshots written again because a stale one (covering less input) had been written after them. */
