@@ -60,8 +60,9 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
     maxBlockingMs,
     sessionTimeoutMs,
     rebalanceTimeoutMs: positiveInteger('rebalanceTimeoutMs', options.rebalanceTimeoutMs ?? 60_000),
-    // A third of the session (the Java client's ratio), at most 3 s: several beats fit in a session.
-    heartbeatIntervalMs: Math.min(3000, Math.floor(sessionTimeoutMs / 3)),
+    // At most 1 s (a member learns of a rebalance at its next heartbeat; the Java client's 3 s
+    // made joins here take seconds longer), at most a third of the session.
+    heartbeatIntervalMs: Math.min(1000, Math.floor(sessionTimeoutMs / 3)),
     concurrency: positiveInteger('partitionsConsumedConcurrently', options.partitionsConsumedConcurrently ?? 4),
   };
 }
