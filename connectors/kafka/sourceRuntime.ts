@@ -63,7 +63,7 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
     // At most 1 s (a member learns of a rebalance at its next heartbeat; the Java client's 3 s
     // made joins here take seconds longer), at most a third of the session.
     heartbeatIntervalMs: Math.min(1000, Math.floor(sessionTimeoutMs / 3)),
-    concurrency: positiveInteger('partitionsConsumedConcurrently', options.partitionsConsumedConcurrently ?? 4),
+    concurrency: positiveInteger('partitionsConsumedConcurrently', options.partitionsConsumedConcurrently ?? 1),
   };
 }
 

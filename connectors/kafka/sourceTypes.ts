@@ -88,8 +88,9 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
   rebalanceTimeoutMs?: number;
   /**
    * Fetched batches of this many partitions are emitted side by side (kafkajs
-   * `partitionsConsumedConcurrently`), so one partition's long batch or pause does not hold the
-   * others. Default 4.
+   * `partitionsConsumedConcurrently`). Default 1: batches of different partitions take turns, and
+   * downstream keys run independently anyway; 4 changed little at-least-once (kafkaFlow bench)
+   * and, in exactly-once mode, slowed the model pipeline's commits (docs/kafka.md).
    */
   partitionsConsumedConcurrently?: number;
   /**
