@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const all = ['memory', 'backends', 'model', 'kafka'];
+const all = ['memory', 'backends', 'model', 'kafka', 'kafkaFlow'];
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length > 0 ? wanted : all) {
   const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));

@@ -1,5 +1,8 @@
-import type { IHeaders, Message } from 'kafkajs';
+import type { IHeaders, Message, Producer } from 'kafkajs';
 import { InfiniformerError } from '../../src/errors.js';
+import { createLogger } from '../../src/logger.js';
+
+const log = createLogger('infiniformer:kafka:dlq');
 
 /** Where a dead letter came from, written into its headers. */
 export interface DeadLetterOrigin {
@@ -51,4 +54,60 @@ export function deadLetterMessage(origin: DeadLetterOrigin, reason: DeadLetterRe
       [DEAD_LETTER_HEADERS.originalSize]: String(origin.value?.length ?? -1),
     },
   };
+}
+
+/**
+ * The at-least-once dead-letter queue: sends queued dead letters in order, in batches, retrying
+ * until the broker takes them, and only then calls each one's `done` (which acknowledges the
+ * original record, so its offset may commit). Exactly-once mode sends dead letters through the
+ * partition's transaction instead.
+ */
+export class DeadLetterQueue {
+  private queue: Array<{ message: Message; done: () => void }> = [];
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  /** @param onSent called with the number of dead letters each successful send wrote. */
+  constructor(
+    private readonly producer: Producer,
+    private readonly topic: string,
+    private readonly onSent: (count: number) => void,
+    private readonly retryDelayMs = 500,
+  ) {}
+
+  /** Queues a dead letter; `done` runs once the broker has it. */
+  push(message: Message, done: () => void): void {
+    this.queue.push({ message, done });
+    this.chain = this.chain.then(() => this.sendQueued());
+  }
+
+  /** Resolves once everything queued so far was sent (or the queue closed). */
+  flushed(): Promise<void> {
+    return this.chain;
+  }
+
+  /** Stops retrying: unsent dead letters stay unacknowledged, so their records are read again. */
+  close(): void {
+    this.closed = true;
+  }
+
+  private async sendQueued(): Promise<void> {
+    while (this.queue.length > 0 && !this.closed) {
+      const batch = this.queue;
+      this.queue = [];
+      for (;;) {
+        try {
+          await this.producer.send({ topic: this.topic, acks: -1, messages: batch.map((b) => b.message) });
+          break;
+        } catch (error) {
+          // Not acknowledged means not committed: retrying is safe, giving up is not.
+          log.warn('dead-letter send failed; retrying', { error: String(error) });
+          if (this.closed) return;
+          await new Promise((r) => setTimeout(r, this.retryDelayMs));
+        }
+      }
+      this.onSent(batch.length);
+      for (const b of batch) b.done();
+    }
+  }
 }

@@ -114,4 +114,8 @@ test('bad options are typed errors naming the option', (t) => {
   t.is(e5?.option, 'maxBlockingMs');
   const e6 = t.throws(() => fromKafka({ groupId: 'g', topics: ['x'], exactlyOnce: { transactionalId: '' } }), { instanceOf: BadConfigError });
   t.is(e6?.option, 'exactlyOnce');
+  for (const [option, bad] of [['sessionTimeoutMs', 2], ['rebalanceTimeoutMs', 0], ['partitionsConsumedConcurrently', 1.5]] as const) {
+    const e = t.throws(() => fromKafka({ groupId: 'g', topics: ['x'], [option]: bad }), { instanceOf: BadConfigError });
+    t.is(e?.option, option);
+  }
 });
