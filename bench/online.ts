@@ -5,8 +5,8 @@
  * - cost: one 1 x 128 segment by `model.run` (inference), by the learner scoring only, and by
  *   `scoreThenLearn` with a step (median of BENCH_ONLINE_REPS after warm-up);
  * - lr: prequential bits per byte over the first BENCH_ONLINE_BYTES (default 65,536) of
- *   fail2ban's service logs (data/fail2ban, lines joined by newlines; the default model was
- *   trained on gcc test logs only), frozen and at each learning rate of BENCH_ONLINE_LRS.
+ *   fail2ban's service logs (data/fail2ban, lines joined by newlines; never in the default
+ *   model's training corpus), frozen and at each learning rate of BENCH_ONLINE_LRS.
  *
  * `npm run bench -- online` or `npx tsx bench/online.ts [cost|lr]`.
  */

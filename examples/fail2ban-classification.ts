@@ -2,8 +2,8 @@
  * Anomaly classification on labelled service logs: fail2ban's test logs (data/fail2ban: 95
  * services, 877 attack and 184 benign lines, 24 unlabelled), attack vs benign, per line.
  *
- * The trunk is the committed default model (models/default, trained on gcc test logs only: it
- * never saw these services). Each service's log streams through it as one keyed stream
+ * The trunk is the committed default model (models/default, a general prior trained on a broad
+ * corpus of machine text that excludes these logs: it never saw these services). Each service's log streams through it as one keyed stream
  * (tokenize → infiniteFormer with `emitHidden`), so every line is read with the memory of the
  * service's earlier lines. A line's feature is the mean of its final hidden states (what
  * `classify(head, { per: 'window' })` averages). A linear head (logistic regression, class

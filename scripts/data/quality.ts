@@ -196,8 +196,8 @@ function readme(rows: string[], labelled: { bytes: number; lines: number; sha: s
 Written by \`npm run data:quality\` (\`scripts/data/quality.ts\`), which fetches each package with its
 registry's own client into \`~/.cache/infiniformer/data/quality/\`, cuts the slice byte for byte
 (no decoding or re-encoding: \`\\r\` and invalid UTF-8 stay) and computes the figures below from
-the written files. None of these files was used to train \`models/default\` (trained on gcc-12's
-test log only). Every licence below allows redistribution, so every slice is committed; each
+the written files. None of these files was used to train \`models/default\` (its corpus,
+\`npm run data:corpus\`, excludes them line by line). Every licence below allows redistribution, so every slice is committed; each
 package's licence file is copied unchanged to [\`licences/\`](licences/).
 
 | file | kind of system | source (registry, package, version, path inside) | licence | slice | bytes | lines | sha256 |

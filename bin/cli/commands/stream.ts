@@ -60,7 +60,7 @@ Source (one; default --demo):
                           offsets are committed once a line's output is written / delivered
 
 Options:
-  --model <dir>           model directory (default: models/default, trained on gcc logs)
+  --model <dir>           model directory (default: models/default, a general prior for machine text)
 ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default infiniformer-stream)
   --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout (it must
                           exist, checked at start, unless --create-topics)
