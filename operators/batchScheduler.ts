@@ -5,6 +5,12 @@
  * round batched into one forward pass per segment position and chunk length. Segment mode's
  * `maxDelayMs` timers make a key's partial chunk ready. Key states are in a {@link KeyCache},
  * forward passes in a {@link ChunkRunner}; no RxJS subscription here (the operator is the glue).
+ *
+ * Fair admission: a round first takes the keys whose state is live and that have run fewer than
+ * L tokens since they were brought into memory (running them evicts nobody), then every other
+ * waiting key in turn order (the longest waiting first). With more waiting keys than `maxKeys`,
+ * a key thus keeps its place in memory for up to L tokens instead of being evicted between two
+ * of its tokens, and a key out of memory waits at most about L rounds of the live keys.
  */
 import type { SchedulerLike, Subscription } from 'rxjs';
 import { OverflowError } from '../src/errors.js';
@@ -243,15 +249,29 @@ export class BatchScheduler<T> {
 
   /** The keys that run this round (in turn order) and how many tokens each takes; their states loaded. */
   private select(flushAll: boolean): Item<T>[] {
-    const items: Item<T>[] = [];
+    const { maxKeys, segmentLength: L } = this.cfg;
+    const takes = new Map<Entry<T>, number>();
     const chosen = new Set<string>();
-    for (const e of this.waiting.values()) {
-      if (items.length >= this.cfg.maxKeys) break;
+    const consider = (e: Entry<T>): void => {
       const take = this.takeOf(e, flushAll, chosen);
-      if (take > 0) {
-        items.push({ e, take });
-        chosen.add(e.key);
-      }
+      if (take === 0) return;
+      takes.set(e, take);
+      chosen.add(e.key);
+    };
+    // Live keys within their quantum first: running them evicts nobody.
+    for (const e of this.waiting.values()) {
+      if (takes.size >= maxKeys) break;
+      if (e.ran < L && this.cache.get(e.key) !== undefined) consider(e);
+    }
+    // Then the others in turn order: keys out of memory come in, live keys past their quantum may go.
+    for (const e of this.waiting.values()) {
+      if (takes.size >= maxKeys) break;
+      if (!takes.has(e)) consider(e);
+    }
+    const items: Item<T>[] = [];
+    for (const e of this.waiting.values()) {
+      const take = takes.get(e);
+      if (take !== undefined) items.push({ e, take });
     }
     for (const item of items) this.load(item.e, chosen);
     return items;

@@ -42,8 +42,9 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
   seed?: number | ((key: string) => number);
   /**
    * Bound on the keys whose state is in memory; least recently run evicted first. Default 10,000.
-   * Size it for the keys active at once: below that, rounds keep evicting and restoring keys
-   * (correct, but every restore rebuilds the key's caches; in token mode that is per token).
+   * Size it for the keys active at once: below that, keys take turns in memory (correct, but
+   * every restore rebuilds the key's caches). A live key keeps its place for up to L tokens
+   * while others wait, then the longest waiting key out of memory comes in.
    */
   maxKeys?: number;
   /**
