@@ -28,10 +28,12 @@ interface Registry {
  * operator). Each key (log source, user, device) has its own fixed-size `StreamState`, created
  * on first sight; at most `maxKeys` are in memory, every other key's state is owned by the
  * `store` (least recently run evicted into it, brought back from it bit for bit); `checkpoint()`
- * writes the live ones too and flushes the store, so a next run with the same store continues. Records arrive on a queue per key (bounded: `maxQueue`, `overflow`; `onPause` /
- * `onResume` at watermarks so a source can be slowed); on the next scheduler tick every key
- * with waiting tokens advances by one token (token mode) or one chunk (segment mode), such keys
- * batched into one forward pass per segment position; each key runs serially, so its outputs
+ * writes the live ones too and flushes the store, so a next run with the same store continues.
+ * Records arrive on a queue per key (bounded: `maxQueue`, `overflow`; `onPause` / `onResume` at
+ * watermarks so a source can be slowed); on the next scheduler tick every key with waiting
+ * tokens (up to `maxKeys` of them, those in memory first: see {@link BatchScheduler}) advances by
+ * one token (token mode) or one chunk (segment mode), such keys batched into one forward pass
+ * per segment position; each key runs serially, so its outputs
  * come in order (keys interleave by rounds) and equal calling the model on that key alone
  * (bit-identical with `batch: false`, to float tolerance batched). Bad records (missing key,
  * token outside the vocabulary, not an integer, empty) go to `errors` and the stream goes on.
