@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { continuousAttention } from '../attention/continuousAttention.js';
 import { klRegularizer } from '../attention/klRegularizer.js';
-import { binMass, gaussianBasis } from '../basis/gaussianBasis.js';
+import { gaussianBasis } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
 import { contractMemory } from '../memory/contractMemory.js';
@@ -32,8 +32,8 @@ import type { RotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
-import { StreamState } from './state.js';
-import type { LayerState } from './state.js';
+import { appendRows, StreamState } from './state.js';
+import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
 /** Options of a forward pass. */
 export interface ForwardOptions {
@@ -198,36 +198,37 @@ export class InfiniFormer {
     return { k: this.config.positions === 'rotary' ? rotary(kh, start, this.rotaryAngles) : kh, v: splitHeads(v, this.config.numHeads) };
   }
 
-  /** Inference: fills the derived caches of a stream at the start of a segment. */
+  /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
   private prepare(state: StreamState): void {
     if (state.layers.every((l) => l.prevK !== undefined)) return;
-    state.clearDerived();
     const rng = createRng(0);
     rng.setState(state.rngState);
-    this.params.layers.forEach((lp, i) => {
+    const derived = this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
+      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active'> | undefined;
       tf.tidy(() => {
         const s = this.segmentStart(lp, [ls], [rng]);
-        ls.prevK = tf.keep(tf.squeeze(s.prevK, [0]));
-        ls.prevV = tf.keep(tf.squeeze(s.prevV, [0]));
-        ls.active = s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0]));
+        d = {
+          prevK: tf.keep(tf.squeeze(s.prevK, [0])),
+          prevV: tf.keep(tf.squeeze(s.prevV, [0])),
+          active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
+        };
       });
-      ls.curK = null;
-      ls.curV = null;
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
+      let curK: tf.Tensor | null = null;
+      let curV: tf.Tensor | null = null;
       for (let j = 0; j < state.pos; j++) {
         tf.tidy(() => {
           const row = tf.slice(ls.curX!, [j, 0], [1, -1]);
           const kv = this.keysValues(lp, tf.expandDims(row, 0), this.config.segmentLength + j);
-          ls.curK = appendRows(ls.curK ?? null, tf.keep(tf.squeeze(kv.k, [0])), 1);
-          ls.curV = appendRows(ls.curV ?? null, tf.keep(tf.squeeze(kv.v, [0])), 1);
-          tf.keep(ls.curK);
-          tf.keep(ls.curV);
+          curK = tf.keep(appendRows(curK, tf.keep(tf.squeeze(kv.k, [0])), 1));
+          curV = tf.keep(appendRows(curV, tf.keep(tf.squeeze(kv.v, [0])), 1));
         });
       }
+      return { ...d!, curK, curV };
     });
-    state.rngNext = rng.getState();
+    state.setDerived(derived, rng.getState());
   }
 
   // ---- the chunk forward ----
@@ -371,57 +372,34 @@ export class InfiniFormer {
   }
 
   /**
-   * Folds a chunk's results into the states (caches, sticky histograms, counters; at the end
-   * of a segment: memory := absorbed memory, short-term cache := this segment). Disposes the
-   * per-layer tensors of `out` (not `hidden`, `logits`, `kl`).
+   * Folds a chunk's results into the states ({@link StreamState.advance}: caches, sticky
+   * densities, counters, the roll-over at a segment's end). Disposes the per-layer tensors of
+   * `out` (not `hidden`, `logits`, `kl`).
    */
   commit(states: readonly StreamState[], out: ChunkOutput): void {
     const c = this.config;
+    const H = c.numHeads;
     const t = out.layers[0]!.x.shape[1]!;
-    // A training chunk recomputed the segment start: drop any inference caches first.
-    states.forEach((s, i) => {
-      if (out.rngNext[i] !== undefined) s.clearDerived();
-    });
-    out.layers.forEach((lo, li) => {
+    // Per layer, each stream's slices [T, e], [H, T, d] and densities [H, T].
+    const perLayer = out.layers.map((lo) => {
       const xs = tf.unstack(lo.x);
       const ks = tf.unstack(lo.k);
       const vs = tf.unstack(lo.v);
-      // Sticky: keep each token's densities; the histogram is built once at the boundary, so
-      // token mode and segment mode bin exactly the same numbers.
       const mus = c.sticky && lo.mu !== undefined ? (lo.mu.dataSync() as Float32Array) : undefined;
       const sigmas = c.sticky && lo.sigmaSq !== undefined ? (lo.sigmaSq.dataSync() as Float32Array) : undefined;
-      states.forEach((s, i) => {
-        const ls = s.layers[li]!;
-        ls.curX = appendRows(ls.curX, xs[i]!, 0);
-        if (lo.active !== undefined) {
-          ls.active = lo.active[i] ?? null;
-          if (ls.active !== null) tf.keep(ls.active);
-          tf.dispose(ks[i]!);
-          tf.dispose(vs[i]!);
-        } else {
-          ls.curK = appendRows(ls.curK ?? null, ks[i]!, 1);
-          ls.curV = appendRows(ls.curV ?? null, vs[i]!, 1);
-        }
-        if (mus !== undefined && sigmas !== undefined) {
-          const H = c.numHeads;
-          const L = c.segmentLength;
-          for (let h = 0; h < H; h++) {
-            for (let tok = 0; tok < t; tok++) {
-              ls.curMu[h * L + s.pos + tok] = mus[(i * H + h) * t + tok]!;
-              ls.curSigmaSq[h * L + s.pos + tok] = sigmas[(i * H + h) * t + tok]!;
-            }
-          }
-        }
-      });
       tf.dispose([lo.x, lo.k, lo.v, ...(lo.mu ? [lo.mu] : []), ...(lo.sigmaSq ? [lo.sigmaSq] : [])]);
+      return states.map(
+        (_, i): LayerChunk => ({
+          x: xs[i]!,
+          k: ks[i]!,
+          v: vs[i]!,
+          active: lo.active === undefined ? undefined : (lo.active[i] ?? null),
+          mu: mus?.subarray(i * H * t, (i + 1) * H * t),
+          sigmaSq: sigmas?.subarray(i * H * t, (i + 1) * H * t),
+        }),
+      );
     });
-    states.forEach((s, i) => {
-      const next = out.rngNext[i];
-      if (next !== undefined) s.rngNext = next;
-      s.pos += t;
-      s.tokensSeen += t;
-      if (s.pos === c.segmentLength) rollOver(s, c);
-    });
+    states.forEach((s, i) => s.advance(perLayer.map((chunks) => chunks[i]!), out.rngNext[i]));
   }
 
   /**
@@ -504,45 +482,6 @@ export class InfiniFormer {
       return tf.add(project(x, w), bias);
     });
   }
-}
-
-function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number): tf.Tensor {
-  if (prev === null) return next;
-  const joined = tf.concat([prev, next], axis);
-  tf.dispose([prev, next]);
-  return joined;
-}
-
-function rollOver(s: StreamState, c: Readonly<ModelConfig>): void {
-  for (const ls of s.layers) {
-    const active = ls.active ?? null;
-    if (ls.memory !== null && ls.memory !== active) ls.memory.dispose();
-    ls.memory = active;
-    delete ls.active;
-    ls.prevMass = c.sticky && active !== null ? stickyHistogram(ls.curMu, ls.curSigmaSq, c) : new Float64Array(ls.prevMass.length);
-    ls.curMu.fill(0);
-    ls.curSigmaSq.fill(0);
-    if (ls.prevX !== null) ls.prevX.dispose();
-    ls.prevX = ls.curX;
-    ls.curX = null;
-  }
-  const next = s.rngNext;
-  s.clearDerived();
-  s.rngState = next ?? s.rngState;
-  s.pos = 0;
-  s.segmentsSeen += 1;
-}
-
-/** Sticky histogram (DESIGN §2.5) of a segment's densities `[H, L]`: bin masses summed over heads and tokens. */
-function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<ModelConfig>): Float64Array {
-  const D = c.stickyBins;
-  const masses = tf.tidy(() => {
-    const shape = [c.numHeads, c.segmentLength];
-    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D).dataSync();
-  });
-  const out = new Float64Array(D);
-  for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
-  return out;
 }
 
 /** tf.keep on every tensor of a chunk output (to carry it out of a tidy). */

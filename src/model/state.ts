@@ -12,8 +12,13 @@
  * computed from the stored B and X_prev with the stored RNG state, so a state serialised in the
  * middle of a segment restores to exactly the same numbers. Derived caches (keys and values of
  * the previous segment, the absorbed memory) are rebuilt on demand and never serialised.
+ *
+ * The model computes (a chunk's layer inputs, keys, values, densities; the caches at a segment
+ * start); the state updates itself from those results ({@link StreamState.advance},
+ * {@link StreamState.setDerived}), including the roll-over at a segment's end.
  */
 import * as tf from '@tensorflow/tfjs';
+import { binMass } from '../basis/gaussianBasis.js';
 import { BadInputError, ModelFileError } from '../errors.js';
 import { createRng } from '../memory/rng.js';
 import { crc32, fingerprint } from './checksum.js';
@@ -40,6 +45,29 @@ export interface LayerState {
   /** Derived: keys and values of the current segment so far `[H, pos, d]`. */
   curK?: tf.Tensor | null;
   curV?: tf.Tensor | null;
+}
+
+/** One stream's part of one layer of a chunk of T tokens; the state owns its tensors from then on. */
+export interface LayerChunk {
+  /** Layer inputs after LN `[T, e]`. */
+  x: tf.Tensor;
+  /** Rotated keys and values `[H, T, d]` (appended to the caches in inference). */
+  k: tf.Tensor;
+  v: tf.Tensor;
+  /** Training: the memory absorbed at the segment start (or null); undefined in inference. */
+  active?: tf.Tensor | null;
+  /** Sticky sampling: the continuous-attention densities `[H, T]`, row-major. */
+  mu?: Float32Array;
+  sigmaSq?: Float32Array;
+}
+
+/** The derived caches of one layer at a segment start (or of a state restored mid-segment). */
+export interface DerivedLayer {
+  prevK: tf.Tensor;
+  prevV: tf.Tensor;
+  active: tf.Tensor | null;
+  curK: tf.Tensor | null;
+  curV: tf.Tensor | null;
 }
 
 /** First word of a serialised state: "IFST" little-endian. */
@@ -105,6 +133,74 @@ export class StreamState {
       delete l.curV;
     }
     this.rngNext = undefined;
+  }
+
+  /** Installs the derived caches the model computed, and the RNG words after this segment's draws. */
+  setDerived(layers: readonly DerivedLayer[], rngNext: number[]): void {
+    this.clearDerived();
+    layers.forEach((d, i) => Object.assign(this.layers[i]!, d));
+    this.rngNext = rngNext;
+  }
+
+  /**
+   * Folds a chunk's results into the state (short-term caches, sticky densities, counters); at
+   * the end of a segment rolls over: memory := absorbed memory, previous segment := this one.
+   * `rngNext`: a training chunk's RNG words after its segment-start draws (it recomputed the
+   * segment start, so any inference caches are dropped first).
+   */
+  advance(layers: readonly LayerChunk[], rngNext: number[] | undefined): void {
+    const c = this.config;
+    const t = layers[0]!.x.shape[0]!;
+    if (rngNext !== undefined) this.clearDerived();
+    layers.forEach((chunk, li) => {
+      const ls = this.layers[li]!;
+      ls.curX = appendRows(ls.curX, chunk.x, 0);
+      if (chunk.active !== undefined) {
+        ls.active = chunk.active;
+        if (ls.active !== null) tf.keep(ls.active);
+        tf.dispose([chunk.k, chunk.v]);
+      } else {
+        ls.curK = appendRows(ls.curK ?? null, chunk.k, 1);
+        ls.curV = appendRows(ls.curV ?? null, chunk.v, 1);
+      }
+      // Sticky: keep each token's densities; the histogram is built once at the boundary, so
+      // token mode and segment mode bin exactly the same numbers.
+      if (chunk.mu !== undefined && chunk.sigmaSq !== undefined) {
+        const L = c.segmentLength;
+        for (let h = 0; h < c.numHeads; h++) {
+          for (let tok = 0; tok < t; tok++) {
+            ls.curMu[h * L + this.pos + tok] = chunk.mu[h * t + tok]!;
+            ls.curSigmaSq[h * L + this.pos + tok] = chunk.sigmaSq[h * t + tok]!;
+          }
+        }
+      }
+    });
+    if (rngNext !== undefined) this.rngNext = rngNext;
+    this.pos += t;
+    this.tokensSeen += t;
+    if (this.pos === c.segmentLength) this.rollOver();
+  }
+
+  /** The segment is full: its memory and inputs become the previous segment's; the RNG moves on. */
+  private rollOver(): void {
+    const c = this.config;
+    for (const ls of this.layers) {
+      const active = ls.active ?? null;
+      if (ls.memory !== null && ls.memory !== active) ls.memory.dispose();
+      ls.memory = active;
+      delete ls.active;
+      ls.prevMass = c.sticky && active !== null ? stickyHistogram(ls.curMu, ls.curSigmaSq, c) : new Float64Array(ls.prevMass.length);
+      ls.curMu.fill(0);
+      ls.curSigmaSq.fill(0);
+      if (ls.prevX !== null) ls.prevX.dispose();
+      ls.prevX = ls.curX;
+      ls.curX = null;
+    }
+    const next = this.rngNext;
+    this.clearDerived();
+    this.rngState = next ?? this.rngState;
+    this.pos = 0;
+    this.segmentsSeen += 1;
   }
 
   /** Frees every tensor. The state is unusable afterwards. */
@@ -265,4 +361,24 @@ function layout(c: Readonly<ModelConfig>, pos: number, flags: number, version: n
     if (c.longTermMemory && c.sticky) perLayer += 8 * c.stickyBins + 8 * c.numHeads * pos;
   }
   return { perLayer, total: HEADER_BYTES + c.numLayers * perLayer + 4 };
+}
+
+/** `prev` with `next` appended along `axis` (both disposed); `next` itself when there is no `prev`. */
+export function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number): tf.Tensor {
+  if (prev === null) return next;
+  const joined = tf.concat([prev, next], axis);
+  tf.dispose([prev, next]);
+  return joined;
+}
+
+/** Sticky histogram (DESIGN §2.5) of a segment's densities `[H, L]`: bin masses summed over heads and tokens. */
+function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<ModelConfig>): Float64Array {
+  const D = c.stickyBins;
+  const masses = tf.tidy(() => {
+    const shape = [c.numHeads, c.segmentLength];
+    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D).dataSync();
+  });
+  const out = new Float64Array(D);
+  for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
+  return out;
 }

@@ -195,6 +195,60 @@ test('LRU eviction: a key spilled into the store (memory or LMDB) and restored c
   model.dispose();
 });
 
+test('more waiting keys than maxKeys (token mode): a live key is not evicted between its tokens; exactly one eviction per key brought in, outputs as with room for all', async (t) => {
+  const model = tinyModel({ sticky: true });
+  const V = model.config.vocabSize;
+  const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
+  const maxKeys = 3;
+  // Two waves of one 2-token record per key; the second comes once the first has run.
+  const wave = (w: number): TokenInput[] => keys.map((key, i) => ({ key, tokens: randomTokens(2, V, 50 + 10 * w + i) }));
+  const run = async (bound: number): Promise<{ out: ModelOutput[]; evictions: number; restores: number }> => {
+    const input = new Subject<TokenInput>();
+    const lm = infiniteFormer(model, { batch: false, maxKeys: bound, store: new MemoryKeyStore(), spillOnComplete: false });
+    const done = lastValueFrom(input.pipe(lm, toArray()));
+    for (const r of wave(0)) input.next(r);
+    while (lm.stats().pending > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const r of wave(1)) input.next(r);
+    input.complete();
+    const out = await done;
+    return { out, evictions: lm.stats().evictions, restores: lm.stats().restores };
+  };
+  const roomy = await run(100);
+  const tight = await run(maxKeys);
+  t.is(roomy.evictions, 0);
+  // Wave 1: the first 3 keys run both tokens, then each of the other 7 evicts an idle key.
+  // Wave 2: the 3 live keys (k7-k9) run first; each of the 7 others is restored and evicts an idle one.
+  t.is(tight.evictions, 2 * (keys.length - maxKeys));
+  t.is(tight.restores, keys.length - maxKeys);
+  t.is(tight.out.length, 4 * keys.length);
+  const want = new Map(roomy.out.map((o) => [`${o.key}:${o.index}`, o]));
+  for (const o of tight.out) {
+    const ref = want.get(`${o.key}:${o.index}`)!;
+    t.is(o.token, ref.token);
+    t.is(maxAbsDiff(o.nextLogProbs, ref.nextLogProbs), 0);
+    t.true(Object.is(o.surprisal, ref.surprisal));
+  }
+  model.dispose();
+});
+
+test('fair admission: a live key runs at most L tokens ahead of a waiting key out of memory, which then gets its turn (no starvation)', async (t) => {
+  const model = tinyModel();
+  const L = model.config.segmentLength;
+  const V = model.config.vocabSize;
+  const records: TokenInput[] = [
+    { key: 'hot', tokens: randomTokens(3 * L, V, 8) },
+    { key: 'cold', tokens: [1] },
+  ];
+  const lm = infiniteFormer(model, { maxKeys: 1, store: new MemoryKeyStore(), spillOnComplete: false });
+  const out = await lastValueFrom(from(records).pipe(lm, toArray()));
+  t.is(out.length, 3 * L + 1);
+  // 'hot' keeps its place for L tokens, then 'cold' comes in (evicting 'hot'), then 'hot' comes back.
+  t.deepEqual(out.map((o) => o.key).indexOf('cold'), L);
+  t.is(lm.stats().evictions, 2);
+  t.is(lm.stats().restores, 1);
+  model.dispose();
+});
+
 test('checkpoint() of a live subscription writes every key to the store; a next run with that store continues exactly', async (t) => {
   const model = tinyModel({ sticky: true });
   const V = model.config.vocabSize;
