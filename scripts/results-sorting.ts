@@ -11,6 +11,7 @@
  *     [--variants sticky,uniform,window] [--eval-lines 128] [--out docs/results]
  *   npx tsx scripts/results-sorting.ts --render [--out docs/results]   # table from the JSON only
  *   ... --append   # add these T to the grid in the JSON instead of starting a new one
+ *   ... --baselines-only   # only the counting baselines of these T
  */
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -183,7 +184,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--append')) {
     const old = JSON.parse(readFileSync(jsonPath, 'utf8')) as Results;
     res.baselines = old.baselines.filter((b) => !Ts.includes(b.T));
-    res.runs = old.runs.filter((r) => !(Ts.includes(r.T) && variants.includes(r.variant)));
+    res.runs = old.runs.filter((r) => process.argv.includes('--baselines-only') || !(Ts.includes(r.T) && variants.includes(r.variant)));
     res.command = `${old.command}; ${res.command}`;
   }
   const save = (): void => {
@@ -194,7 +195,8 @@ async function main(): Promise<void> {
     res.baselines.push(baselinesFor(T, evalLines, seed));
     res.baselines.sort((x, y) => x.T - y.T);
     save();
-    for (const v of variants) {
+    // --baselines-only: the counting baselines of these T (seconds each), no training.
+    for (const v of process.argv.includes('--baselines-only') ? [] : variants) {
       if (VARIANTS[v] === undefined) throw new Error(`unknown variant ${v}`);
       const run = trainAndEvaluate(T, v, lines[i] ?? lines[lines.length - 1]!, seed, evalLines, lr);
       res.runs.push(run);
