@@ -8,9 +8,8 @@
  * Every field of the JSON argument is optional (defaults below). Not a test: prints figures.
  */
 import * as tf from '@tensorflow/tfjs';
-import { InfiniFormer, Trainer, evaluate, initBackend, keepChunk, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource, SORT_VOCAB } from '../src/index.js';
+import { InfiniFormer, Trainer, evaluate, frequencyBlindAccuracy, initBackend, keepChunk, rankCounts, setLogLevel, sortingSequence, sortingTarget, sortingTaskSource, windowCountAccuracy, SORT_VOCAB } from '../src/index.js';
 import type { ModelConfig } from '../src/index.js';
-import { frequencyBlindAccuracy, rankCounts, windowCountAccuracy } from '../test/model/sortingBaseline.js';
 
 interface Args {
   config: Partial<ModelConfig>;

@@ -26,6 +26,7 @@ export type { ContractMemoryOptions } from './memory/contractMemory.js';
 export { stickyResample, stickyMass, DEFAULT_STICKY_BINS } from './memory/stickyResample.js';
 export type { StickyResampleOptions, StickySource } from './memory/stickyResample.js';
 export { createRng } from './memory/rng.js';
+export { MemoryProvenance } from './memory/provenance.js';
 export type { Rng } from './memory/rng.js';
 export { continuousAttention, DEFAULT_SIGMA_EPS } from './attention/continuousAttention.js';
 export type { ContinuousAttentionOptions, ContinuousAttentionResult, ContinuousAttentionWeights } from './attention/continuousAttention.js';

@@ -10,7 +10,8 @@
  * memory holds beyond the short-term window. (It is not the loss of a model *trained* without a
  * long-term memory.)
  */
-import { InfiniFormer, evaluate, makeConfig, tokenStreamSource } from '../../src/index.js';
+import * as tf from '@tensorflow/tfjs';
+import { InfiniFormer, evaluate, keepChunk, makeConfig, tokenStreamSource } from '../../src/index.js';
 import type { EvalResult } from '../../src/index.js';
 import { wrapParams } from '../../src/model/params.js';
 import { UsageError } from './command.js';
@@ -71,4 +72,58 @@ export function evalWithAndWithout(model: InfiniFormer, bytes: Uint8Array, layou
   // table lives as long as the process, which for the command line is one evaluation.
   const withoutLtm = evalBytes(withoutLongTermMemory(model), bytes, layout);
   return { withLtm, withoutLtm };
+}
+
+/** A named byte string read as one stream. */
+export interface ByteStream {
+  name: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * Bits per byte of each stream (every byte after a stream's first predicted once), all streams
+ * run side by side, each from an empty state; a stream that has ended is fed spaces whose scores
+ * are dropped.
+ */
+export function perStreamBits(model: InfiniFormer, streams: readonly ByteStream[], seed: number): number[] {
+  if (streams.some((s) => s.bytes.length < 2)) throw new UsageError('every stream needs at least 2 bytes (the first is not predicted)');
+  const L = model.config.segmentLength;
+  const V = model.config.vocabSize;
+  const states = streams.map((_, i) => model.createState(seed + i));
+  const segments = Math.max(...streams.map((s) => Math.ceil((s.bytes.length - 1) / L)));
+  const bits = new Float64Array(streams.length);
+  for (let k = 0; k < segments; k++) {
+    const inputs = streams.map((s) => Int32Array.from({ length: L }, (_, j) => (k * L + j < s.bytes.length ? s.bytes[k * L + j]! : 32)));
+    let out: ReturnType<InfiniFormer['forwardChunk']> | undefined;
+    tf.tidy(() => {
+      out = model.forwardChunk(states, inputs);
+      keepChunk(out);
+    });
+    const logp = tf.tidy(() => tf.logSoftmax(out!.logits).dataSync() as Float32Array);
+    streams.forEach((s, i) => {
+      for (let j = 0; j < L; j++) {
+        const next = k * L + j + 1;
+        if (next >= s.bytes.length) break;
+        bits[i]! -= logp[(i * L + j) * V + s.bytes[next]!]! / Math.LN2;
+      }
+    });
+    model.commit(states, out!);
+    tf.dispose([out!.hidden, out!.logits, out!.kl]);
+  }
+  states.forEach((s) => s.dispose());
+  return streams.map((s, i) => bits[i]! / (s.bytes.length - 1));
+}
+
+/** Two-sided 95 % Student-t quantile for `df` degrees of freedom. */
+function t95(df: number): number {
+  const table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086];
+  return df <= table.length ? table[df - 1]! : df <= 30 ? 2.05 : 1.96;
+}
+
+/** Mean and 95 % t-interval half-width over the values (streams weigh equally). */
+export function meanCi(values: readonly number[]): { mean: number; half: number } {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  return { mean, half: (t95(n - 1) * sd) / Math.sqrt(n) };
 }

@@ -12,6 +12,7 @@ export type { SegmentBatch, SegmentSource, TokenStreamOptions } from './data.js'
 export { Trainer, evaluate, learningRateAt, weightedCrossEntropy } from './trainer.js';
 export type { TrainerOptions, ResolvedTrainerOptions, StepResult, ProgressEvent, EvalResult, RunOptions } from './trainer.js';
 export { sortingTaskSource, sortingTarget, sortingSequence, SORTING_TINY_CONFIG, SORT_VOCAB, SORT_SEPARATOR, SORT_PADDING, SORT_SYMBOLS } from './sortingTask.js';
+export { frequencyBlindAccuracy, rankCounts, windowCountAccuracy } from './sortingBaseline.js';
 export { Adam } from './adam.js';
 export type { AdamOptions, EncodedMoments, MomentsManifest } from './adam.js';
 export { OnlineLearner } from './onlineLearner.js';

@@ -1,13 +1,12 @@
 // Acceptance 2 of issue 3: the sorting task (DESIGN §8) at T = 512 with a tiny model. Training
 // for a bounded number of steps must reach, on held-out sequences, an accuracy on the 20 target
 // positions clearly above the best frequency-blind baseline, which is measured here by counting
-// over sampled sequences (sortingBaseline.ts), not assumed.
+// over sampled sequences (src/model/sortingBaseline.ts), not assumed.
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
-import { InfiniFormer, SORTING_TINY_CONFIG, SORT_SYMBOLS, Trainer, evaluate, sortingSequence, sortingTarget, sortingTaskSource } from '../../src/index.js';
+import { InfiniFormer, SORTING_TINY_CONFIG, SORT_SYMBOLS, Trainer, evaluate, frequencyBlindAccuracy, rankCounts, sortingSequence, sortingTarget, sortingTaskSource, windowCountAccuracy } from '../../src/index.js';
 import type { ModelConfig } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
-import { frequencyBlindAccuracy, rankCounts, windowCountAccuracy } from './sortingBaseline.js';
 
 test.before(async () => {
   await backendReady;

@@ -7,7 +7,7 @@
 // training sequences as the count of s at rank k, among the symbols not yet emitted. (Symbols
 // are exchangeable under the generator, so this comes out near 1 / (20 - k) per position,
 // H_20 / 20 = 0.180 on average; the counts measure it rather than assume it.)
-import { SORT_SYMBOLS, sortingSequence, sortingTarget } from '../../src/index.js';
+import { SORT_SYMBOLS, sortingSequence, sortingTarget } from './sortingTask.js';
 
 /** counts[k][s]: how often symbol s is the k-th target over `numSequences` sequences. */
 export function rankCounts(numSequences: number, length: number, seedOf: (i: number) => number): number[][] {
