@@ -1,6 +1,6 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs';
-import { BadInputError, ModelFileError, StreamState, clearRidgeCache } from '../../src/index.js';
+import { BadInputError, ModelFileError, StreamState, clearRidgeCache, type InfiniFormer } from '../../src/index.js';
 import { backendReady } from '../helpers/backend.js';
 import { maxAbsDiff, runSegments, tinyModel, tokens } from './helpers.js';
 import { crc32 } from '../../src/model/checksum.js';
@@ -150,17 +150,22 @@ test('a stream state serialised mid-segment restores exactly; its size depends o
   const restored = model.restoreState(live.serialize());
   t.is(restored.pos, 3);
   t.is(restored.tokensSeen, L * 3 + 3);
-  for (let i = L * 3 + 3; i < L * 6; i++) {
-    const a = model.step([live], [toks[i]!]);
-    const b = model.step([restored], [toks[i]!]);
-    // Same numbers: restoring rebuilds every cache with the same operations.
-    t.is(maxAbsDiff(a.dataSync(), b.dataSync()), 0);
-    tf.dispose([a, b]);
-  }
+  // Same numbers: restoring rebuilds every cache with the same operations.
+  stepBothAlike(t, model, live, restored, toks.slice(L * 3 + 3, L * 6));
   live.dispose();
   restored.dispose();
   model.dispose();
 });
+
+/** Steps `live` and `restored` through the same tokens, asserting identical logits at every step. */
+function stepBothAlike(t: ExecutionContext, model: InfiniFormer, live: StreamState, restored: StreamState, toks: ArrayLike<number>): void {
+  for (let i = 0; i < toks.length; i++) {
+    const a = model.step([live], [toks[i]!]);
+    const b = model.step([restored], [toks[i]!]);
+    t.is(maxAbsDiff(a.dataSync(), b.dataSync()), 0);
+    tf.dispose([a, b]);
+  }
+}
 
 /** Format 1 (before the compact layout): every layer wrote L rows of the current segment and the sticky arrays whole. */
 function serializeV1(s: StreamState): Uint8Array {
@@ -204,12 +209,7 @@ test('states saved in format 1 (before the compact layout) still restore bit for
   t.true(old.length > live.serialize().length, `format 1: ${old.length} bytes, format 2: ${live.serialize().length}`);
   const restored = model.restoreState(old);
   t.deepEqual(restored.serialize(), live.serialize(), 'the same state, written again in format 2');
-  for (let i = 2 * L + 5; i < L * 4; i++) {
-    const a = model.step([live], [toks[i]!]);
-    const b = model.step([restored], [toks[i]!]);
-    t.is(maxAbsDiff(a.dataSync(), b.dataSync()), 0);
-    tf.dispose([a, b]);
-  }
+  stepBothAlike(t, model, live, restored, toks.slice(2 * L + 5, L * 4));
   live.dispose();
   restored.dispose();
   model.dispose();

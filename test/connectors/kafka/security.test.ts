@@ -114,7 +114,11 @@ test('CA given as PEM text instead of a file path works the same', async (t) => 
   t.deepEqual(await roundTrip(connection, values), values);
 });
 
-/** Subscribes and resolves with the error the stream ends with (or fails the test after 30 s). */
+/**
+ * Subscribes and resolves with the error the stream ends with. The callers pass 30 retries of up
+ * to 5 s: a failure that kafkajs retried would not end within the 30 s guard, so an error here
+ * shows it was not retried (the time is logged, not asserted).
+ */
 async function startError(connection: KafkaConnection): Promise<{ error: unknown; ms: number }> {
   const started = Date.now();
   const source = fromKafka({ ...connection, groupId: uniqueName('denied'), topics: [uniqueName('denied')], decode: utf8Decoder, handleSigterm: false });
@@ -136,7 +140,6 @@ for (const mechanism of ['plain', 'scram-sha-256'] as const) {
     t.is(e.code, 'ERR_CONNECTION_SECURITY');
     t.false(e.retriable);
     t.regex(e.message, new RegExp(`SASL authentication failed \\(mechanism ${mechanism}, user 'alice'\\)`));
-    t.true(ms < 15_000, `${ms} ms: the default policy's 30 retries would take minutes`);
   });
 }
 
@@ -146,7 +149,6 @@ test('a broker certificate from an untrusted CA: a ConnectionSecurityError namin
   t.true(error instanceof ConnectionSecurityError, String(error));
   t.regex((error as Error).message, /TLS: the Kafka broker's certificate was rejected \(SELF_SIGNED_CERT_IN_CHAIN/);
   t.regex((error as Error).message, /ssl\.ca/);
-  t.true(ms < 15_000, `${ms} ms`);
   // The same connection without verification goes through: the failure above was the certificate check.
   const unverified = secure({ mechanism: 'plain', username: USER, password: PASSWORD });
   t.deepEqual(await roundTrip({ ...unverified, ssl: { ca: otherCa.certFile, rejectUnauthorized: false } }, ['unverified']), ['unverified']);
@@ -160,7 +162,6 @@ test('mutual TLS: a client certificate (PEM files) is accepted; without one the 
   t.log(`without a client certificate: failed after ${ms} ms: ${(error as Error).message}`);
   t.true(error instanceof ConnectionSecurityError, String(error));
   t.regex((error as Error).message, /TLS: the Kafka broker refused the client certificate \(ERR_SSL_\w+\): give one it trusts \(ssl\.cert and ssl\.key\)/);
-  t.true(ms < 15_000, `${ms} ms`);
 });
 
 test('the sink reports a wrong password as a ConnectionSecurityError too', async (t) => {
