@@ -9,6 +9,7 @@ import type { OnlineLearner } from '../src/model/onlineLearner.js';
 import type { StreamState } from '../src/model/state.js';
 import type { KeyState } from './keyState.js';
 import type { ModelOutput } from './types.js';
+import { tidyData } from '../src/tidyData.js';
 
 /** One token as it waits in a key's queue. */
 export interface ChunkToken {
@@ -88,7 +89,7 @@ export class ChunkRunner {
     });
     this.model.commit(states, out!);
     const o = out!;
-    const lp = tf.tidy(() => tf.logSoftmax(o.logits).dataSync() as Float32Array);
+    const lp = tidyData(() => tf.logSoftmax(o.logits)) as Float32Array;
     const hidden = this.emitHidden ? (o.hidden.dataSync() as Float32Array) : undefined;
     tf.dispose([o.hidden, o.logits, o.kl]);
     return { lp, hidden };

@@ -12,6 +12,8 @@
  *   npx tsx scripts/results-sorting.ts --render [--out docs/results]   # table from the JSON only
  *   ... --append   # add these T to the grid in the JSON instead of starting a new one
  *   ... --baselines-only   # only the counting baselines of these T
+ *   ... --config '{"width":64,"numHeads":4,"ffnWidth":128}'   # override the base model
+ *   ... --resume   # like --append, but keep finished runs of the same T, variant, lines and config
  */
 import { cpus, loadavg } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -110,12 +112,12 @@ function baselinesFor(T: number, evalLines: number, seed: number): Baselines {
   };
 }
 
-function trainAndEvaluate(T: number, variant: string, lines: number, seed: number, evalLines: number, lr: number): Run {
+function trainAndEvaluate(base: Partial<ModelConfig>, T: number, variant: string, lines: number, seed: number, evalLines: number, lr: number): Run {
   const segmentsPerLine = Math.ceil((T + 1 + SORT_SYMBOLS) / L);
   const streams = 16;
   const steps = lines * segmentsPerLine;
   const loadBefore = load();
-  const model = InfiniFormer.create({ ...BASE, ...VARIANTS[variant] }, { seed });
+  const model = InfiniFormer.create({ ...base, ...VARIANTS[variant] }, { seed });
   const trainer = new Trainer(model, sortingTaskSource({ numStreams: streams, length: T, segmentLength: L, seed }), {
     learningRate: lr,
     warmupSteps: Math.min(20, Math.floor(lines / 5)) * segmentsPerLine,
@@ -179,10 +181,21 @@ async function main(): Promise<void> {
   const evalLines = Number(option('eval-lines', '128'));
   const variants = option('variants', 'sticky,uniform,window').split(',');
   const lr = Number(option('lr', '3e-3'));
-  const res: Results = { command: commandLine(), backend, cpus: cpus().length, config: BASE, lr, baselines: [], runs: [] };
+  const base: Partial<ModelConfig> = { ...BASE, ...(JSON.parse(option('config', '{}')) as Partial<ModelConfig>) };
+  const res: Results = { command: commandLine(), backend, cpus: cpus().length, config: base, lr, baselines: [], runs: [] };
+  const resume = process.argv.includes('--resume');
+  const sameConfig = (old: Results): boolean => JSON.stringify(old.config) === JSON.stringify(base) && old.lr === lr;
   // --append: add to the grid already in the JSON (e.g. a longer T run later); runs of the same T and variant are replaced.
-  if (process.argv.includes('--append')) {
+  if (resume) {
+    // --resume: continue an interrupted grid of the same config (finished runs are kept).
     const old = JSON.parse(readFileSync(jsonPath, 'utf8')) as Results;
+    if (!sameConfig(old)) throw new Error(`--resume: ${jsonPath} holds another config or lr; start a new grid without --resume`);
+    res.baselines = old.baselines;
+    res.runs = old.runs;
+    res.command = old.command.includes(res.command) ? old.command : `${old.command}; ${res.command}`;
+  } else if (process.argv.includes('--append')) {
+    const old = JSON.parse(readFileSync(jsonPath, 'utf8')) as Results;
+    if (!sameConfig(old)) throw new Error(`--append: ${jsonPath} holds another config or lr; start a new grid`);
     res.baselines = old.baselines.filter((b) => !Ts.includes(b.T));
     res.runs = old.runs.filter((r) => process.argv.includes('--baselines-only') || !(Ts.includes(r.T) && variants.includes(r.variant)));
     res.command = `${old.command}; ${res.command}`;
@@ -192,13 +205,19 @@ async function main(): Promise<void> {
     writeFileSync(mdPath, renderTable(res));
   };
   Ts.forEach((T, i) => {
-    res.baselines.push(baselinesFor(T, evalLines, seed));
-    res.baselines.sort((x, y) => x.T - y.T);
-    save();
+    if (!res.baselines.some((b) => b.T === T && b.evalLines === evalLines)) {
+      res.baselines = res.baselines.filter((b) => b.T !== T);
+      res.baselines.push(baselinesFor(T, evalLines, seed));
+      res.baselines.sort((x, y) => x.T - y.T);
+      save();
+    }
     // --baselines-only: the counting baselines of these T (seconds each), no training.
     for (const v of process.argv.includes('--baselines-only') ? [] : variants) {
       if (VARIANTS[v] === undefined) throw new Error(`unknown variant ${v}`);
-      const run = trainAndEvaluate(T, v, lines[i] ?? lines[lines.length - 1]!, seed, evalLines, lr);
+      const n = lines[i] ?? lines[lines.length - 1]!;
+      if (resume && res.runs.some((r) => r.T === T && r.variant === v && r.lines === n && r.seed === seed)) continue;
+      const run = trainAndEvaluate(base, T, v, n, seed, evalLines, lr);
+      res.runs = res.runs.filter((r) => !(r.T === T && r.variant === v));
       res.runs.push(run);
       res.runs.sort((x, y) => x.T - y.T || Object.keys(VARIANTS).indexOf(x.variant) - Object.keys(VARIANTS).indexOf(y.variant));
       save();

@@ -10,6 +10,7 @@ import { binMass } from '../basis/gaussianBasis.js';
 import { BadConfigError, BadInputError } from '../errors.js';
 import { requireFiniteArray, requirePositiveInt } from '../validate.js';
 import type { Rng } from './rng.js';
+import { tidyData } from '../tidyData.js';
 
 export const DEFAULT_STICKY_BINS = 128;
 
@@ -35,7 +36,7 @@ export interface StickyResampleOptions {
  */
 export function stickyMass(mu: tf.Tensor, sigmaSq: tf.Tensor, numBins: number = DEFAULT_STICKY_BINS): Float64Array {
   const d = requirePositiveInt('numBins', numBins);
-  const summed = tf.tidy(() => tf.sum(tf.reshape(binMass(mu, sigmaSq, d), [-1, d]), 0).dataSync());
+  const summed = tidyData(() => tf.sum(tf.reshape(binMass(mu, sigmaSq, d), [-1, d]), 0));
   return normalise(summed);
 }
 

@@ -8,6 +8,7 @@ import { BadInputError } from '../errors.js';
 import type { InfiniFormer } from '../model/model.js';
 import type { OnlineLearner } from '../model/onlineLearner.js';
 import type { StreamState } from '../model/state.js';
+import { tidyData } from '../tidyData.js';
 
 /** Reads a byte stream segment by segment and predicts each next byte. */
 export interface NextByteScorer {
@@ -26,10 +27,10 @@ export interface NextByteScorer {
 
 /** Next-byte probabilities `[T x 256]` from LM logits `[1, T, V]` (softmax over bytes only). */
 export function byteProbabilities(logits: tf.Tensor): Float32Array {
-  return tf.tidy(() => {
+  return tidyData(() => {
     const t = logits.shape[1]!;
-    return tf.softmax(logits.slice([0, 0, 0], [1, t, 256]).reshape([t, 256])).dataSync() as Float32Array;
-  });
+    return tf.softmax(logits.slice([0, 0, 0], [1, t, 256]).reshape([t, 256]));
+  }) as Float32Array;
 }
 
 /** A frozen byte-level model over one stream (weights never change). */

@@ -31,6 +31,7 @@ import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
 import { weightedCrossEntropy } from './trainer.js';
+import { tidyData } from '../tidyData.js';
 
 /** Options of an {@link OnlineLearner}; every numeric field has a default. */
 export interface OnlineLearnerOptions {
@@ -317,7 +318,7 @@ export class OnlineLearner {
     how: Pick<OnlineResult, 'learned' | 'skipped' | 'gradNorm'>,
   ): OnlineResult {
     const [b, t, V] = out.logits.shape as [number, number, number];
-    const logp = tf.tidy(() => tf.logSoftmax(out.logits).dataSync() as Float32Array);
+    const logp = tidyData(() => tf.logSoftmax(out.logits)) as Float32Array;
     this.model.commit(states, out);
     tf.dispose([out.hidden, out.logits, out.kl]);
     let nats = 0;

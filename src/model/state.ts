@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { binMass } from '../basis/gaussianBasis.js';
+import { tidyData } from '../tidyData.js';
 import { BadInputError, ModelFileError } from '../errors.js';
 import { createRng } from '../memory/rng.js';
 import { crc32, fingerprint } from './checksum.js';
@@ -374,9 +375,9 @@ export function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number
 /** Sticky histogram (DESIGN §2.5) of a segment's densities `[H, L]`: bin masses summed over heads and tokens. */
 function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<ModelConfig>): Float64Array {
   const D = c.stickyBins;
-  const masses = tf.tidy(() => {
+  const masses = tidyData(() => {
     const shape = [c.numHeads, c.segmentLength];
-    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D).dataSync();
+    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D);
   });
   const out = new Float64Array(D);
   for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;

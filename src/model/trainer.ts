@@ -17,6 +17,7 @@ import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
 import { crc32 } from './checksum.js';
+import { tidyData } from '../tidyData.js';
 
 const log = rootLogger.child('trainer');
 
@@ -441,7 +442,7 @@ export function evaluate(model: InfiniFormer, source: SegmentSource, segments: n
       const hidden = hasLabels ? model.runHidden(states, batch.inputs) : undefined;
       const logits = hidden === undefined ? model.run(states, batch.inputs) : tf.tidy(() => tf.matMul(tf.reshape(hidden, [-1, model.config.width]), model.params.embedding).reshape([b, L, -1]));
       if (hidden !== undefined) {
-        const predicted = tf.tidy(() => tf.argMax(model.classify(hidden, 'event'), -1).dataSync());
+        const predicted = tidyData(() => tf.argMax(model.classify(hidden, 'event'), -1));
         hidden.dispose();
         batch.labels!.forEach((row, i) =>
           row.forEach((l, j) => {
@@ -451,10 +452,8 @@ export function evaluate(model: InfiniFormer, source: SegmentSource, segments: n
           }),
         );
       }
-      const [logp, argmax] = tf.tidy(() => {
-        const lp = tf.logSoftmax(logits);
-        return [lp.dataSync() as Float32Array, tf.argMax(lp, -1).dataSync() as Int32Array];
-      });
+      const logp = tidyData(() => tf.logSoftmax(logits)) as Float32Array;
+      const argmax = tidyData(() => tf.argMax(logits, -1)) as Int32Array;
       logits.dispose();
       const v = model.config.vocabSize;
       for (let i = 0; i < b; i++) {
