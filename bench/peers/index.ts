@@ -1,0 +1,180 @@
+/**
+ * `npm run bench -- peers [--quick] [--setup] [--no-torch] [--rounds=N] [--threads=N]`:
+ * this library (tfjs native and wasm) against the same ∞-former written in PyTorch
+ * (bench/peers/peer.py, checked to compute the same function on the library's weights) and a
+ * same-width full-attention transformer (tfjs and PyTorch) over contexts of 1k to 64k tokens.
+ * Every workload runs on every contender back to back, in an order that alternates between
+ * rounds; the figures are medians over rounds. Prints the tables and writes them to
+ * docs/performance.md (a --quick smoke run writes bench/out/performance-quick.md instead).
+ *
+ * --setup: only install PyTorch into .cache/peers/venv (done automatically on first use).
+ * --no-torch: skip the PyTorch column. --threads: PyTorch's threads (default: the core count,
+ * as tfjs-node uses). Python or the install missing: the PyTorch column is skipped, with why.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_CONFIG, InfiniFormer, initBackend, saveModel, setLogLevel } from '../../src/index.js';
+import type { Contender } from './contender.js';
+import { LibraryContender, randomTokens } from './library.js';
+import { CACHE, TORCH_VERSION, ensureTorch } from './setup.js';
+import { TorchPeer } from './torchPeer.js';
+import { markdown } from './report.js';
+import type { Results } from './report.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function options(argv: readonly string[]): { quick: boolean; setup: boolean; torch: boolean; rounds: number; threads: number } {
+  const value = (name: string): number | undefined => {
+    const a = argv.find((x) => x.startsWith(`--${name}=`));
+    return a === undefined ? undefined : Number(a.split('=')[1]);
+  };
+  const quick = argv.includes('--quick');
+  return { quick, setup: argv.includes('--setup'), torch: !argv.includes('--no-torch'), rounds: value('rounds') ?? (quick ? 1 : 3), threads: value('threads') ?? cpus().length };
+}
+
+const loadAverage = (): string => loadavg().map((x) => x.toFixed(2)).join(', ');
+
+/** Saves the library's model and its logits on three fixed segments, for the peer to reproduce. */
+async function writeReference(dir: string): Promise<{ tokens: number[]; reference: string }> {
+  await tf.setBackend('tensorflow');
+  const model = InfiniFormer.create({}, { seed: 1 });
+  const L = model.config.segmentLength;
+  await saveModel(model, dir);
+  const tokens = randomTokens(3 * L, 9);
+  const state = model.createState(0);
+  const parts: Float32Array[] = [];
+  for (let s = 0; s < 3; s++) {
+    const logits = model.run([state], [tokens.subarray(s * L, (s + 1) * L)]);
+    parts.push(logits.dataSync() as Float32Array);
+    logits.dispose();
+  }
+  state.dispose();
+  model.dispose();
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (all.set(p, o), o + p.length), 0);
+  const reference = join(dir, 'reference-logits.f32');
+  writeFileSync(reference, Buffer.from(all.buffer));
+  return { tokens: [...tokens], reference };
+}
+
+async function startTorch(opts: ReturnType<typeof options>, results: Results): Promise<TorchPeer | undefined> {
+  if (!opts.torch) {
+    results.torchNote = 'PyTorch column skipped (--no-torch).';
+    return undefined;
+  }
+  const setup = ensureTorch((line) => console.log(line));
+  if (!setup.ok) {
+    results.torchNote = `PyTorch column skipped: ${setup.reason}.`;
+    console.log(results.torchNote);
+    return undefined;
+  }
+  const dir = join(CACHE, 'model');
+  const { tokens, reference } = await writeReference(dir);
+  try {
+    const peer = await TorchPeer.start(setup.python, dir, opts.threads);
+    results.torchInfo = `PyTorch ${peer.info.torch} (${peer.info.threads} threads, Python ${peer.info.python})`;
+    results.agreement = await peer.check(reference, tokens);
+    const a = results.agreement;
+    console.log(`${results.torchInfo}; peer vs library logits on 3 segments: max |diff| ${a.segmentMaxDiff.toExponential(2)} (segment mode), ${a.tokenMaxDiff.toExponential(2)} (token mode); max |logit| ${a.maxAbs.toFixed(2)}`);
+    return peer;
+  } catch (error) {
+    results.torchNote = `PyTorch column skipped: ${(error as Error).message.split('\n')[0]}`;
+    console.log(results.torchNote);
+    return undefined;
+  }
+}
+
+/** Runs `measure` on each contender back to back (order alternating with the round), storing what it returns. */
+async function interleaved<T>(contenders: Contender[], round: number, measure: (c: Contender) => Promise<T>, store: (c: Contender, v: T) => void): Promise<void> {
+  const order = round % 2 === 0 ? contenders : [...contenders].reverse();
+  for (const c of order) {
+    await c.activate();
+    store(c, await measure(c));
+  }
+}
+
+export async function run(): Promise<void> {
+  const opts = options(process.argv.slice(2));
+  setLogLevel('warn');
+  if (opts.setup) {
+    const s = ensureTorch((line) => console.log(line));
+    console.log(s.ok ? `PyTorch ready: ${s.python}` : `PyTorch not installed: ${s.reason}`);
+    return;
+  }
+  const results: Results = {
+    date: new Date().toISOString(),
+    machine: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, tfjs ${tf.version.tfjs}`,
+    command: `npm run bench -- peers${opts.quick ? ' --quick' : ''}${opts.rounds !== (opts.quick ? 1 : 3) ? ` --rounds=${opts.rounds}` : ''}`,
+    loadBefore: loadAverage(),
+    loadAfter: '',
+    rounds: opts.rounds,
+    contenders: [],
+    main: {},
+    sweep: {},
+    config: DEFAULT_CONFIG,
+    torchVersion: TORCH_VERSION,
+  };
+  console.log(`load average before: ${results.loadBefore}`);
+  await initBackend({ backend: 'wasm' });
+  await initBackend({ backend: 'tensorflow' });
+  const contenders: Contender[] = [new LibraryContender('tensorflow'), new LibraryContender('wasm')];
+  const torch = await startTorch(opts, results);
+  if (torch !== undefined) contenders.push(torch);
+  results.contenders = contenders.map((c) => c.name);
+  const q = opts.quick;
+  const n = { matmulReps: q ? 2 : 5, seg1: q ? 3 : 10, seg8: q ? 2 : 4, tokens: q ? 40 : 300, trainSteps: q ? 2 : 4, sweepSegments: q ? 2 : 4, fullReps: q ? 1 : 3 };
+  const contexts = q ? [1024, 4096] : [1024, 4096, 16384, 65536];
+  const L = results.config.segmentLength;
+  for (const c of contenders) results.main[c.name] = { matmul: [], seg1: [], seg8: [], token: [], train: [] };
+  for (let r = 0; r < opts.rounds; r++) {
+    console.log(`round ${r + 1} of ${opts.rounds} (load ${loadAverage()})`);
+    const m = (c: Contender): NonNullable<Results['main'][string]> => results.main[c.name]!;
+    await interleaved(contenders, r, (c) => c.matmul(1024, n.matmulReps), (c, ms) => m(c).matmul.push(ms));
+    await interleaved(contenders, r, (c) => c.segment(1, n.seg1), (c, ms) => m(c).seg1.push(ms));
+    await interleaved(contenders, r, (c) => c.segment(8, n.seg8), (c, ms) => m(c).seg8.push(ms));
+    await interleaved(contenders, r, (c) => c.token(n.tokens), (c, ms) => m(c).token.push(ms));
+    await interleaved(contenders, r, (c) => c.train(4, n.trainSteps), (c, ms) => m(c).train.push(ms));
+    // The context sweep: per contender, the ∞-former's stream advances through the contexts
+    // and the full-attention model runs at each one in between.
+    await interleaved(
+      contenders,
+      r,
+      async (c) => {
+        const out: { context: number; inf: number[]; infRss: number; full: number[]; fullRss: number }[] = [];
+        await c.sweepStart();
+        for (const context of contexts) {
+          const inf = await c.sweep(context, n.sweepSegments);
+          const full = await c.fullAttention(context, L, n.fullReps);
+          out.push({ context, inf: inf.ms, infRss: inf.rssMiB, full: full.ms, fullRss: full.rssMiB });
+          console.log(`  ${c.name} at ${context} tokens: ∞-former ${((Math.min(...inf.ms) / L) * 1000).toFixed(0)} µs/token, full attention ${((Math.min(...full.ms) / L) * 1000).toFixed(0)} µs/token`);
+        }
+        await c.sweepEnd();
+        return out;
+      },
+      (c, rows) => {
+        for (const row of rows) {
+          const key = `${c.name}@${row.context}`;
+          const s = (results.sweep[key] ??= { context: row.context, contender: c.name, inf: [], full: [], infRss: [], fullRss: [] });
+          s.inf.push(row.inf);
+          s.full.push(row.full);
+          s.infRss.push(row.infRss);
+          s.fullRss.push(row.fullRss);
+        }
+      },
+    );
+  }
+  for (const c of contenders) await c.close();
+  results.loadAfter = loadAverage();
+  console.log(`load average after: ${results.loadAfter}`);
+  const text = markdown(results);
+  console.log(`\n${text}`);
+  const file = q ? join(ROOT, 'bench', 'out', 'performance-quick.md') : join(ROOT, 'docs', 'performance.md');
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, text);
+  console.log(`written to ${file.slice(ROOT.length)}`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();

@@ -1,0 +1,158 @@
+/**
+ * This library as a contender of the peers benchmark, on one tfjs backend (native tfjs-node or
+ * wasm). Both backends live in one process; `activate` switches to this one. Every workload
+ * builds its model on the active backend and frees it after, so no tensor crosses backends.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { InfiniFormer, Trainer, createRng, tokenStreamSource } from '../../src/index.js';
+import type { StreamState } from '../../src/index.js';
+import type { Contender } from './contender.js';
+import { FullAttentionLM } from './fullAttention.js';
+
+export type Backend = 'tensorflow' | 'wasm';
+
+export function randomTokens(count: number, seed: number): Int32Array {
+  const rng = createRng(seed);
+  return Int32Array.from({ length: count }, () => Math.floor(rng.next() * 256));
+}
+
+const rssMiB = (): number => process.memoryUsage().rss / 2 ** 20;
+
+function timed(body: () => void): number {
+  const t0 = performance.now();
+  body();
+  return performance.now() - t0;
+}
+
+export class LibraryContender implements Contender {
+  readonly name: string;
+  private sweepModel: InfiniFormer | undefined;
+  private sweepState: StreamState | undefined;
+  private sweepTokens = 0;
+
+  constructor(private readonly backend: Backend) {
+    this.name = `library ${backend === 'tensorflow' ? 'native' : 'wasm'}`;
+  }
+
+  async activate(): Promise<void> {
+    await tf.setBackend(this.backend);
+  }
+
+  async matmul(n: number, reps: number): Promise<number[]> {
+    const a = tf.randomNormal([n, n], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const b = tf.randomNormal([n, n], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const once = (): void => {
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      c.dispose();
+    };
+    once();
+    const ms = Array.from({ length: reps }, () => timed(once));
+    tf.dispose([a, b]);
+    return ms;
+  }
+
+  async segment(streams: number, segments: number): Promise<number[]> {
+    const model = InfiniFormer.create({}, { seed: 1 });
+    const L = model.config.segmentLength;
+    const states = Array.from({ length: streams }, (_, i) => model.createState(i));
+    const toks = randomTokens(L * (segments + 2) * streams, 2);
+    const ms: number[] = [];
+    for (let s = 0; s < segments + 2; s++) {
+      const rows = states.map((_, i) => toks.subarray((s * streams + i) * L, (s * streams + i + 1) * L));
+      const t = timed(() => {
+        const logits = model.run(states, rows);
+        logits.dataSync();
+        logits.dispose();
+      });
+      if (s >= 2) ms.push(t); // two warm-up segments: the memory is contracted on every timed one
+    }
+    states.forEach((s) => s.dispose());
+    model.dispose();
+    return ms;
+  }
+
+  async token(tokens: number): Promise<number[]> {
+    const model = InfiniFormer.create({}, { seed: 1 });
+    const L = model.config.segmentLength;
+    const state = model.createState(3);
+    const toks = randomTokens(tokens + 2 * L, 4);
+    const ms: number[] = [];
+    for (let i = 0; i < toks.length; i++) {
+      const t = timed(() => {
+        const logits = model.step([state], [toks[i]!]);
+        logits.dataSync();
+        logits.dispose();
+      });
+      if (i >= 2 * L) ms.push(t);
+    }
+    state.dispose();
+    model.dispose();
+    return ms;
+  }
+
+  async train(streams: number, steps: number): Promise<number[]> {
+    const model = InfiniFormer.create({}, { seed: 1 });
+    const L = model.config.segmentLength;
+    const source = tokenStreamSource(randomTokens(streams * ((steps + 3) * L + 1), 5), { numStreams: streams, segmentLength: L });
+    const trainer = new Trainer(model, source, { warmupSteps: 1 });
+    trainer.step(); // allocates Adam's moments
+    const ms = Array.from({ length: steps }, () => timed(() => void trainer.step()));
+    trainer.dispose();
+    model.dispose();
+    return ms;
+  }
+
+  async fullAttention(context: number, newTokens: number, reps: number): Promise<{ ms: number[]; rssMiB: number }> {
+    const model = InfiniFormer.create({}, { seed: 1 }); // only for its config
+    const lm = new FullAttentionLM(model.config);
+    model.dispose();
+    const cache = lm.cache(context);
+    const toks = randomTokens(newTokens, 6);
+    const once = (): void => {
+      const logits = lm.forward(cache, toks);
+      logits.dataSync();
+      logits.dispose();
+    };
+    once();
+    const ms = Array.from({ length: reps }, () => timed(once));
+    const rss = rssMiB();
+    tf.dispose(cache.flatMap((c) => [c.k, c.v]));
+    lm.dispose();
+    return { ms, rssMiB: rss };
+  }
+
+  async sweepStart(): Promise<void> {
+    this.sweepModel = InfiniFormer.create({}, { seed: 1 });
+    this.sweepState = this.sweepModel.createState(8);
+    this.sweepTokens = 0;
+  }
+
+  async sweep(to: number, segments: number): Promise<{ ms: number[]; rssMiB: number }> {
+    const model = this.sweepModel!;
+    const L = model.config.segmentLength;
+    const ms: number[] = [];
+    while (this.sweepTokens < to + segments * L) {
+      const row = randomTokens(L, this.sweepTokens);
+      const t = timed(() => {
+        const logits = model.run([this.sweepState!], [row]);
+        logits.dataSync();
+        logits.dispose();
+      });
+      if (this.sweepTokens >= to) ms.push(t);
+      this.sweepTokens += L;
+    }
+    return { ms, rssMiB: rssMiB() };
+  }
+
+  async sweepEnd(): Promise<void> {
+    this.sweepState?.dispose();
+    this.sweepModel?.dispose();
+    this.sweepState = undefined;
+    this.sweepModel = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.sweepEnd();
+  }
+}

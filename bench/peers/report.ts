@@ -1,0 +1,132 @@
+/** The peers benchmark's figures as the markdown of docs/performance.md. */
+import type { ModelConfig } from '../../src/index.js';
+import { mean, median, quantile } from './contender.js';
+import { fullAttentionFlopsPerToken, infiniformerFlopsPerToken, matmulFlops, trainingFlopsPerToken } from './flops.js';
+
+/** Raw times: per contender and workload, one list of ms per round. */
+export interface Results {
+  date: string;
+  machine: string;
+  command: string;
+  loadBefore: string;
+  loadAfter: string;
+  rounds: number;
+  contenders: string[];
+  config: Readonly<ModelConfig>;
+  torchVersion: string;
+  torchInfo?: string;
+  torchNote?: string;
+  agreement?: { segmentMaxDiff: number; tokenMaxDiff: number; maxAbs: number };
+  main: Record<string, { matmul: number[][]; seg1: number[][]; seg8: number[][]; token: number[][]; train: number[][] }>;
+  sweep: Record<string, { context: number; contender: string; inf: number[][]; full: number[][]; infRss: number[]; fullRss: number[] }>;
+}
+
+const MATMUL_N = 1024;
+const TRAIN_STREAMS = 4;
+
+const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–');
+const ratio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+const overRounds = (rounds: number[][] | undefined, f: (ms: number[]) => number): number => (rounds === undefined || rounds.length === 0 ? NaN : median(rounds.map(f)));
+
+/** The summary figures of one contender. */
+function summary(r: Results, name: string): { gflops: number; seg1: number; seg8: number; p50: number; p99: number; train: number } {
+  const m = r.main[name];
+  const L = r.config.segmentLength;
+  return {
+    gflops: overRounds(m?.matmul, (ms) => matmulFlops(MATMUL_N) / (median(ms) / 1000) / 1e9),
+    seg1: overRounds(m?.seg1, (ms) => (L / mean(ms)) * 1000),
+    seg8: overRounds(m?.seg8, (ms) => ((8 * L) / mean(ms)) * 1000),
+    p50: overRounds(m?.token, (ms) => quantile(ms, 0.5)),
+    p99: overRounds(m?.token, (ms) => quantile(ms, 0.99)),
+    train: overRounds(m?.train, mean),
+  };
+}
+
+function mainTable(r: Results): string[] {
+  const s = r.contenders.map((c) => summary(r, c));
+  const torch = r.contenders.indexOf('PyTorch');
+  const cols = r.contenders.filter((c) => c !== 'PyTorch');
+  const header = `| workload | ${r.contenders.join(' | ')} |${torch >= 0 ? cols.map((c) => ` ${c.replace('library ', '')} vs PyTorch |`).join('') : ''}`;
+  const lines = [header, `|---|${r.contenders.map(() => '---:|').join('')}${torch >= 0 ? cols.map(() => '---:|').join('') : ''}`];
+  // Ratio: how many times PyTorch's figure is better (> 1: PyTorch ahead).
+  const row = (label: string, value: (x: ReturnType<typeof summary>) => string, better: (lib: ReturnType<typeof summary>, pt: ReturnType<typeof summary>) => number): void => {
+    const ratios = torch >= 0 ? cols.map((_, i) => ` ${ratio(better(s[i]!, s[torch]!))} |`).join('') : '';
+    lines.push(`| ${label} | ${s.map(value).join(' | ')} |${ratios}`);
+  };
+  const c = r.config;
+  row('segment mode, 1 stream, tokens/s', (x) => fmt(x.seg1), (a, b) => b.seg1 / a.seg1);
+  row('segment mode, 8 streams, tokens/s', (x) => fmt(x.seg8), (a, b) => b.seg8 / a.seg8);
+  row('token mode, 1 stream, p50 / p99 ms', (x) => `${fmt(x.p50, 2)} / ${fmt(x.p99, 2)}`, (a, b) => a.p50 / b.p50);
+  row(`training step ${TRAIN_STREAMS} × ${c.segmentLength} tokens, ms`, (x) => fmt(x.train), (a, b) => a.train / b.train);
+  row(`${MATMUL_N}³ matmul, GFLOP/s (peak)`, (x) => fmt(x.gflops), (a, b) => b.gflops / a.gflops);
+  const inf = infiniformerFlopsPerToken(c);
+  const pct = (gflops: number, peak: number): string => `${fmt(gflops, 1)} (${fmt((100 * gflops) / peak, 1)} %)`;
+  row('segment mode, 1 stream: GFLOP/s (% of peak)', (x) => pct((x.seg1 * inf) / 1e9, x.gflops), (a, b) => b.seg1 / a.seg1);
+  row('segment mode, 8 streams: GFLOP/s (% of peak)', (x) => pct((x.seg8 * inf) / 1e9, x.gflops), (a, b) => b.seg8 / a.seg8);
+  row('training: GFLOP/s (% of peak)', (x) => pct(((TRAIN_STREAMS * c.segmentLength * trainingFlopsPerToken(c)) / (x.train / 1000)) / 1e9, x.gflops), (a, b) => a.train / b.train);
+  return lines;
+}
+
+function sweepTable(r: Results): string[] {
+  const c = r.config;
+  const L = c.segmentLength;
+  const contexts = [...new Set(Object.values(r.sweep).map((s) => s.context))].sort((a, b) => a - b);
+  const lines = ['| contender | context (tokens) | ∞-former µs/token | full attention µs/token | full / ∞-former | ∞-former RSS MiB | full attention RSS MiB | full attention GFLOP/s (% of peak) |', '|---|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const name of r.contenders) {
+    const peak = summary(r, name).gflops;
+    for (const context of contexts) {
+      const s = r.sweep[`${name}@${context}`];
+      if (s === undefined) continue;
+      const inf = overRounds(s.inf, (ms) => (median(ms) / L) * 1000);
+      const full = overRounds(s.full, (ms) => (median(ms) / L) * 1000);
+      const gflops = (fullAttentionFlopsPerToken(c, context, L) / (full / 1e6)) / 1e9;
+      lines.push(`| ${name} | ${fmt(context)} | ${fmt(inf)} | ${fmt(full)} | ${ratio(full / inf)} | ${fmt(median(s.infRss))} | ${fmt(median(s.fullRss))} | ${fmt(gflops, 1)} (${fmt((100 * gflops) / peak, 1)} %) |`);
+    }
+  }
+  return lines;
+}
+
+export function markdown(r: Results): string {
+  const c = r.config;
+  const a = r.agreement;
+  const inf = infiniformerFlopsPerToken(c);
+  return [
+    '# Performance against peers',
+    '',
+    `Generated by \`${r.command}\` (bench/peers/index.ts) on ${r.date.slice(0, 16).replace('T', ' ')} UTC.`,
+    `Machine: ${r.machine}; ${r.torchInfo ?? `PyTorch: ${r.torchNote ?? 'not run'}`}.`,
+    `Load average (1, 5, 15 min) before the run: ${r.loadBefore}; after: ${r.loadAfter}.`,
+    '',
+    `Model: the default config (e ${c.width}, ${c.numLayers} layers, ${c.numHeads} heads, FFN ${c.ffnWidth}, L ${c.segmentLength}, N ${c.numBasis}, M ${c.numSamples}, V ${c.vocabSize}, uniform contraction). Contenders: this library on tfjs-node ("native") and on wasm, and the same ∞-former written in PyTorch (bench/peers/peer.py, on the library's weights). Each workload runs on every contender back to back, in an order that alternates between rounds; each figure is the median over ${r.rounds} round${r.rounds > 1 ? 's' : ''}.`,
+    a === undefined
+      ? `The PyTorch peer did not run: ${r.torchNote ?? ''}`
+      : `The PyTorch peer computes the same function: on 3 segments of fixed tokens (fit, then contraction) its logits differ from the library's by at most ${a.segmentMaxDiff.toExponential(1)} in segment mode and ${a.tokenMaxDiff.toExponential(1)} in token mode (logits up to ${a.maxAbs.toFixed(2)} in magnitude).`,
+    '',
+    '## The ∞-former',
+    '',
+    ...mainTable(r),
+    '',
+    'Ratios: how many times PyTorch is ahead (its throughput over the library\'s, the library\'s time over its); below 1 the library is ahead. Segment mode times a forward of whole segments after two warm-up segments (so every timed one contracts the memory) and includes reading the logits back; token mode times each of a run of single-token steps, after 2L warm-up tokens, across segment boundaries; the training step is forward, backward, gradient clipping and Adam over 4 streams of one segment each (segment start in the graph, dropout on).',
+    '',
+    '## Cost per token against context',
+    '',
+    `Each model processes ${c.segmentLength} new tokens per forward after having seen \`context\` tokens. Full attention: a causal transformer of the same width (same layers, heads, FFN, rotary positions, no memory) with a KV cache of \`context\` positions; every new token attends to all of them. ∞-former: one stream advanced segment by segment through \`context\` tokens, then timed. RSS is the whole process's (the Node process holds both tfjs backends).`,
+    '',
+    ...sweepTable(r),
+    '',
+    '## FLOPs per token',
+    '',
+    'Achieved GFLOP/s = tokens/s × nominal FLOPs per token, as a share of the framework\'s own 1024³ float32 matmul rate. Multiply-adds count 2; elementwise work, softmax and normalisation are not counted; the same formula serves every contender (bench/peers/flops.ts).',
+    '',
+    '- ∞-former, segment mode, per token: layers × [6e² (q, k, v) + 8Le (scores and weighted values over the 2L-key window) + 2e² (output) + 4eF (feed-forward) + (4Ne² + 6Le² + 2MNe + 2N(M+L)e) / L (per segment: memory keys and values, gate, read-out, ridge fit) + 4Ne + 4NH + 2e² (continuous attention)] + 2eV (LM head)',
+    `  = ${fmt(inf)} FLOPs at the default config.`,
+    '- Training step: 3 × the forward count per token (backward ≈ two products per forward product).',
+    `- Full attention at context C, T new tokens per forward: layers × [6e² + 4(C + T)e + 2e² + 4eF] + 2eV = ${fmt(fullAttentionFlopsPerToken(c, 1024, c.segmentLength))} at C = 1,024, ${fmt(fullAttentionFlopsPerToken(c, 65536, c.segmentLength))} at C = 65,536.`,
+    '',
+    '## How to run',
+    '',
+    '`npm run bench -- peers` (≈ 10 minutes on a quiet 2-core machine; `--quick` for a short smoke run that writes bench/out/performance-quick.md instead of this file; `--rounds=N`; `--threads=N` for PyTorch, default the core count; `--no-torch`). On first use it installs PyTorch ' +
+      `${r.torchVersion} into .cache/peers/venv (\`npm run bench -- peers --setup\` does only that): the index's Linux torch wheel alone (about 540 MB, without its several GB of CUDA dependencies), its pure-Python dependencies and numpy (about 30 MB), and small generated stand-ins for the CUDA libraries the wheel links against (bench/peers/cudastubs.py; needs gcc). Without Python, gcc or the download, the PyTorch column is skipped with the reason.`,
+    '',
+  ].join('\n');
+}
