@@ -1,4 +1,5 @@
 /** The peers benchmark's figures as the markdown of docs/performance.md. */
+import { StreamState } from '../../src/index.js';
 import type { ModelConfig } from '../../src/index.js';
 import { mean, median, quantile } from './contender.js';
 import { fullAttentionFlopsPerToken, infiniformerFlopsPerToken, matmulFlops, trainingFlopsPerToken } from './flops.js';
@@ -71,7 +72,11 @@ function sweepTable(r: Results): string[] {
   const c = r.config;
   const L = c.segmentLength;
   const contexts = [...new Set(Object.values(r.sweep).map((s) => s.context))].sort((a, b) => a - b);
-  const lines = ['| contender | context (tokens) | ∞-former µs/token | full attention µs/token | full / ∞-former | ∞-former RSS MiB | full attention RSS MiB | full attention GFLOP/s (% of peak) |', '|---|---:|---:|---:|---:|---:|---:|---:|'];
+  const stateKiB = StreamState.byteLength(c) / 1024;
+  const lines = [
+    '| contender | context (tokens) | ∞-former µs/token | full attention µs/token | full / ∞-former | ∞-former state KiB | KV cache MiB | process RSS MiB | full attention GFLOP/s (% of peak) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
   for (const name of r.contenders) {
     const peak = summary(r, name).gflops;
     for (const context of contexts) {
@@ -79,8 +84,10 @@ function sweepTable(r: Results): string[] {
       if (s === undefined) continue;
       const inf = overRounds(s.inf, (ms) => (median(ms) / L) * 1000);
       const full = overRounds(s.full, (ms) => (median(ms) / L) * 1000);
-      const gflops = (fullAttentionFlopsPerToken(c, context, L) / (full / 1e6)) / 1e9;
-      lines.push(`| ${name} | ${fmt(context)} | ${fmt(inf)} | ${fmt(full)} | ${ratio(full / inf)} | ${fmt(median(s.infRss))} | ${fmt(median(s.fullRss))} | ${fmt(gflops, 1)} (${fmt((100 * gflops) / peak, 1)} %) |`);
+      const gflops = fullAttentionFlopsPerToken(c, context, L) / (full / 1e6) / 1e9;
+      const kvMiB = (c.numLayers * 2 * context * c.width * 4) / 2 ** 20;
+      const rss = Math.max(median(s.infRss), median(s.fullRss));
+      lines.push(`| ${name} | ${fmt(context)} | ${fmt(inf)} | ${fmt(full)} | ${ratio(full / inf)} | ${fmt(stateKiB)} | ${fmt(kvMiB)} | ${fmt(rss)} | ${fmt(gflops, 1)} (${fmt((100 * gflops) / peak, 1)} %) |`);
     }
   }
   return lines;
@@ -110,7 +117,7 @@ export function markdown(r: Results): string {
     '',
     '## Cost per token against context',
     '',
-    `Each model processes ${c.segmentLength} new tokens per forward after having seen \`context\` tokens. Full attention: a causal transformer of the same width (same layers, heads, FFN, rotary positions, no memory) with a KV cache of \`context\` positions; every new token attends to all of them. ∞-former: one stream advanced segment by segment through \`context\` tokens, then timed. RSS is the whole process's (the Node process holds both tfjs backends).`,
+    `Each model processes ${c.segmentLength} new tokens per forward after having seen \`context\` tokens. Full attention: a causal transformer of the same width (same layers, heads, FFN, rotary positions, no memory) with a KV cache of \`context\` positions; every new token attends to all of them. ∞-former: one stream advanced segment by segment through \`context\` tokens, then timed. The ∞-former's state (its memory and the previous segment's inputs, per layer, as serialised) is the same at every context; the full-attention model's KV cache grows with it (float32 keys and values, every layer). Process RSS is the whole process's after the forward at that context (the Node process holds both tfjs backends and every model of the run; wasm memory never shrinks).`,
     '',
     ...sweepTable(r),
     '',

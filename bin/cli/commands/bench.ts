@@ -4,17 +4,18 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../command.js';
 import type { Command } from '../command.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../../bench/', import.meta.url));
 
+/** bench/<name>.ts, or bench/<name>/index.ts for a benchmark of several files. */
 function names(): string[] {
   if (!existsSync(BENCH_DIR)) return [];
-  return readdirSync(BENCH_DIR)
-    .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
-    .map((f) => f.slice(0, -3))
+  return readdirSync(BENCH_DIR, { withFileTypes: true })
+    .flatMap((f) => (f.isFile() && f.name.endsWith('.ts') && f.name !== 'index.ts' ? [f.name.slice(0, -3)] : f.isDirectory() && existsSync(join(BENCH_DIR, f.name, 'index.ts')) ? [f.name] : []))
     .sort();
 }
 
@@ -34,7 +35,7 @@ Example:
 
 const command: Command = {
   name: 'bench',
-  summary: 'run the benchmarks in bench/ (memory, backends, model, kafka)',
+  summary: 'run the benchmarks in bench/ (memory, backends, model, kafka, peers)',
   usage,
   async run(argv) {
     if (argv.includes('--help') || argv.includes('-h')) {
