@@ -62,28 +62,34 @@ export class FullAttentionLM {
    * grows is a copy) but the cache passed in is left as it was, so calls can be repeated.
    */
   forward(cache: KvCache, tokens: Int32Array): tf.Tensor {
-    return tf.tidy(() => {
-      const t = tokens.length;
-      const context = cache[0]!.k.shape[2]!;
-      const d = this.e / this.heads;
-      const table = rotaryTable(context, t, d);
-      const maskData = new Float32Array(t * (context + t));
-      for (let i = 0; i < t; i++) for (let j = context + i + 1; j < context + t; j++) maskData[i * (context + t) + j] = -1e9;
-      const mask = tf.tensor4d(maskData, [1, 1, t, context + t]);
-      let h = tf.expandDims(tf.transpose(tf.gather(this.embedding, tf.tensor1d(tokens, 'int32'), 1)), 0);
-      this.layers.forEach((lp, li) => {
+    const t = tokens.length;
+    const context = cache[0]!.k.shape[2]!;
+    const d = this.e / this.heads;
+    const table = rotaryTable(context, t, d);
+    const maskData = new Float32Array(t * (context + t));
+    for (let i = 0; i < t; i++) for (let j = context + i + 1; j < context + t; j++) maskData[i * (context + t) + j] = -1e9;
+    const mask = tf.tensor4d(maskData, [1, 1, t, context + t]);
+    let h = tf.tidy(() => tf.expandDims(tf.transpose(tf.gather(this.embedding, tf.tensor1d(tokens, 'int32'), 1)), 0));
+    // One tidy per layer: the [H, T, C + T] score tensors of a layer are freed before the next
+    // (at C = 64k each is 134 MB, and wasm's heap never gives memory back).
+    this.layers.forEach((lp, li) => {
+      const next = tf.tidy(() => {
         const x = layerNorm(h, lp.ones, lp.zeros);
         const [q, k, v] = tf.split(project(x, lp.wQKV), 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
         const qh = rotary(splitHeads(q, this.heads), 0, table);
         const keys = tf.concat([cache[li]!.k, rotary(splitHeads(k, this.heads), 0, table)], 2);
         const values = tf.concat([cache[li]!.v, splitHeads(v, this.heads)], 2);
         const scores = tf.add(tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d)), mask);
-        h = tf.add(h, project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO));
-        const f = tf.add(project(gelu(tf.add(project(layerNorm(h, lp.ones, lp.zeros), lp.w1), lp.b1)), lp.w2), lp.b2);
-        h = tf.add(h, f);
+        const y = tf.add(h, project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO));
+        const f = tf.add(project(gelu(tf.add(project(layerNorm(y, lp.ones, lp.zeros), lp.w1), lp.b1)), lp.w2), lp.b2);
+        return tf.add(y, f);
       });
-      return project(h, this.embedding);
+      h.dispose();
+      h = next;
     });
+    const logits = tf.tidy(() => project(h, this.embedding));
+    tf.dispose([h, mask, table.cos, table.sin]);
+    return logits;
   }
 
   dispose(): void {

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULT_CONFIG, InfiniFormer, initBackend, saveModel, setLogLevel } from '../../src/index.js';
+import { median } from './contender.js';
 import type { Contender } from './contender.js';
 import { LibraryContender, randomTokens } from './library.js';
 import { CACHE, TORCH_VERSION, ensureTorch } from './setup.js';
@@ -87,16 +88,78 @@ async function startTorch(opts: ReturnType<typeof options>, results: Results): P
   }
 }
 
-/** Runs `measure` on each contender back to back (order alternating with the round), storing what it returns. */
-async function interleaved<T>(contenders: Contender[], round: number, measure: (c: Contender) => Promise<T>, store: (c: Contender, v: T) => void): Promise<void> {
+/**
+ * Runs `measure` on each contender back to back (order alternating with the round), storing what
+ * it returns. A contender that fails is reported (in the output and the doc) and the run goes on.
+ */
+async function interleaved<T>(
+  results: Results,
+  contenders: Contender[],
+  round: number,
+  what: string,
+  measure: (c: Contender) => Promise<T>,
+  store: (c: Contender, v: T) => void,
+): Promise<void> {
   const order = round % 2 === 0 ? contenders : [...contenders].reverse();
   for (const c of order) {
-    await c.activate();
-    store(c, await measure(c));
+    try {
+      await c.activate();
+      store(c, await measure(c));
+    } catch (error) {
+      const line = `${c.name}, ${what}, round ${round + 1}: failed: ${(error as Error).message.split('\n')[0]}`;
+      console.log(line);
+      results.failures.push(line);
+    }
   }
 }
 
+type Counts = Record<'matmulReps' | 'seg1' | 'seg8' | 'tokens' | 'trainSteps' | 'sweepSegments' | 'fullReps', number>;
+
+/** One round of the ∞-former's workloads and the matmul peak, each on every contender in turn. */
+async function mainRound(results: Results, contenders: Contender[], r: number, n: Counts): Promise<void> {
+  const m = (c: Contender): Results['main'][string] => results.main[c.name]!;
+  await interleaved(results, contenders, r, 'matmul', (c) => c.matmul(1024, n.matmulReps), (c, ms) => m(c).matmul.push(ms));
+  await interleaved(results, contenders, r, 'segment mode 1 stream', (c) => c.segment(1, n.seg1), (c, ms) => m(c).seg1.push(ms));
+  await interleaved(results, contenders, r, 'segment mode 8 streams', (c) => c.segment(8, n.seg8), (c, ms) => m(c).seg8.push(ms));
+  await interleaved(results, contenders, r, 'token mode', (c) => c.token(n.tokens), (c, ms) => m(c).token.push(ms));
+  await interleaved(results, contenders, r, 'training', (c) => c.train(4, n.trainSteps), (c, ms) => m(c).train.push(ms));
+}
+
+/**
+ * One round of the context sweep: per contender, the ∞-former's stream advances through the
+ * contexts and the full-attention model runs at each one in between. Each context's figures
+ * are stored as soon as they are measured, so a failure at 64k keeps the smaller contexts.
+ */
+async function sweepRound(results: Results, contenders: Contender[], r: number, contexts: number[], n: Counts): Promise<void> {
+  const L = results.config.segmentLength;
+  await interleaved(
+    results,
+    contenders,
+    r,
+    'context sweep',
+    async (c) => {
+      await c.sweepStart();
+      try {
+        for (const context of contexts) {
+          const inf = await c.sweep(context, n.sweepSegments);
+          const full = await c.fullAttention(context, L, n.fullReps);
+          const s = (results.sweep[`${c.name}@${context}`] ??= { context, contender: c.name, inf: [], full: [], infRss: [], fullRss: [] });
+          s.inf.push(inf.ms);
+          s.full.push(full.ms);
+          s.infRss.push(inf.rssMiB);
+          s.fullRss.push(full.rssMiB);
+          console.log(`  ${c.name} at ${context} tokens: ∞-former ${((median(inf.ms) / L) * 1000).toFixed(0)} µs/token, full attention ${((median(full.ms) / L) * 1000).toFixed(0)} µs/token`);
+        }
+      } finally {
+        await c.sweepEnd();
+      }
+    },
+    () => undefined,
+  );
+}
+
 export async function run(): Promise<void> {
+  const started = performance.now();
   const opts = options(process.argv.slice(2));
   setLogLevel('warn');
   if (opts.setup) {
@@ -111,9 +174,11 @@ export async function run(): Promise<void> {
     loadBefore: loadAverage(),
     loadAfter: '',
     rounds: opts.rounds,
+    minutes: 0,
     contenders: [],
     main: {},
     sweep: {},
+    failures: [],
     config: DEFAULT_CONFIG,
     torchVersion: TORCH_VERSION,
   };
@@ -125,49 +190,17 @@ export async function run(): Promise<void> {
   if (torch !== undefined) contenders.push(torch);
   results.contenders = contenders.map((c) => c.name);
   const q = opts.quick;
-  const n = { matmulReps: q ? 2 : 5, seg1: q ? 3 : 10, seg8: q ? 2 : 4, tokens: q ? 40 : 300, trainSteps: q ? 2 : 4, sweepSegments: q ? 2 : 4, fullReps: q ? 1 : 3 };
+  const n: Counts = { matmulReps: q ? 2 : 5, seg1: q ? 3 : 10, seg8: q ? 2 : 4, tokens: q ? 40 : 300, trainSteps: q ? 2 : 4, sweepSegments: q ? 2 : 4, fullReps: q ? 1 : 2 };
   const contexts = q ? [1024, 4096] : [1024, 4096, 16384, 65536];
-  const L = results.config.segmentLength;
   for (const c of contenders) results.main[c.name] = { matmul: [], seg1: [], seg8: [], token: [], train: [] };
   for (let r = 0; r < opts.rounds; r++) {
     console.log(`round ${r + 1} of ${opts.rounds} (load ${loadAverage()})`);
-    const m = (c: Contender): NonNullable<Results['main'][string]> => results.main[c.name]!;
-    await interleaved(contenders, r, (c) => c.matmul(1024, n.matmulReps), (c, ms) => m(c).matmul.push(ms));
-    await interleaved(contenders, r, (c) => c.segment(1, n.seg1), (c, ms) => m(c).seg1.push(ms));
-    await interleaved(contenders, r, (c) => c.segment(8, n.seg8), (c, ms) => m(c).seg8.push(ms));
-    await interleaved(contenders, r, (c) => c.token(n.tokens), (c, ms) => m(c).token.push(ms));
-    await interleaved(contenders, r, (c) => c.train(4, n.trainSteps), (c, ms) => m(c).train.push(ms));
-    // The context sweep: per contender, the ∞-former's stream advances through the contexts
-    // and the full-attention model runs at each one in between.
-    await interleaved(
-      contenders,
-      r,
-      async (c) => {
-        const out: { context: number; inf: number[]; infRss: number; full: number[]; fullRss: number }[] = [];
-        await c.sweepStart();
-        for (const context of contexts) {
-          const inf = await c.sweep(context, n.sweepSegments);
-          const full = await c.fullAttention(context, L, n.fullReps);
-          out.push({ context, inf: inf.ms, infRss: inf.rssMiB, full: full.ms, fullRss: full.rssMiB });
-          console.log(`  ${c.name} at ${context} tokens: ∞-former ${((Math.min(...inf.ms) / L) * 1000).toFixed(0)} µs/token, full attention ${((Math.min(...full.ms) / L) * 1000).toFixed(0)} µs/token`);
-        }
-        await c.sweepEnd();
-        return out;
-      },
-      (c, rows) => {
-        for (const row of rows) {
-          const key = `${c.name}@${row.context}`;
-          const s = (results.sweep[key] ??= { context: row.context, contender: c.name, inf: [], full: [], infRss: [], fullRss: [] });
-          s.inf.push(row.inf);
-          s.full.push(row.full);
-          s.infRss.push(row.infRss);
-          s.fullRss.push(row.fullRss);
-        }
-      },
-    );
+    await mainRound(results, contenders, r, n);
+    await sweepRound(results, contenders, r, contexts, n);
   }
   for (const c of contenders) await c.close();
   results.loadAfter = loadAverage();
+  results.minutes = (performance.now() - started) / 60_000;
   console.log(`load average after: ${results.loadAfter}`);
   const text = markdown(results);
   console.log(`\n${text}`);
