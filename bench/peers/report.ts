@@ -49,13 +49,14 @@ function summary(r: Results, name: string): { gflops: number; seg1: number; seg8
 
 function mainTable(r: Results): string[] {
   const s = r.contenders.map((c) => summary(r, c));
-  const torch = r.contenders.indexOf('PyTorch');
-  const cols = r.contenders.filter((c) => c !== 'PyTorch');
-  const header = `| workload | ${r.contenders.join(' | ')} |${torch >= 0 ? cols.map((c) => ` PyTorch ahead of ${c.replace('library ', '')} |`).join('') : ''}`;
-  const lines = [header, `|---|${r.contenders.map(() => '---:|').join('')}${torch >= 0 ? cols.map(() => '---:|').join('') : ''}`];
-  // Ratio: how many times PyTorch's figure is better (> 1: PyTorch ahead).
+  const torch = r.contenders.flatMap((c, i) => (c.startsWith('PyTorch') ? [i] : []));
+  const cols = r.contenders.filter((c) => !c.startsWith('PyTorch'));
+  const header = `| workload | ${r.contenders.join(' | ')} |${torch.length > 0 ? cols.map((c) => ` PyTorch ahead of ${c.replace('library ', '')} |`).join('') : ''}`;
+  const lines = [header, `|---|${r.contenders.map(() => '---:|').join('')}${torch.length > 0 ? cols.map(() => '---:|').join('') : ''}`];
+  // Ratio: how many times the better PyTorch figure (of its thread counts) beats the library's.
   const row = (label: string, value: (x: ReturnType<typeof summary>) => string, better: (lib: ReturnType<typeof summary>, pt: ReturnType<typeof summary>) => number): void => {
-    const ratios = torch >= 0 ? cols.map((_, i) => ` ${ratio(better(s[i]!, s[torch]!))} |`).join('') : '';
+    const best = (lib: ReturnType<typeof summary>): number => Math.max(...torch.map((t) => better(lib, s[t]!)).filter(Number.isFinite));
+    const ratios = torch.length > 0 ? cols.map((_, i) => ` ${ratio(best(s[i]!))} |`).join('') : '';
     lines.push(`| ${label} | ${s.map(value).join(' | ')} |${ratios}`);
   };
   const c = r.config;
@@ -108,7 +109,7 @@ export function markdown(r: Results): string {
     `Machine: ${r.machine}; ${r.torchInfo ?? `PyTorch: ${r.torchNote ?? 'not run'}`}.`,
     `Load average (1, 5, 15 min) before the run: ${r.loadBefore}; after: ${r.loadAfter}. The run took ${r.minutes.toFixed(1)} minutes.`,
     '',
-    `Model: the default config (e ${c.width}, ${c.numLayers} layers, ${c.numHeads} heads, FFN ${c.ffnWidth}, L ${c.segmentLength}, N ${c.numBasis}, M ${c.numSamples}, V ${c.vocabSize}, uniform contraction). Contenders: this library on tfjs-node ("native") and on wasm, and the same ∞-former written in PyTorch (bench/peers/peer.py, on the library's weights). Each workload runs on every contender back to back, in an order that alternates between rounds; each figure is the median over ${r.rounds} round${r.rounds > 1 ? 's' : ''}.`,
+    `Model: the default config (e ${c.width}, ${c.numLayers} layers, ${c.numHeads} heads, FFN ${c.ffnWidth}, L ${c.segmentLength}, N ${c.numBasis}, M ${c.numSamples}, V ${c.vocabSize}, uniform contraction). Contenders: this library on tfjs-node ("native") and on wasm, and the same ∞-former written in PyTorch (bench/peers/peer.py, on the library's weights) with 1 thread and with as many threads as cores (tfjs-node uses every core; wasm one). Each workload runs on every contender back to back, in an order that alternates between rounds; each figure is the median over ${r.rounds} round${r.rounds > 1 ? 's' : ''}.`,
     a === undefined
       ? `The PyTorch peer did not run: ${r.torchNote ?? ''}`
       : `The PyTorch peer computes the same function: on 3 segments of fixed tokens (fit, then contraction) its logits differ from the library's by at most ${a.segmentMaxDiff.toExponential(1)} in segment mode and ${a.tokenMaxDiff.toExponential(1)} in token mode (logits up to ${a.maxAbs.toFixed(2)} in magnitude).`,
@@ -119,7 +120,7 @@ export function markdown(r: Results): string {
     '',
     ...mainTable(r),
     '',
-    'Ratios: how many times PyTorch is ahead (its throughput over the library\'s, the library\'s time over its); below 1 the library is ahead. Segment mode times a forward of whole segments after two warm-up segments (so every timed one contracts the memory) and includes reading the logits back; token mode times each of a run of single-token steps, after 2L warm-up tokens, across segment boundaries; the training step is forward, backward, gradient clipping and Adam over 4 streams of one segment each (segment start in the graph, dropout on).',
+    'Ratios: how many times PyTorch is ahead, with its better thread count for that row (its throughput over the library\'s, the library\'s time over its); below 1 the library is ahead. Segment mode times a forward of whole segments after two warm-up segments (so every timed one contracts the memory) and includes reading the logits back; token mode times each of a run of single-token steps, after 2L warm-up tokens, across segment boundaries; the training step is forward, backward, gradient clipping and Adam over 4 streams of one segment each (segment start in the graph, dropout on).',
     '',
     '## Cost per token against context',
     '',
@@ -138,7 +139,7 @@ export function markdown(r: Results): string {
     '',
     '## How to run',
     '',
-    '`npm run bench -- peers` (`--quick` for a short smoke run that writes bench/out/performance-quick.md instead of this file; `--rounds=N`; `--threads=N` for PyTorch, default the core count; `--no-torch`). On first use it installs PyTorch ' +
+    '`npm run bench -- peers` (`--quick` for a short smoke run that writes bench/out/performance-quick.md instead of this file; `--rounds=N`; `--threads=N` for one PyTorch column with N threads instead of two, 1 thread and the core count; `--no-torch`). On first use it installs PyTorch ' +
       `${r.torchVersion} into .cache/peers/venv (\`npm run bench -- peers --setup\` does only that): the index's Linux torch wheel alone (about 540 MB, without its several GB of CUDA dependencies), its pure-Python dependencies and numpy (about 30 MB), and small generated stand-ins for the CUDA libraries the wheel links against (bench/peers/cudastubs.py; needs gcc). Without Python, gcc or the download, the PyTorch column is skipped with the reason.`,
     '',
   ].join('\n');

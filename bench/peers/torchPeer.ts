@@ -11,14 +11,16 @@ import type { Contender } from './contender.js';
 type Answer = Record<string, unknown> & { ok?: boolean; error?: string };
 
 export class TorchPeer implements Contender {
-  readonly name = 'PyTorch';
+  readonly name: string;
   private readonly pending: ((a: Answer) => void)[] = [];
   private exited: string | undefined;
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
     readonly info: { torch: string; threads: number; python: string },
-  ) {}
+  ) {
+    this.name = `PyTorch ${info.threads} thread${info.threads > 1 ? 's' : ''}`;
+  }
 
   /** Starts the worker on a model directory written by saveModel. */
   static async start(python: string, modelDir: string, threads: number): Promise<TorchPeer> {
