@@ -12,6 +12,7 @@ Usage: python cudastubs.py <torch package dir>  (needs gcc and readelf on PATH)
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,8 +58,15 @@ def version_files(path):
     return result
 
 
+_LDCONFIG = []
+
+
 def system_path(soname):
-    out = subprocess.run(['ldconfig', '-p'], capture_output=True, text=True, check=True).stdout
+    """Where the dynamic linker finds `soname` on this system (ldconfig's cache), or None."""
+    if not _LDCONFIG:
+        tool = shutil.which('ldconfig') or next((p for p in ('/sbin/ldconfig', '/usr/sbin/ldconfig') if os.path.exists(p)), 'ldconfig')
+        _LDCONFIG.append(subprocess.run([tool, '-p'], capture_output=True, text=True, check=True).stdout)
+    out = _LDCONFIG[0]
     m = re.search(r'^\s*' + re.escape(soname) + r' .*=> (\S+)$', out, re.M)
     return m.group(1) if m else None
 

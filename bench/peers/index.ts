@@ -9,7 +9,8 @@
  *
  * --setup: only install PyTorch into .cache/peers/venv (done automatically on first use).
  * --no-torch: skip the PyTorch columns. --threads=N: one PyTorch column with N threads (default:
- * two columns, 1 thread and the core count, which tfjs-node uses). Python or the install missing: the PyTorch column is skipped, with why.
+ * two columns, 1 thread and the core count, which tfjs-node uses). Python or the install
+ * missing: the PyTorch columns are skipped, and the output says why.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';

@@ -65,6 +65,6 @@ export function ensureTorch(log: (line: string) => void): Setup {
   if (!stubs.ok) return { ok: false, reason: 'writing the CUDA stubs failed (see .cache/peers/setup.log)' };
   if (!torchImports()) return { ok: false, reason: 'torch was installed but does not import (see .cache/peers/setup.log)' };
   const downloadedMiB = dirMiB(WHEELS) - before;
-  log(`PyTorch ${TORCH_VERSION} ready: downloaded ${downloadedMiB.toFixed(0)} MiB of wheels; venv ${(Number(run('du', ['-sm', VENV]).out.split(/\s/)[0]) || NaN).toFixed(0)} MiB on disk`);
+  log(`PyTorch ${TORCH_VERSION} ready: downloaded ${downloadedMiB.toFixed(0)} MiB of wheels (${dirMiB(WHEELS).toFixed(0)} MiB kept in .cache/peers/wheels); venv ${(Number(run('du', ['-sm', VENV]).out.split(/\s/)[0]) || NaN).toFixed(0)} MiB on disk`);
   return { ok: true, python: VENV_PYTHON, downloadedMiB };
 }
