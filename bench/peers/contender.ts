@@ -17,7 +17,7 @@ export interface Contender {
   train(streams: number, steps: number): Promise<number[]>;
   /** Full-attention transformer: ms per forward of `newTokens` tokens against a cache of `context`, and RSS after. */
   fullAttention(context: number, newTokens: number, reps: number): Promise<{ ms: number[]; rssMiB: number }>;
-  /** The ∞-former on one stream: advance it (untimed) to `to` tokens, then time `segments` segments. */
+  /** The ∞-former on one stream: advance it (untimed) to `to` tokens if short of it, then time `segments` more segments. */
   sweep(to: number, segments: number): Promise<{ ms: number[]; rssMiB: number }>;
   /** Starts a fresh sweep stream / frees it. */
   sweepStart(): Promise<void>;

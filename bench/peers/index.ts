@@ -137,21 +137,25 @@ async function mainRound(results: Results, contenders: Contender[], r: number, n
 }
 
 /**
- * One round of the context sweep: per contender, the ∞-former's stream advances through the
- * contexts and the full-attention model runs at each one in between. Each context's figures
- * are stored as soon as they are measured, so a failure at 64k keeps the smaller contexts.
+ * The context sweep: each contender keeps one ∞-former stream for the whole sweep (each on its
+ * own backend), advanced through the contexts in turn; at each context, every round times a few
+ * of its segments and the full-attention model at that context, contender after contender.
+ * Each figure is stored as soon as it is measured, so a failure at 64k keeps the smaller contexts.
  */
-async function sweepRound(results: Results, contenders: Contender[], r: number, contexts: number[], n: Counts): Promise<void> {
+async function sweep(results: Results, contenders: Contender[], rounds: number, contexts: number[], n: Counts): Promise<void> {
   const L = results.config.segmentLength;
-  await interleaved(
-    results,
-    contenders,
-    r,
-    'context sweep',
-    async (c) => {
-      await c.sweepStart();
-      try {
-        for (const context of contexts) {
+  for (const c of contenders) {
+    await c.activate();
+    await c.sweepStart();
+  }
+  for (const context of contexts) {
+    for (let r = 0; r < rounds; r++) {
+      await interleaved(
+        results,
+        contenders,
+        r,
+        `context ${context}`,
+        async (c) => {
           const inf = await c.sweep(context, n.sweepSegments);
           const full = await c.fullAttention(context, L, n.fullReps);
           const s = (results.sweep[`${c.name}@${context}`] ??= { context, contender: c.name, inf: [], full: [], infRss: [], fullRss: [] });
@@ -159,14 +163,16 @@ async function sweepRound(results: Results, contenders: Contender[], r: number, 
           s.full.push(full.ms);
           s.infRss.push(inf.rssMiB);
           s.fullRss.push(full.rssMiB);
-          console.log(`  ${c.name} at ${context} tokens: ∞-former ${((median(inf.ms) / L) * 1000).toFixed(0)} µs/token, full attention ${((median(full.ms) / L) * 1000).toFixed(0)} µs/token`);
-        }
-      } finally {
-        await c.sweepEnd();
-      }
-    },
-    () => undefined,
-  );
+          console.log(`  ${c.name} at ${context} tokens, round ${r + 1}: ∞-former ${((median(inf.ms) / L) * 1000).toFixed(0)} µs/token, full attention ${((median(full.ms) / L) * 1000).toFixed(0)} µs/token`);
+        },
+        () => undefined,
+      );
+    }
+  }
+  for (const c of contenders) {
+    await c.activate();
+    await c.sweepEnd();
+  }
 }
 
 export async function run(): Promise<void> {
@@ -206,8 +212,9 @@ export async function run(): Promise<void> {
   for (let r = 0; r < opts.rounds; r++) {
     console.log(`round ${r + 1} of ${opts.rounds} (load ${loadAverage()})`);
     await mainRound(results, contenders, r, n);
-    await sweepRound(results, contenders, r, contexts, n);
   }
+  console.log(`context sweep (load ${loadAverage()})`);
+  await sweep(results, contenders, opts.rounds, contexts, n);
   for (const c of contenders) await c.close();
   results.loadAfter = loadAverage();
   results.minutes = (performance.now() - started) / 60_000;

@@ -1,7 +1,10 @@
 /**
  * This library as a contender of the peers benchmark, on one tfjs backend (native tfjs-node or
  * wasm). Both backends live in one process; `activate` switches to this one. Every workload
- * builds its model on the active backend and frees it after, so no tensor crosses backends.
+ * builds its model on the active backend and frees it after; the sweep's model stays on its own
+ * backend, used only while that backend is active. (The library's module-level caches, such as
+ * the ridge operators, move to whichever backend reads them: a copy of a few 128 x 256 arrays
+ * per switch.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { InfiniFormer, Trainer, createRng, tokenStreamSource } from '../../src/index.js';
@@ -132,7 +135,8 @@ export class LibraryContender implements Contender {
     const model = this.sweepModel!;
     const L = model.config.segmentLength;
     const ms: number[] = [];
-    while (this.sweepTokens < to + segments * L) {
+    const end = Math.max(this.sweepTokens, to) + segments * L;
+    while (this.sweepTokens < end) {
       const row = randomTokens(L, this.sweepTokens);
       const t = timed(() => {
         const logits = model.run([this.sweepState!], [row]);

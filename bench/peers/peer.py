@@ -431,11 +431,12 @@ class Worker:
         return {}
 
     def op_sweepRun(self, req):
-        """Advances the sweep's stream to `to` tokens untimed, then times `segments` more."""
+        """Advances the sweep's stream to `to` tokens untimed (if short of it), then times `segments` more."""
         sw = self.sweep
         ms = []
+        end = max(sw['tokens'], req['to']) + req['segments'] * self.L
         with torch.inference_mode():
-            while sw['tokens'] < req['to'] + req['segments'] * self.L:
+            while sw['tokens'] < end:
                 toks = tokens_of(sw['tokens'], self.L)[None, :]
                 t0 = time.perf_counter()
                 self.model.forward(sw['state'], toks)[0].numpy()
