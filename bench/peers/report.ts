@@ -138,6 +138,12 @@ export function markdown(r: Results): string {
     '- Training step: 3 × the forward count per token (backward ≈ two products per forward product).',
     `- Full attention at context C, T new tokens per forward: layers × [6e² + 4(C + T)e + 2e² + 4eF] + 2eV = ${fmt(fullAttentionFlopsPerToken(c, 1024, c.segmentLength))} at C = 1,024, ${fmt(fullAttentionFlopsPerToken(c, 65536, c.segmentLength))} at C = 65,536.`,
     '',
+    '## Differences in work between the implementations',
+    '',
+    '- The library recomputes, at every segment start, the previous segment\'s keys and values from its stored layer inputs, and on every forward (each token in token mode) the memory\'s keys and values B W_K, B W_V (4Ne² FLOPs per layer per call, about 8.4 MFLOP per token in token mode at the default config, against a nominal 1.8 MFLOP); the PyTorch peer computes both once per segment. The nominal FLOP count above counts them once.',
+    '- The PyTorch peer uses `scaled_dot_product_attention` for the short-term attention and preallocated per-segment caches written in place; the library uses its op-by-op tfjs graph (concatenations, reshapes, transposes per call).',
+    '- Full attention: the tfjs model concatenates the new keys and values to its cache on every forward (tfjs tensors are immutable, so a growing cache is a copy); the PyTorch one writes them into a preallocated cache.',
+    '',
     '## How to run',
     '',
     '`npm run bench -- peers` (`--quick` for a short smoke run that writes bench/out/performance-quick.md instead of this file; `--rounds=N`; `--threads=N` for one PyTorch column with N threads instead of two, 1 thread and the core count; `--no-torch`). On first use it installs PyTorch ' +
