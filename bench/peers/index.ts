@@ -191,6 +191,7 @@ export async function run(): Promise<void> {
     loadBefore: loadAverage(),
     loadAfter: '',
     rounds: opts.rounds,
+    cores: cpus().length,
     minutes: 0,
     contenders: [],
     main: {},
