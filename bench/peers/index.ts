@@ -225,7 +225,11 @@ export async function run(): Promise<void> {
   const file = q ? join(ROOT, 'bench', 'out', 'performance-quick.md') : join(ROOT, 'docs', 'performance.md');
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, text);
-  console.log(`written to ${file.slice(ROOT.length)}`);
+  // The raw times too (gitignored), to check a figure or render the tables anew.
+  const raw = join(ROOT, 'bench', 'out', `peers-results${q ? '-quick' : ''}.json`);
+  mkdirSync(join(raw, '..'), { recursive: true });
+  writeFileSync(raw, JSON.stringify(results));
+  console.log(`written to ${file.slice(ROOT.length)} (raw times: ${raw.slice(ROOT.length)})`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await run();
