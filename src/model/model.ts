@@ -12,23 +12,23 @@
  * is trained through the next segment's reading of it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { continuousAttention } from '../attention/continuousAttention.js';
+import { attendHeads, memoryHeads } from '../attention/continuousAttention.js';
 import { klRegularizer } from '../attention/klRegularizer.js';
 import { gaussianBasis } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
-import { contractMemory } from '../memory/contractMemory.js';
-import { fitBasis } from '../memory/fitBasis.js';
+import { contractUnchecked } from '../memory/contractMemory.js';
+import { fitUnchecked } from '../memory/fitBasis.js';
 import { createRng } from '../memory/rng.js';
 import type { Rng } from '../memory/rng.js';
-import { smooth } from '../memory/smooth.js';
+import { gateUnchecked } from '../memory/smooth.js';
 import { stickyResample } from '../memory/stickyResample.js';
 import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary, rotaryTable, splitHeads } from './layers.js';
-import type { RotaryTable } from './layers.js';
+import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, rotaryFull } from './layers.js';
+import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
@@ -96,7 +96,12 @@ export class InfiniFormer {
   readonly basis: GaussianBasis | undefined;
   private readonly configPrint: number;
   /** Rotary angles of every window position (2L), built once. */
-  private readonly rotaryAngles: RotaryTable | undefined;
+  private readonly rotaryAngles: FullRotaryTable | undefined;
+  /**
+   * Kept inputs that are the same every call: the rotary table's rows of a (start, length) for
+   * whole segments and single tokens, and the causal mask of a whole segment.
+   */
+  private readonly constants = new Map<string, tf.Tensor>();
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -105,12 +110,29 @@ export class InfiniFormer {
     this.basis = this.config.longTermMemory ? gaussianBasis({ numBasis: this.config.numBasis, widths: this.config.basisWidths }) : undefined;
     this.configPrint = fingerprint(this.config);
     const c = this.config;
-    const angles = c.positions === 'rotary' ? rotaryTable(0, 2 * c.segmentLength, c.width / c.numHeads) : undefined;
+    const angles = c.positions === 'rotary' ? fullRotaryTable(2 * c.segmentLength, c.width / c.numHeads) : undefined;
     // Kept: a model built inside a caller's tf.tidy must not lose its table.
-    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin) };
+    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin), rotate: tf.keep(angles.rotate) };
     if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
+    this.buildConstants();
+  }
+
+  /**
+   * The kept constants, all built now (a fixed set per config, ~2L small tensors) so that the
+   * tensor count does not grow on first use: the rotary rows of whole segments (window
+   * positions 0 and L) and of every single token, and the whole-segment causal masks.
+   */
+  private buildConstants(): void {
+    const L = this.config.segmentLength;
+    const table = this.rotaryAngles;
+    if (table !== undefined) {
+      for (const [start, t] of [[0, L], [L, L], ...Array.from({ length: L }, (_, j) => [L + j, 1])] as [number, number][]) {
+        for (const name of ['cos', 'sin'] as const) this.constants.set(`rotary:${name}:${start}:${t}`, tf.keep(tf.slice(table[name], [start, 0], [t, -1])));
+      }
+    }
+    for (const prev of [false, true]) this.constants.set(`mask:${String(prev)}`, tf.keep(causalMask([prev], L, 0, L)));
   }
 
   /** A freshly initialised model; `config` fields override {@link DEFAULT_CONFIG}. */
@@ -140,7 +162,9 @@ export class InfiniFormer {
   /** Frees the weights. */
   dispose(): void {
     for (const v of this.params.byName.values()) v.dispose();
-    if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin]);
+    if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin, this.rotaryAngles.rotate]);
+    tf.dispose([...this.constants.values()]);
+    this.constants.clear();
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -160,17 +184,17 @@ export class InfiniFormer {
     const { k: prevK, v: prevV } = this.keysValues(lp, prevX, 0);
     const hasMem = layerStates.map(() => false);
     if (this.basis === undefined || layerStates.every((ls) => ls.prevX === null)) return { prevK, prevV, active: null, hasMem };
-    const gated = smooth(prevX, { kind: 'gate', kernel: lp.gateKernel!, bias: lp.gateBias! });
+    const gated = gateUnchecked(prevX, lp.gateKernel!, lp.gateBias);
     const fit = { basis: this.basis, lambda: c.ridgeLambda, pad: c.ridgePad };
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
     const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
-    const fitted = fitIdx.length > 0 ? fitBasis(pick(fitIdx), fit) : undefined;
+    const fitted = fitIdx.length > 0 ? fitUnchecked(pick(fitIdx), fit) : undefined;
     let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
       const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
+      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
     }
     // Every stream fitted, or every one contracted: the batch is the memory as it is.
     const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
@@ -192,10 +216,40 @@ export class InfiniFormer {
   /** Rotated keys and values `[b, H, T, d]` of layer inputs `[b, T, e]` at window position `start`. */
   private keysValues(lp: LayerParams, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
     const e = this.config.width;
-    const kv = project(x, tf.slice(lp.wQKV, [0, e], [e, 2 * e]));
-    const [k, v] = tf.split(kv, 2, -1) as [tf.Tensor, tf.Tensor];
-    const kh = splitHeads(k, this.config.numHeads);
-    return { k: this.config.positions === 'rotary' ? rotary(kh, start, this.rotaryAngles) : kh, v: splitHeads(v, this.config.numHeads) };
+    const H = this.config.numHeads;
+    const [b, t] = x.shape as [number, number, number];
+    const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, tf.slice(lp.wQKV, [0, e], [e, 2 * e]) as tf.Tensor2D);
+    const [k, v] = tf.split(this.heads(kv, b, t, 2 * H), 2, 1) as [tf.Tensor, tf.Tensor];
+    return { k: this.rotate(k, start), v };
+  }
+
+  /** Rows `[b * T, n * d]` as n heads `[b, n, T, d]`. */
+  private heads(x: tf.Tensor, b: number, t: number, n: number): tf.Tensor {
+    return tf.transpose(tf.reshape(x, [b, t, n, this.config.width / this.config.numHeads]), [0, 2, 1, 3]);
+  }
+
+  /** Heads `[b, n, T, d]` rotated to window positions start .. start + T - 1 (as they are without rotary positions). */
+  private rotate(x: tf.Tensor, start: number): tf.Tensor {
+    const table = this.rotaryAngles;
+    if (table === undefined) return x;
+    const t = x.shape[2]!;
+    // Whole segments and single tokens recur every call: their rows of the table are kept.
+    if (t !== 1 && t !== this.config.segmentLength) return rotaryFull(x, start, table);
+    const rows = (name: 'cos' | 'sin'): tf.Tensor2D => this.constant(`rotary:${name}:${start}:${t}`) as tf.Tensor2D;
+    return rotaryFull(x, 0, { cos: rows('cos'), sin: rows('sin'), rotate: table.rotate });
+  }
+
+  /** The causal mask; a whole segment's (the same every call) is kept, one row broadcast over the batch. */
+  private mask(hasPrev: readonly boolean[], pos: number, t: number): tf.Tensor {
+    const L = this.config.segmentLength;
+    const same = hasPrev.every((p) => p === hasPrev[0]);
+    if (pos !== 0 || t !== L || !same) return causalMask(hasPrev, L, pos, t);
+    return this.constant(`mask:${String(hasPrev[0])}`);
+  }
+
+  /** One of the kept constants ({@link buildConstants}). */
+  private constant(name: string): tf.Tensor {
+    return this.constants.get(name)!;
   }
 
   /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
@@ -289,11 +343,12 @@ export class InfiniFormer {
     });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
       training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
-    let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
+    // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
+    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1));
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
     // One token with a previous segment sees every key: no mask needed (the token-mode fast path).
-    const mask = t === 1 && hasPrev.every(Boolean) ? undefined : causalMask(hasPrev, L, pos, t);
+    const mask = t === 1 && hasPrev.every(Boolean) ? undefined : this.mask(hasPrev, pos, t);
     const layerOut: ChunkLayerOutput[] = [];
     const kls: tf.Scalar[] = [];
     this.params.layers.forEach((lp, li) => {
@@ -315,15 +370,9 @@ export class InfiniFormer {
         memory = hasMem.some(Boolean) ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }
       const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
-      const qkv = project(x, lp.wQKV);
-      const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
-      let qh = splitHeads(q, H);
-      let kh = splitHeads(k, H);
-      if (c.positions === 'rotary') {
-        qh = rotary(qh, L + pos, this.rotaryAngles);
-        kh = rotary(kh, L + pos, this.rotaryAngles);
-      }
-      const vh = splitHeads(v, H);
+      // Queries, keys and values as 3H heads [b, 3H, T, d]; queries and keys rotated together.
+      const [qkRaw, vh] = tf.split(this.heads(tf.matMul(x as tf.Tensor2D, lp.wQKV), b, t, 3 * H), [2 * H, H], 1) as [tf.Tensor, tf.Tensor];
+      const [qh, kh] = tf.split(this.rotate(qkRaw, L + pos), 2, 1) as [tf.Tensor, tf.Tensor];
       const keyParts = [prevK];
       const valueParts = [prevV];
       if (pos > 0) {
@@ -337,38 +386,35 @@ export class InfiniFormer {
       let scores = tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d));
       if (mask !== undefined) scores = tf.add(scores, mask);
       if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
-      const stm = project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO);
-      let a = stm;
-      const out: ChunkLayerOutput = { x, k: kh, v: vh };
+      const merged = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), values), [0, 2, 1, 3]), [b * t, e]);
+      let a = tf.matMul(merged as tf.Tensor2D, lp.wO);
+      const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
       if (this.basis !== undefined && memory !== null && hasMem.some(Boolean)) {
-        {
-          const ca = continuousAttention(
-            memory,
-            q,
-            { wK: lp.ltmWK!, wV: lp.ltmWV!, wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! },
-            { basis: this.basis, numHeads: H, eps: c.sigmaEps, unchecked: true },
-          );
-          // Streams without a memory read zeros: their context is masked out.
-          a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, tf.tensor3d(hasMem.map((m) => (m ? 1 : 0)), [b, 1, 1])));
-          out.mu = ca.mu;
-          out.sigmaSq = ca.sigmaSq;
-          if (training) {
-            const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
-            const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
-            kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
-          }
+        // The long-term memory reads the unrotated queries.
+        const qRaw = tf.slice(qkRaw, [0, 0, 0, 0], [b, H, t, d]);
+        const weights = { wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! };
+        const ca = attendHeads(qRaw, memoryHeads(memory, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
+        // Streams without a memory read zeros: their context is masked out.
+        const rowHasMem = (): tf.Tensor => tf.tensor2d(hasMem.flatMap((m) => new Array<number>(t).fill(m ? 1 : 0)), [b * t, 1]);
+        a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, rowHasMem()));
+        out.mu = ca.mu;
+        out.sigmaSq = ca.sigmaSq;
+        if (training) {
+          const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
+          const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
+          kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
         }
       }
       if (actives !== undefined) out.active = actives;
       layerOut.push(out);
       h = tf.add(h, dropout(a, 1 + 2 * li));
-      const f = tf.add(project(gelu(tf.add(project(layerNorm(h, lp.ln2Gamma, lp.ln2Beta), lp.ffnW1), lp.ffnB1)), lp.ffnW2), lp.ffnB2);
+      const f = tf.add(tf.matMul(gelu(tf.add(tf.matMul(layerNorm(h, lp.ln2Gamma, lp.ln2Beta) as tf.Tensor2D, lp.ffnW1), lp.ffnB1)) as tf.Tensor2D, lp.ffnW2), lp.ffnB2);
       h = tf.add(h, dropout(f, 2 + 2 * li));
     });
     const hidden = layerNorm(h, this.params.lnFinalGamma, this.params.lnFinalBeta);
-    const logits = project(hidden, this.params.embedding);
+    const logits = tf.matMul(hidden as tf.Tensor2D, this.params.embedding);
     const kl = kls.length === 0 ? tf.scalar(0) : (tf.div(tf.addN(kls), kls.length) as tf.Scalar);
-    return { hidden, logits, kl, layers: layerOut, rngNext: training ? rngs.map((r) => r.getState()) : states.map(() => undefined) };
+    return { hidden: tf.reshape(hidden, [b, t, e]), logits: tf.reshape(logits, [b, t, c.vocabSize]), kl, layers: layerOut, rngNext: training ? rngs.map((r) => r.getState()) : states.map(() => undefined) };
   }
 
   /**

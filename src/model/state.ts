@@ -18,7 +18,7 @@
  * {@link StreamState.setDerived}), including the roll-over at a segment's end.
  */
 import * as tf from '@tensorflow/tfjs';
-import { binMass } from '../basis/gaussianBasis.js';
+import { binMassUnchecked } from '../basis/gaussianBasis.js';
 import { tidyData } from '../tidyData.js';
 import { BadInputError, ModelFileError } from '../errors.js';
 import { createRng } from '../memory/rng.js';
@@ -377,7 +377,7 @@ function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<Mo
   const D = c.stickyBins;
   const masses = tidyData(() => {
     const shape = [c.numHeads, c.segmentLength];
-    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D);
+    return binMassUnchecked(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D);
   });
   const out = new Float64Array(D);
   for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
