@@ -128,8 +128,12 @@ export class InfiniFormer {
     const L = this.config.segmentLength;
     const table = this.rotaryAngles;
     if (table !== undefined) {
-      for (const [start, t] of [[0, L], [L, L], ...Array.from({ length: L }, (_, j) => [L + j, 1])] as [number, number][]) {
-        for (const name of ['cos', 'sin'] as const) this.constants.set(`rotary:${name}:${start}:${t}`, tf.keep(tf.slice(table[name], [start, 0], [t, -1])));
+      for (const name of ['cos', 'sin'] as const) {
+        const [first, second] = tf.split(table[name], 2);
+        this.constants.set(`rotary:${name}:0:${L}`, tf.keep(first!));
+        this.constants.set(`rotary:${name}:${L}:${L}`, tf.keep(second!));
+        // Every token position of the second half in one kernel.
+        tf.split(second!, L).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1`, tf.keep(row)));
       }
     }
     for (const prev of [false, true]) this.constants.set(`mask:${String(prev)}`, tf.keep(causalMask([prev], L, 0, L)));
@@ -263,8 +267,8 @@ export class InfiniFormer {
       tf.tidy(() => {
         const s = this.segmentStart(lp, [ls], [rng]);
         d = {
-          prevK: tf.keep(tf.squeeze(s.prevK, [0])),
-          prevV: tf.keep(tf.squeeze(s.prevV, [0])),
+          prevK: tf.keep(s.prevK),
+          prevV: tf.keep(s.prevV),
           active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
         };
       });
@@ -364,8 +368,10 @@ export class InfiniFormer {
         const rows = memory === null ? [] : tf.unstack(memory);
         actives = hasMem.map((m, i) => (m ? rows[i]! : null));
       } else {
-        prevK = tf.stack(states.map((s) => s.layers[li]!.prevK!));
-        prevV = tf.stack(states.map((s) => s.layers[li]!.prevV!));
+        // Kept with their batch axis of 1: one stream needs no kernel at all.
+        const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
+        prevK = batch(states.map((s) => s.layers[li]!.prevK!));
+        prevV = batch(states.map((s) => s.layers[li]!.prevV!));
         hasMem = states.map((s) => (s.layers[li]!.active ?? null) !== null);
         memory = hasMem.some(Boolean) ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }

@@ -40,7 +40,7 @@ export interface LayerState {
   curSigmaSq: Float32Array;
   /** Derived (not serialised): the memory of the current segment, once absorbed; null = none. */
   active?: tf.Tensor | null;
-  /** Derived: keys and values of `prevX`, `[H, L, d]` (zeros when prevX is null). */
+  /** Derived: keys and values of `prevX`, `[1, H, L, d]` (zeros when prevX is null). */
   prevK?: tf.Tensor;
   prevV?: tf.Tensor;
   /** Derived: keys and values of the current segment so far `[H, pos, d]`. */
