@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { attendHeads, memoryHeads } from '../attention/continuousAttention.js';
+import type { MemoryHeads } from '../attention/continuousAttention.js';
 import { klRegularizer } from '../attention/klRegularizer.js';
 import { gaussianBasis } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
@@ -243,6 +244,17 @@ export class InfiniFormer {
     return rotaryFull(x, 0, { cos: rows('cos'), sin: rows('sin'), rotate: table.rotate });
   }
 
+  /** The memory heads prepared at the segment start, batched (zeros for streams without a memory), or undefined when a stream lacks them. */
+  private cachedMemoryHeads(layers: readonly LayerState[], hasMem: readonly boolean[], batch: (ts: tf.Tensor[]) => tf.Tensor): MemoryHeads | undefined {
+    if (!hasMem.some(Boolean) || layers.some((ls, i) => hasMem[i] && ls.memKeys === undefined)) return undefined;
+    const c = this.config;
+    const zeros = (): tf.Tensor => tf.zeros([1, c.numHeads, c.numBasis, c.width / c.numHeads]);
+    return {
+      keys: batch(layers.map((ls, i) => (hasMem[i] ? ls.memKeys! : zeros()))),
+      values: batch(layers.map((ls, i) => (hasMem[i] ? ls.memValues! : zeros()))),
+    };
+  }
+
   /** The causal mask; a whole segment's (the same every call) is kept, one row broadcast over the batch. */
   private mask(hasPrev: readonly boolean[], pos: number, t: number): tf.Tensor {
     const L = this.config.segmentLength;
@@ -263,7 +275,7 @@ export class InfiniFormer {
     rng.setState(state.rngState);
     const derived = this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
-      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active'> | undefined;
+      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues'> | undefined;
       tf.tidy(() => {
         const s = this.segmentStart(lp, [ls], [rng]);
         d = {
@@ -271,6 +283,12 @@ export class InfiniFormer {
           prevV: tf.keep(s.prevV),
           active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
         };
+        // The memory's keys and values per head: the same for every chunk of the segment.
+        if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
+          const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
+          d.memKeys = tf.keep(heads.keys);
+          d.memValues = tf.keep(heads.values);
+        }
       });
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
@@ -361,6 +379,8 @@ export class InfiniFormer {
       let memory: tf.Tensor | null;
       let hasMem: boolean[];
       let actives: (tf.Tensor | null)[] | undefined;
+      let cachedHeads: MemoryHeads | undefined;
+      const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
       if (training) {
         const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs);
         ({ prevK, prevV, hasMem } = start);
@@ -369,11 +389,12 @@ export class InfiniFormer {
         actives = hasMem.map((m, i) => (m ? rows[i]! : null));
       } else {
         // Kept with their batch axis of 1: one stream needs no kernel at all.
-        const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
         prevK = batch(states.map((s) => s.layers[li]!.prevK!));
         prevV = batch(states.map((s) => s.layers[li]!.prevV!));
         hasMem = states.map((s) => (s.layers[li]!.active ?? null) !== null);
-        memory = hasMem.some(Boolean) ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
+        cachedHeads = this.cachedMemoryHeads(states.map((s) => s.layers[li]!), hasMem, batch);
+        // The memories themselves only when their heads were not prepared (e.g. after a training chunk).
+        memory = hasMem.some(Boolean) && cachedHeads === undefined ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }
       const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
       // Queries, keys and values as 3H heads [b, 3H, T, d]; queries and keys rotated together.
@@ -395,11 +416,11 @@ export class InfiniFormer {
       const merged = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), values), [0, 2, 1, 3]), [b * t, e]);
       let a = tf.matMul(merged as tf.Tensor2D, lp.wO);
       const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
-      if (this.basis !== undefined && memory !== null && hasMem.some(Boolean)) {
+      if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {
         // The long-term memory reads the unrotated queries.
         const qRaw = tf.slice(qkRaw, [0, 0, 0, 0], [b, H, t, d]);
         const weights = { wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! };
-        const ca = attendHeads(qRaw, memoryHeads(memory, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
+        const ca = attendHeads(qRaw, cachedHeads ?? memoryHeads(memory!, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
         // Streams without a memory read zeros: their context is masked out.
         const rowHasMem = (): tf.Tensor => tf.tensor2d(hasMem.flatMap((m) => new Array<number>(t).fill(m ? 1 : 0)), [b * t, 1]);
         a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, rowHasMem()));

@@ -43,6 +43,9 @@ export interface LayerState {
   /** Derived: keys and values of `prevX`, `[1, H, L, d]` (zeros when prevX is null). */
   prevK?: tf.Tensor;
   prevV?: tf.Tensor;
+  /** Derived (inference): the absorbed memory's keys and values per head, `[1, H, N, d]`: read by every chunk of the segment. */
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
   /** Derived: keys and values of the current segment so far `[H, pos, d]`. */
   curK?: tf.Tensor | null;
   curV?: tf.Tensor | null;
@@ -67,6 +70,8 @@ export interface DerivedLayer {
   prevK: tf.Tensor;
   prevV: tf.Tensor;
   active: tf.Tensor | null;
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
   curK: tf.Tensor | null;
   curV: tf.Tensor | null;
 }
@@ -126,8 +131,10 @@ export class StreamState {
   clearDerived(): void {
     for (const l of this.layers) {
       if (l.active !== undefined && l.active !== null && l.active !== l.memory) l.active.dispose();
-      tf.dispose([l.prevK, l.prevV, l.curK ?? undefined, l.curV ?? undefined].filter((t): t is tf.Tensor => t !== undefined));
+      tf.dispose([l.prevK, l.prevV, l.curK ?? undefined, l.curV ?? undefined, l.memKeys, l.memValues].filter((t): t is tf.Tensor => t !== undefined));
       delete l.active;
+      delete l.memKeys;
+      delete l.memValues;
       delete l.prevK;
       delete l.prevV;
       delete l.curK;
