@@ -67,18 +67,11 @@ export function rotary(x: tf.Tensor, start: number, table?: RotaryTable): tf.Ten
   return tf.concat([tf.sub(tf.mul(x1, c), tf.mul(x2, s)), tf.add(tf.mul(x2, c), tf.mul(x1, s))], -1);
 }
 
-/**
- * Rotary embedding of heads `x` `[..., T, d]` at positions start .. start + T - 1, as
- * x * cos + rotateHalf(x) * sin with full-width tables: 4 kernels instead of 11 (slices,
- * concat). rotateHalf(x) = [-x2, x1] is a matMul with a signed permutation, which is exact, so
- * the numbers equal {@link rotary}'s.
+/*
+ * The model rotates as x * cos + rotateHalf(x) * sin with full-width tables: rotateHalf(x) =
+ * [-x2, x1] is a matMul with a signed permutation, which is exact, so the numbers equal
+ * {@link rotary}'s with 4 kernels instead of 11 (slices, concat).
  */
-export function rotaryFull(x: tf.Tensor, start: number, table: FullRotaryTable): tf.Tensor {
-  const t = x.shape[x.rank - 2]!;
-  const cos = t === table.cos.shape[0] && start === 0 ? table.cos : tf.slice(table.cos, [start, 0], [t, -1]);
-  const sin = t === table.sin.shape[0] && start === 0 ? table.sin : tf.slice(table.sin, [start, 0], [t, -1]);
-  return tf.add(tf.mul(x, cos), tf.mul(tf.matMul(x, table.rotate), sin));
-}
 
 /** {@link rotaryTable}'s angles with each half repeated (`[positions, d]`), and rotateHalf as a `[d, d]` matrix. */
 export interface FullRotaryTable {

@@ -28,7 +28,7 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, rotaryFull } from './layers.js';
+import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias } from './layers.js';
 import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
@@ -122,19 +122,20 @@ export class InfiniFormer {
 
   /**
    * The kept constants, all built now (a fixed set per config, ~2L small tensors) so that the
-   * tensor count does not grow on first use: the rotary rows of whole segments (window
-   * positions 0 and L) and of every single token, and the whole-segment causal masks.
+   * tensor count does not grow on first use: the grouped rotary rows of a whole segment's
+   * queries/keys/values (window position L), of every single token's, and of the previous
+   * segment's keys/values (position 0); the whole-segment causal masks.
    */
   private buildConstants(): void {
     const L = this.config.segmentLength;
-    const table = this.rotaryAngles;
-    if (table !== undefined) {
+    if (this.rotaryAngles !== undefined) {
+      const qkv = [true, true, false];
       for (const name of ['cos', 'sin'] as const) {
-        const [first, second] = tf.split(table[name], 2);
-        this.constants.set(`rotary:${name}:0:${L}`, tf.keep(first!));
-        this.constants.set(`rotary:${name}:${L}:${L}`, tf.keep(second!));
-        // Every token position of the second half in one kernel.
-        tf.split(second!, L).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1`, tf.keep(row)));
+        const segment = tf.keep(tf.tidy(() => this.groupRows(name, L, L, qkv)));
+        this.constants.set(`rotary:${name}:${L}:${L}:110`, segment);
+        this.constants.set(`rotary:${name}:0:${L}:10`, tf.keep(tf.tidy(() => this.groupRows(name, 0, L, [true, false]))));
+        // Every token position in one kernel: [3, 1, L, d] -> L x [3, 1, 1, d].
+        tf.split(segment, L, 2).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1:110`, tf.keep(row)));
       }
     }
     for (const prev of [false, true]) this.constants.set(`mask:${String(prev)}`, tf.keep(causalMask([prev], L, 0, L)));
@@ -221,27 +222,45 @@ export class InfiniFormer {
   /** Rotated keys and values `[b, H, T, d]` of layer inputs `[b, T, e]` at window position `start`. */
   private keysValues(lp: LayerParams, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
     const e = this.config.width;
-    const H = this.config.numHeads;
     const [b, t] = x.shape as [number, number, number];
     const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, tf.slice(lp.wQKV, [0, e], [e, 2 * e]) as tf.Tensor2D);
-    const [k, v] = tf.split(this.heads(kv, b, t, 2 * H), 2, 1) as [tf.Tensor, tf.Tensor];
-    return { k: this.rotate(k, start), v };
+    const [k, v] = tf.unstack(this.rotateGroups(this.groupHeads(kv, b, t, 2), start, [true, false]), 1) as [tf.Tensor, tf.Tensor];
+    return { k, v };
+  }
+
+  /**
+   * Rows `[b * T, g * e]` (g projections side by side) as heads `[b, g, H, T, d]`: unstacking
+   * the group axis later is one kernel without uploads (a split or slice uploads its sizes).
+   */
+  private groupHeads(x: tf.Tensor, b: number, t: number, g: number): tf.Tensor {
+    const H = this.config.numHeads;
+    return tf.reshape(this.heads(x, b, t, g * H), [b, g, H, t, this.config.width / H]);
+  }
+
+  /**
+   * Grouped heads `[b, g, H, T, d]` with the groups marked in `rotated` turned to window
+   * positions start .. start + T - 1; the others pass unchanged (cos 1, sin 0: x * 1 + (+-x) * 0
+   * is x exactly), so one rotation serves queries and keys with the values riding along.
+   */
+  private rotateGroups(x: tf.Tensor, start: number, rotated: readonly boolean[]): tf.Tensor {
+    const table = this.rotaryAngles;
+    if (table === undefined) return x;
+    const t = x.shape[3]!;
+    const key = `${start}:${t}:${rotated.map(Number).join('')}`;
+    const rows = (name: 'cos' | 'sin'): tf.Tensor => this.constants.get(`rotary:${name}:${key}`) ?? this.groupRows(name, start, t, rotated);
+    return tf.add(tf.mul(x, rows('cos')), tf.mul(tf.matMul(x, table.rotate), rows('sin')));
+  }
+
+  /** The `name` rows of the rotary table for positions start .. start + T - 1 per group, `[g, 1, T, d]` (1 or 0 for groups not rotated). */
+  private groupRows(name: 'cos' | 'sin', start: number, t: number, rotated: readonly boolean[]): tf.Tensor {
+    const rows = tf.slice(this.rotaryAngles![name], [start, 0], [t, -1]);
+    const plain = name === 'cos' ? tf.onesLike(rows) : tf.zerosLike(rows);
+    return tf.expandDims(tf.stack(rotated.map((r) => (r ? rows : plain))), 1);
   }
 
   /** Rows `[b * T, n * d]` as n heads `[b, n, T, d]`. */
   private heads(x: tf.Tensor, b: number, t: number, n: number): tf.Tensor {
     return tf.transpose(tf.reshape(x, [b, t, n, this.config.width / this.config.numHeads]), [0, 2, 1, 3]);
-  }
-
-  /** Heads `[b, n, T, d]` rotated to window positions start .. start + T - 1 (as they are without rotary positions). */
-  private rotate(x: tf.Tensor, start: number): tf.Tensor {
-    const table = this.rotaryAngles;
-    if (table === undefined) return x;
-    const t = x.shape[2]!;
-    // Whole segments and single tokens recur every call: their rows of the table are kept.
-    if (t !== 1 && t !== this.config.segmentLength) return rotaryFull(x, start, table);
-    const rows = (name: 'cos' | 'sin'): tf.Tensor2D => this.constant(`rotary:${name}:${start}:${t}`) as tf.Tensor2D;
-    return rotaryFull(x, 0, { cos: rows('cos'), sin: rows('sin'), rotate: table.rotate });
   }
 
   /** The memory heads prepared at the segment start, batched (zeros for streams without a memory), or undefined when a stream lacks them. */
@@ -397,9 +416,9 @@ export class InfiniFormer {
         memory = hasMem.some(Boolean) && cachedHeads === undefined ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }
       const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
-      // Queries, keys and values as 3H heads [b, 3H, T, d]; queries and keys rotated together.
-      const [qkRaw, vh] = tf.split(this.heads(tf.matMul(x as tf.Tensor2D, lp.wQKV), b, t, 3 * H), [2 * H, H], 1) as [tf.Tensor, tf.Tensor];
-      const [qh, kh] = tf.split(this.rotate(qkRaw, L + pos), 2, 1) as [tf.Tensor, tf.Tensor];
+      // Queries, keys and values as grouped heads [b, 3, H, T, d]; queries and keys rotated together.
+      const qkv = this.groupHeads(tf.matMul(x as tf.Tensor2D, lp.wQKV), b, t, 3);
+      const [qh, kh, vh] = tf.unstack(this.rotateGroups(qkv, L + pos, [true, true, false]), 1) as [tf.Tensor, tf.Tensor, tf.Tensor];
       const keyParts = [prevK];
       const valueParts = [prevV];
       if (pos > 0) {
@@ -418,7 +437,7 @@ export class InfiniFormer {
       const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
       if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {
         // The long-term memory reads the unrotated queries.
-        const qRaw = tf.slice(qkRaw, [0, 0, 0, 0], [b, H, t, d]);
+        const qRaw = tf.unstack(qkv, 1)[0]!;
         const weights = { wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! };
         const ca = attendHeads(qRaw, cachedHeads ?? memoryHeads(memory!, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
         // Streams without a memory read zeros: their context is masked out.
