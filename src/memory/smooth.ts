@@ -33,11 +33,12 @@ export const DEFAULT_SMOOTHING_KERNEL: readonly number[] = [0.25, 0.5, 0.25];
  * one zero-padded copy and two slices give the shifted inputs (the zero-filled shifts
  * prev[i] = X[i-1] and next[i] = X[i+1], in 3 kernels instead of 8), and the three products run on rank-2 views.
  */
-export function gateUnchecked(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
+export function gateUnchecked(x: tf.Tensor, kernel: tf.Tensor | readonly tf.Tensor[], bias: tf.Tensor | undefined): tf.Tensor {
   return tf.tidy(() => {
     const x3 = x.rank === 3 ? x : tf.expandDims(x, 0);
     const [b, len, e] = x3.shape as [number, number, number];
-    const w = tf.unstack(kernel);
+    // The kernel [3, e, e], or its three [e, e] parts already split (the model keeps them).
+    const w = kernel instanceof tf.Tensor ? tf.unstack(kernel) : kernel;
     const padded = tf.pad(x3, [[0, 0], [1, 1], [0, 0]]);
     const flat = (t: tf.Tensor): tf.Tensor2D => tf.reshape(t, [b * len, e]);
     const prev = flat(tf.slice(padded, [0, 0, 0], [b, len, e]));

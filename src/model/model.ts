@@ -34,6 +34,7 @@ import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
 import { appendRows, StreamState } from './state.js';
+import { WeightViews } from './weightViews.js';
 import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
 /** Options of a forward pass. */
@@ -103,6 +104,8 @@ export class InfiniFormer {
    * whole segments and single tokens, and the causal mask of a whole segment.
    */
   private readonly constants = new Map<string, tf.Tensor>();
+  /** Inference's exact copies of weight parts (the key/value columns, the gate's three kernels). */
+  private readonly views = new WeightViews();
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -118,6 +121,24 @@ export class InfiniFormer {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
     this.buildConstants();
+    // Built now, like the constants: the tensor count does not grow on first use.
+    this.params.layers.forEach((lp) => this.weightParts(lp, false));
+  }
+
+  /**
+   * The key/value columns of wQKV `[e, 2e]` and the gate's kernels `[e, e]` x 3 (undefined
+   * without a memory): kept copies for inference, fresh ones (inside the gradient tape) for
+   * training.
+   */
+  private weightParts(lp: LayerParams, training: boolean): { kv: tf.Tensor; gate: tf.Tensor[] | undefined } {
+    const e = this.config.width;
+    const kvOf = (w: tf.Tensor): tf.Tensor[] => [tf.slice(w, [0, e], [e, 2 * e])];
+    const gateOf = (w: tf.Tensor): tf.Tensor[] => tf.unstack(w);
+    if (training) return { kv: kvOf(lp.wQKV)[0]!, gate: lp.gateKernel === undefined ? undefined : gateOf(lp.gateKernel) };
+    return {
+      kv: this.views.get(`${lp.wQKV.name}:kv`, lp.wQKV, kvOf)[0]!,
+      gate: lp.gateKernel === undefined ? undefined : this.views.get(`${lp.gateKernel.name}:unstacked`, lp.gateKernel, gateOf),
+    };
   }
 
   /**
@@ -171,6 +192,7 @@ export class InfiniFormer {
     if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin, this.rotaryAngles.rotate]);
     tf.dispose([...this.constants.values()]);
     this.constants.clear();
+    this.views.dispose();
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -181,16 +203,17 @@ export class InfiniFormer {
    * segment: fit the first time, contract after). Streams without a memory get zero rows and
    * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`.
    */
-  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[]): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
+  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[], training: boolean): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
     const c = this.config;
     const e = c.width;
     const zerosX = (): tf.Tensor => tf.zeros([c.segmentLength, e]);
     const prevX = tf.stack(layerStates.map((ls) => ls.prevX ?? zerosX()));
     // Missing previous segments give zero keys (no bias, rotation keeps 0); the mask hides them.
-    const { k: prevK, v: prevV } = this.keysValues(lp, prevX, 0);
+    const weights = this.weightParts(lp, training);
+    const { k: prevK, v: prevV } = this.keysValues(weights.kv, prevX, 0);
     const hasMem = layerStates.map(() => false);
     if (this.basis === undefined || layerStates.every((ls) => ls.prevX === null)) return { prevK, prevV, active: null, hasMem };
-    const gated = gateUnchecked(prevX, lp.gateKernel!, lp.gateBias);
+    const gated = gateUnchecked(prevX, weights.gate!, lp.gateBias);
     const fit = { basis: this.basis, lambda: c.ridgeLambda, pad: c.ridgePad };
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
@@ -220,10 +243,10 @@ export class InfiniFormer {
   }
 
   /** Rotated keys and values `[b, H, T, d]` of layer inputs `[b, T, e]` at window position `start`. */
-  private keysValues(lp: LayerParams, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
+  private keysValues(wKV: tf.Tensor, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
     const e = this.config.width;
     const [b, t] = x.shape as [number, number, number];
-    const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, tf.slice(lp.wQKV, [0, e], [e, 2 * e]) as tf.Tensor2D);
+    const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, wKV as tf.Tensor2D);
     const [k, v] = tf.unstack(this.rotateGroups(this.groupHeads(kv, b, t, 2), start, [true, false]), 1) as [tf.Tensor, tf.Tensor];
     return { k, v };
   }
@@ -296,7 +319,7 @@ export class InfiniFormer {
       const ls = state.layers[i]!;
       let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues'> | undefined;
       tf.tidy(() => {
-        const s = this.segmentStart(lp, [ls], [rng]);
+        const s = this.segmentStart(lp, [ls], [rng], false);
         d = {
           prevK: tf.keep(s.prevK),
           prevV: tf.keep(s.prevV),
@@ -316,7 +339,7 @@ export class InfiniFormer {
       for (let j = 0; j < state.pos; j++) {
         tf.tidy(() => {
           const row = tf.slice(ls.curX!, [j, 0], [1, -1]);
-          const kv = this.keysValues(lp, tf.expandDims(row, 0), this.config.segmentLength + j);
+          const kv = this.keysValues(this.weightParts(lp, false).kv, tf.expandDims(row, 0), this.config.segmentLength + j);
           curK = tf.keep(appendRows(curK, tf.keep(tf.squeeze(kv.k, [0])), 1));
           curV = tf.keep(appendRows(curV, tf.keep(tf.squeeze(kv.v, [0])), 1));
         });
@@ -401,7 +424,7 @@ export class InfiniFormer {
       let cachedHeads: MemoryHeads | undefined;
       const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
       if (training) {
-        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs);
+        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs, true);
         ({ prevK, prevV, hasMem } = start);
         memory = start.active;
         const rows = memory === null ? [] : tf.unstack(memory);
