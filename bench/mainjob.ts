@@ -58,16 +58,19 @@ const TIME = '/usr/bin/time';
 const CPU_MARK = 'bench-cpu-seconds';
 
 /** Wall and CPU seconds of one `stream --stdin` run, and the lines it wrote. */
-function runOnce(c: Case, text: string): { seconds: number; cpu: number; lines: number } {
+function runOnce(c: Case, text: string): { seconds: number; cpu: number; lines: number; learned: number } {
   const command = [process.execPath, join(ROOT, 'bin', 'infiniformer'), 'stream', '--stdin', ...c.args];
   const timed = existsSync(TIME) ? [TIME, '-f', `${CPU_MARK} %U %S`, ...command] : command;
   const t0 = performance.now();
   const r = spawnSync(timed[0]!, timed.slice(1), { input: text, maxBuffer: 1 << 30, encoding: 'utf8' });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`stream ${c.args.join(' ')} exited ${String(r.status)}: ${r.stderr.slice(-2000)}`);
-  const lines = r.stdout.split('\n').filter((l) => l.startsWith('{"key"')).length;
+  const out = r.stdout.split('\n').filter((l) => l.startsWith('{"key"'));
+  const lines = out.length;
+  // Segments learned by the end (keep-up and partial chunks make it vary with timing).
+  const learned = lines === 0 ? 0 : Number((JSON.parse(out[lines - 1]!) as { learned?: number }).learned ?? 0);
   const mark = new RegExp(`${CPU_MARK} ([\\d.]+) ([\\d.]+)`).exec(r.stderr);
-  return { seconds, cpu: mark === null ? Number.NaN : Number(mark[1]) + Number(mark[2]), lines };
+  return { seconds, cpu: mark === null ? Number.NaN : Number(mark[1]) + Number(mark[2]), lines, learned };
 }
 
 export async function run(): Promise<void> {
@@ -80,11 +83,13 @@ export async function run(): Promise<void> {
     const times: number[] = [];
     const cpus: number[] = [];
     let lines = 0;
+    let learned = 0;
     for (let i = 0; i < ROUNDS; i++) {
       const r = runOnce(c, text);
       times.push(r.seconds);
       cpus.push(r.cpu);
       lines = r.lines;
+      learned = r.learned;
     }
     const s = median(times);
     const cpu = median(cpus);
@@ -97,7 +102,8 @@ export async function run(): Promise<void> {
     const kb = Buffer.byteLength(text) / 1024;
     const net = startup > 0 && s > startup ? ` | ${(lines / (s - startup)).toFixed(1)} lines/s, ${(kb / (s - startup)).toFixed(1)} KB/s without start-up` : '';
     const perCpu = Number.isFinite(cpu) ? ` | CPU ${cpu.toFixed(2)} s: ${(lines / (cpu - startupCpu)).toFixed(1)} lines per CPU-second without start-up` : '';
-    console.log(`${c.name.padEnd(9)} ${s.toFixed(2)} s  ${lines} lines  ${(lines / s).toFixed(1)} lines/s${net}${perCpu}  load ${load()}`);
+    const learnt = learned > 0 ? `  ${learned} segments learned` : '';
+    console.log(`${c.name.padEnd(9)} ${s.toFixed(2)} s  ${lines} lines  ${(lines / s).toFixed(1)} lines/s${net}${perCpu}${learnt}  load ${load()}`);
   }
 }
 
