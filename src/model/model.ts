@@ -155,8 +155,8 @@ export class InfiniFormer {
         const segment = tf.keep(tf.tidy(() => this.groupRows(name, L, L, qkv)));
         this.constants.set(`rotary:${name}:${L}:${L}:110`, segment);
         this.constants.set(`rotary:${name}:0:${L}:10`, tf.keep(tf.tidy(() => this.groupRows(name, 0, L, [true, false]))));
-        // Every token position in one kernel: [3, 1, L, d] -> L x [3, 1, 1, d].
-        tf.split(segment, L, 2).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1:110`, tf.keep(row)));
+        // Every token position in one kernel: [3, 1, 1, L, d] -> L x [3, 1, 1, 1, d].
+        tf.split(segment, L, 3).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1:110`, tf.keep(row)));
       }
     }
     for (const prev of [false, true]) this.constants.set(`mask:${String(prev)}`, tf.keep(causalMask([prev], L, 0, L)));
@@ -247,21 +247,22 @@ export class InfiniFormer {
     const e = this.config.width;
     const [b, t] = x.shape as [number, number, number];
     const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, wKV as tf.Tensor2D);
-    const [k, v] = tf.unstack(this.rotateGroups(this.groupHeads(kv, b, t, 2), start, [true, false]), 1) as [tf.Tensor, tf.Tensor];
+    const [k, v] = tf.unstack(this.rotateGroups(this.groupHeads(kv, b, t, 2), start, [true, false])) as [tf.Tensor, tf.Tensor];
     return { k, v };
   }
 
   /**
-   * Rows `[b * T, g * e]` (g projections side by side) as heads `[b, g, H, T, d]`: unstacking
-   * the group axis later is one kernel without uploads (a split or slice uploads its sizes).
+   * Rows `[b * T, g * e]` (g projections side by side) as heads `[g, b, H, T, d]`: unstacking
+   * the leading group axis later is one kernel without uploads (a split or slice uploads its
+   * sizes) and copies contiguous blocks (wasm's unstack of an inner axis is very slow).
    */
   private groupHeads(x: tf.Tensor, b: number, t: number, g: number): tf.Tensor {
     const H = this.config.numHeads;
-    return tf.reshape(this.heads(x, b, t, g * H), [b, g, H, t, this.config.width / H]);
+    return tf.transpose(tf.reshape(x, [b, t, g, H, this.config.width / H]), [2, 0, 3, 1, 4]);
   }
 
   /**
-   * Grouped heads `[b, g, H, T, d]` with the groups marked in `rotated` turned to window
+   * Grouped heads `[g, b, H, T, d]` with the groups marked in `rotated` turned to window
    * positions start .. start + T - 1; the others pass unchanged (cos 1, sin 0: x * 1 + (+-x) * 0
    * is x exactly), so one rotation serves queries and keys with the values riding along.
    */
@@ -274,11 +275,11 @@ export class InfiniFormer {
     return tf.add(tf.mul(x, rows('cos')), tf.mul(tf.matMul(x, table.rotate), rows('sin')));
   }
 
-  /** The `name` rows of the rotary table for positions start .. start + T - 1 per group, `[g, 1, T, d]` (1 or 0 for groups not rotated). */
+  /** The `name` rows of the rotary table for positions start .. start + T - 1 per group, `[g, 1, 1, T, d]` (1 or 0 for groups not rotated). */
   private groupRows(name: 'cos' | 'sin', start: number, t: number, rotated: readonly boolean[]): tf.Tensor {
     const rows = tf.slice(this.rotaryAngles![name], [start, 0], [t, -1]);
     const plain = name === 'cos' ? tf.onesLike(rows) : tf.zerosLike(rows);
-    return tf.expandDims(tf.stack(rotated.map((r) => (r ? rows : plain))), 1);
+    return tf.reshape(tf.stack(rotated.map((r) => (r ? rows : plain))), [rotated.length, 1, 1, t, -1]);
   }
 
   /** Rows `[b * T, n * d]` as n heads `[b, n, T, d]`. */
@@ -439,9 +440,9 @@ export class InfiniFormer {
         memory = hasMem.some(Boolean) && cachedHeads === undefined ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }
       const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
-      // Queries, keys and values as grouped heads [b, 3, H, T, d]; queries and keys rotated together.
+      // Queries, keys and values as grouped heads [3, b, H, T, d]; queries and keys rotated together.
       const qkv = this.groupHeads(tf.matMul(x as tf.Tensor2D, lp.wQKV), b, t, 3);
-      const [qh, kh, vh] = tf.unstack(this.rotateGroups(qkv, L + pos, [true, true, false]), 1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const [qh, kh, vh] = tf.unstack(this.rotateGroups(qkv, L + pos, [true, true, false])) as [tf.Tensor, tf.Tensor, tf.Tensor];
       const keyParts = [prevK];
       const valueParts = [prevV];
       if (pos > 0) {
@@ -460,7 +461,7 @@ export class InfiniFormer {
       const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
       if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {
         // The long-term memory reads the unrotated queries.
-        const qRaw = tf.unstack(qkv, 1)[0]!;
+        const qRaw = tf.unstack(qkv)[0]!;
         const weights = { wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! };
         const ca = attendHeads(qRaw, cachedHeads ?? memoryHeads(memory!, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
         // Streams without a memory read zeros: their context is masked out.
