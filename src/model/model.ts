@@ -258,7 +258,11 @@ export class InfiniFormer {
    */
   private groupHeads(x: tf.Tensor, b: number, t: number, g: number): tf.Tensor {
     const H = this.config.numHeads;
-    return tf.transpose(tf.reshape(x, [b, t, g, H, this.config.width / H]), [2, 0, 3, 1, 4]);
+    const d = this.config.width / H;
+    // Rank-4 and rank-3 transposes only: wasm runs a rank-5 one on a slow path (~2 ms a token).
+    const heads = this.heads(x, b, t, g * H); // [b, g * H, T, d]
+    const grouped = b === 1 ? heads : tf.transpose(tf.reshape(heads, [b, g, H * t * d]), [1, 0, 2]);
+    return tf.reshape(grouped, [g, b, H, t, d]);
   }
 
   /**
