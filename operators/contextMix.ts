@@ -116,7 +116,6 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
         return { mixer: mixer.saveState(), keys: out };
       };
       sessions.add(snapshot);
-      const dist = new Float64Array(256);
       const sub = source.subscribe({
         next(record) {
           if (subscriber.closed) return;
@@ -134,7 +133,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
           if (record.token < 256) surprisal = mixer.code(k.stream, record.token, k.next);
           k.next = probs;
           const out: TokenPrediction = { key: record.key, index: record.index, token: record.token, surprisal, endOfRecord: record.endOfRecord };
-          if (topKAt === 'token' || record.endOfRecord) out.topK = topKOf(mixer.distribution(k.stream, probs, dist), topK);
+          if (topKAt === 'token' || record.endOfRecord) out.topK = mixer.topK(k.stream, probs, topK);
           if (record.source !== undefined) out.source = record.source;
           subscriber.next(out);
         },
@@ -191,10 +190,4 @@ function byteProbs(lp: Float32Array | undefined): Float32Array | undefined {
     p[i] = Math.exp(v);
   }
   return p;
-}
-
-/** The `k` most likely bytes, most likely first. */
-function topKOf(dist: Float64Array, k: number): { token: number; prob: number }[] {
-  const order = Array.from({ length: 256 }, (_, i) => i).sort((a, b) => dist[b]! - dist[a]! || a - b);
-  return order.slice(0, k).map((i) => ({ token: i, prob: dist[i]! }));
 }

@@ -46,11 +46,6 @@ export interface ContinuousAttentionResult {
 
 export const DEFAULT_SIGMA_EPS = 1e-4;
 
-function mat(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
-  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, w as tf.Tensor2D);
-  return tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]!]);
-}
-
 /** [b, T, e] -> [b, H, T, d] */
 function splitHeads(x: tf.Tensor, h: number): tf.Tensor {
   const [b, t, e] = x.shape as [number, number, number];
@@ -95,21 +90,49 @@ export function continuousAttention(
     const bb = batched ? b : tf.expandDims(b, 0);
     const qq = batched ? queries : tf.expandDims(queries, 0);
     const [nb, q, e] = qq.shape as [number, number, number];
-    const d = e / h;
-    const keys = splitHeads(mat(bb, weights.wK), h); // [b, H, N, d]
-    const values = splitHeads(mat(bb, weights.wV), h); // [b, H, N, d]
-    const qh = splitHeads(qq, h); // [b, H, Q, d]
-    const scores = tf.div(tf.matMul(qh, keys, false, true), Math.sqrt(d)); // [b, H, Q, N]
-    const flat = tf.reshape(scores, [-1, n]) as tf.Tensor2D;
-    const muFlat = tf.sigmoid(tf.matMul(flat, tf.reshape(weights.wMu, [n, 1]) as tf.Tensor2D));
-    const sigFlat = tf.maximum(tf.softplus(tf.matMul(flat, tf.reshape(weights.wSigma, [n, 1]) as tf.Tensor2D)), eps);
-    const muT = tf.reshape(muFlat, [nb, h, q]);
-    const sigT = tf.reshape(sigFlat, [nb, h, q]);
-    const r = options.basis.expectation(muT, sigT); // [b, H, Q, N]
-    const z = tf.matMul(r, values); // [b, H, Q, d]
-    let ctx = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [nb, q, e]);
-    if (weights.wO !== undefined) ctx = mat(ctx, weights.wO);
-    return batched ? [ctx, muT, sigT] : [tf.squeeze(ctx, [0]), tf.squeeze(muT, [0]), tf.squeeze(sigT, [0])];
+    const mem = memoryHeads(bb, weights.wK, weights.wV, h);
+    const a = attendHeads(splitHeads(qq, h), mem, weights, options.basis, eps);
+    const ctx = tf.reshape(a.context, [nb, q, e]);
+    return batched ? [ctx, a.mu, a.sigmaSq] : [tf.squeeze(ctx, [0]), tf.squeeze(a.mu, [0]), tf.squeeze(a.sigmaSq, [0])];
   });
   return { context, mu, sigmaSq };
+}
+
+/** A memory's keys and values split into heads, `[b, H, N, d]` each. */
+export interface MemoryHeads {
+  keys: tf.Tensor;
+  values: tf.Tensor;
+}
+
+/** Keys B W_K and values B W_V of memories B `[b, N, e]`, split into H heads. Unchecked (hot path). */
+export function memoryHeads(b: tf.Tensor, wK: tf.Tensor, wV: tf.Tensor, h: number): MemoryHeads {
+  const [nb, n, e] = b.shape as [number, number, number];
+  const flat = tf.reshape(b, [nb * n, e]) as tf.Tensor2D;
+  const heads = (w: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(tf.matMul(flat, w as tf.Tensor2D), [nb, n, h, e / h]), [0, 2, 1, 3]);
+  return { keys: heads(wK), values: heads(wV) };
+}
+
+/**
+ * Continuous attention from query heads `qh` `[b, H, Q, d]` (unrotated, unscaled) to memory
+ * heads: the context `[b * Q, e]` (through wO when given) and the densities `[b, H, Q]`.
+ * Unchecked and without reshapes it can avoid (the model's hot path; per-kernel cost dominates).
+ */
+export function attendHeads(
+  qh: tf.Tensor,
+  mem: MemoryHeads,
+  weights: Pick<ContinuousAttentionWeights, 'wMu' | 'wSigma' | 'wO'>,
+  basis: GaussianBasis,
+  eps: number,
+): { context: tf.Tensor; mu: tf.Tensor; sigmaSq: tf.Tensor } {
+  const [nb, h, q, d] = qh.shape as [number, number, number, number];
+  const n = basis.numBasis;
+  const scores = tf.div(tf.matMul(qh, mem.keys, false, true), Math.sqrt(d)); // [b, H, Q, N]
+  const flat = tf.reshape(scores, [-1, n]) as tf.Tensor2D;
+  const muFlat = tf.sigmoid(tf.matMul(flat, tf.reshape(weights.wMu, [n, 1]) as tf.Tensor2D));
+  const sigFlat = tf.maximum(tf.softplus(tf.matMul(flat, tf.reshape(weights.wSigma, [n, 1]) as tf.Tensor2D)), eps);
+  const r = tf.reshape(basis.expectationOfColumns(muFlat, sigFlat), [nb, h, q, n]);
+  const z = tf.matMul(r, mem.values); // [b, H, Q, d]
+  let context = tf.reshape(tf.transpose(z, [0, 2, 1, 3]), [nb * q, h * d]);
+  if (weights.wO !== undefined) context = tf.matMul(context as tf.Tensor2D, weights.wO as tf.Tensor2D);
+  return { context, mu: tf.reshape(muFlat, [nb, h, q]), sigmaSq: tf.reshape(sigFlat, [nb, h, q]) };
 }

@@ -36,6 +36,8 @@ export interface GaussianBasis {
    * whole real line. Shape `[...mu.shape, N]`; differentiable in mu and sigmaSq.
    */
   expectation(mu: tf.Tensor, sigmaSq: tf.Tensor): tf.Tensor;
+  /** {@link expectation} of column vectors `[M, 1]` -> `[M, N]` (no reshapes: the hot path's form). */
+  expectationOfColumns(mu: tf.Tensor, sigmaSq: tf.Tensor): tf.Tensor;
   /** Mass of N(mu, sigmaSq) in each of `numBins` equal bins of [0, 1]; see {@link binMass}. */
   binMass(mu: tf.Tensor, sigmaSq: tf.Tensor, numBins: number): tf.Tensor;
 }
@@ -94,6 +96,7 @@ export function gaussianBasis(options: GaussianBasisOptions): GaussianBasis {
       if (!(sigmaSq instanceof tf.Tensor)) throw new BadConfigError('sigmaSq', 'expected a tensor');
       return basisExpectation(mu, sigmaSq, muRow, varRow);
     },
+    expectationOfColumns: (mu, sigmaSq) => columnExpectation(mu, sigmaSq, muRow, varRow),
     binMass: (mu, sigmaSq, numBins) => binMass(mu, sigmaSq, numBins),
   };
 }
@@ -140,6 +143,16 @@ export function basisExpectation(mu: tf.Tensor, sigmaSq: tf.Tensor, centers: Flo
   });
 }
 
+/** {@link basisExpectation} for `[M, 1]` columns against `[1, N]` rows: the same arithmetic, no expandDims. */
+function columnExpectation(mu: tf.Tensor, sigmaSq: tf.Tensor, centers: Float32Array, variances: Float32Array): tf.Tensor {
+  return tf.tidy(() => {
+    const total = tf.add(sigmaSq, tf.tensor2d(variances, [1, variances.length]));
+    const diff = tf.sub(mu, tf.tensor2d(centers, [1, centers.length]));
+    const expo = tf.exp(tf.neg(tf.div(tf.square(diff), tf.mul(total, 2))));
+    return tf.mul(expo, tf.rsqrt(tf.mul(total, 2 * Math.PI)));
+  });
+}
+
 /** Standard normal CDF, Phi(x) = (1 + erf(x / sqrt 2)) / 2. */
 function normalCdf(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
@@ -160,6 +173,14 @@ export function binMass(mu: tf.Tensor, sigmaSq: tf.Tensor, numBins: number): tf.
   requireFinite('mu', mu);
   requireFinite('sigmaSq', sigmaSq);
   if (tf.tidy(() => tf.min(sigmaSq).dataSync()[0]!) <= 0) throw new BadConfigError('sigmaSq', 'must be positive');
+  return binMassUnchecked(mu, sigmaSq, bins);
+}
+
+/**
+ * {@link binMass} without its checks (three host round trips: NaN scans and the minimum), for
+ * callers whose densities come from the model (finite, sigma^2 >= eps > 0 by construction).
+ */
+export function binMassUnchecked(mu: tf.Tensor, sigmaSq: tf.Tensor, bins: number): tf.Tensor {
   return tf.tidy(() => {
     const edges = tf.tensor(Float32Array.from({ length: bins + 1 }, (_, j) => j / bins), [...mu.shape.map(() => 1), bins + 1]);
     const z = tf.div(tf.sub(edges, tf.expandDims(mu, -1)), tf.expandDims(tf.sqrt(sigmaSq), -1));

@@ -74,9 +74,6 @@ export function contractMemory(bPast: tf.Tensor, x: tf.Tensor, options: Contract
   requireFinite('X', x);
   const tau = requireOpenInterval('tau', options.tau ?? DEFAULT_TAU, 0, 1);
   const m = requirePositiveInt('numSamples', options.numSamples ?? basis.numBasis);
-  const length = x.shape[x.rank - 2]!;
-  const fit = { basis, lambda: options.lambda, pad: options.pad };
-
   const pos = options.positions;
   const perItem = pos !== undefined && pos.length > 0 && typeof (pos as ArrayLike<unknown>)[0] !== 'number';
   if (perItem) {
@@ -86,6 +83,21 @@ export function contractMemory(bPast: tf.Tensor, x: tf.Tensor, options: Contract
     }
     list.forEach((p, i) => checkPositions(`positions[${i}]`, p, m));
   } else if (pos !== undefined) checkPositions('positions', pos as ArrayLike<number>, m);
+  return contractUnchecked(bPast, x, { ...options, tau, numSamples: m });
+}
+
+/**
+ * {@link contractMemory} without its checks (NaN scans are host round trips): for the model,
+ * whose inputs are its own finite tensors and whose sticky positions come sorted in [0, 1].
+ */
+export function contractUnchecked(bPast: tf.Tensor, x: tf.Tensor, options: ContractMemoryOptions): tf.Tensor {
+  const { basis } = options;
+  const tau = options.tau ?? DEFAULT_TAU;
+  const m = options.numSamples ?? basis.numBasis;
+  const length = x.shape[x.rank - 2]!;
+  const fit = { basis, lambda: options.lambda, pad: options.pad };
+  const pos = options.positions;
+  const perItem = pos !== undefined && pos.length > 0 && typeof (pos as ArrayLike<unknown>)[0] !== 'number';
   return tf.tidy(() => {
     const old = readOld(basis, bPast, pos, m, perItem);
     const all = tf.concat([old, x], x.rank - 2);

@@ -26,6 +26,11 @@ export function fitBasis(x: tf.Tensor, options: FitBasisOptions): tf.Tensor {
   requireTensor('X', x, [2, 3]);
   if (options?.basis === undefined) throw new BadConfigError('basis', 'a GaussianBasis is required');
   requireFinite('X', x);
+  return fitUnchecked(x, options);
+}
+
+/** {@link fitBasis} without its checks (a NaN scan is a host round trip): the model's hot path. */
+export function fitUnchecked(x: tf.Tensor, options: FitBasisOptions): tf.Tensor {
   const length = x.shape[x.rank - 2]!;
   const gt = ridgeTransposed({ basis: options.basis, length, lambda: options.lambda, pad: options.pad });
   return leftMultiply(gt, x);

@@ -24,7 +24,12 @@ export class Apm {
 
   /** The refined p(bit = 1) of `p` in context `ctx`. */
   refine(p: number, ctx: number): number {
-    let pos = (stretch(p) - LOW) / STEP;
+    return this.refineStretched(stretch(p), ctx);
+  }
+
+  /** {@link refine} given stretch(p) (several maps refining the same p share one logarithm). */
+  refineStretched(sp: number, ctx: number): number {
+    let pos = (sp - LOW) / STEP;
     if (pos < 0) pos = 0;
     else if (pos > KNOTS - 1.001) pos = KNOTS - 1.001;
     const k = Math.floor(pos);

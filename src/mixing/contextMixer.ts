@@ -98,6 +98,51 @@ class BitTrace {
   readonly apm3 = new Float64Array(8);
 }
 
+/** A max-heap of byte-tree nodes by mass (at most 512 entries: every node is pushed once). */
+class NodeHeap {
+  private readonly nodes = new Int32Array(512);
+  private readonly masses = new Float64Array(512);
+  size = 0;
+
+  get topMass(): number {
+    return this.masses[0]!;
+  }
+
+  push(node: number, mass: number): void {
+    let i = this.size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.masses[parent]! >= mass) break;
+      this.nodes[i] = this.nodes[parent]!;
+      this.masses[i] = this.masses[parent]!;
+      i = parent;
+    }
+    this.nodes[i] = node;
+    this.masses[i] = mass;
+  }
+
+  /** Removes the heaviest node and returns it. */
+  pop(): number {
+    const top = this.nodes[0]!;
+    const n = --this.size;
+    const node = this.nodes[n]!;
+    const mass = this.masses[n]!;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.masses[child + 1]! > this.masses[child]!) child++;
+      if (this.masses[child]! <= mass) break;
+      this.nodes[i] = this.nodes[child]!;
+      this.masses[i] = this.masses[child]!;
+      i = child;
+    }
+    this.nodes[i] = node;
+    this.masses[i] = mass;
+    return top;
+  }
+}
+
 export class ContextMixer {
   readonly options: Readonly<Required<ContextMixerOptions>>;
   private readonly counters: CounterTable;
@@ -257,6 +302,42 @@ export class ContextMixer {
     return out;
   }
 
+  /**
+   * The `k` most likely next bytes of stream `s`, most likely first (ties: lower byte first),
+   * each with its probability: exactly the top `k` entries of {@link distribution}, learning
+   * nothing. The byte tree is walked best first (a node's mass bounds every byte below it), so a
+   * confident prediction costs a few dozen bit predictions instead of 255.
+   */
+  topK(s: StreamContext, network: ArrayLike<number> | undefined, k: number): { token: number; prob: number }[] {
+    this.setNetwork(network);
+    const saved = { partial: s.partial, bitsDone: s.bitsDone, expected: s.match.expected };
+    const open = new NodeHeap();
+    const found: { token: number; prob: number }[] = [];
+    open.push(1, 1);
+    // Nodes come out in falling mass; stop once none left can reach the k-th byte's mass
+    // (equal masses are still expanded, so ties break by byte as in distribution()).
+    while (open.size > 0 && (found.length < k || open.topMass >= found[k - 1]!.prob)) {
+      const mass = open.topMass;
+      const node = open.pop();
+      if (node >= 256) {
+        found.push({ token: node - 256, prob: mass });
+        continue;
+      }
+      const depth = 31 - Math.clz32(node);
+      s.partial = node;
+      s.bitsDone = depth;
+      s.match.expected = saved.expected;
+      s.match.checkPartial(node, depth);
+      const p = this.predictBit(s, -1);
+      open.push(2 * node, mass * (1 - p));
+      open.push(2 * node + 1, mass * p);
+    }
+    s.partial = saved.partial;
+    s.bitsDone = saved.bitsDone;
+    s.match.expected = saved.expected;
+    return found.sort((a, b) => b.prob - a.prob || a.token - b.token).slice(0, k);
+  }
+
   private setNetwork(network: ArrayLike<number> | undefined): void {
     this.hasNet = network !== undefined;
     if (network !== undefined) {
@@ -285,7 +366,7 @@ export class ContextMixer {
       else {
         const conf = (i << 9) | (Math.min(n, 15) << 5) | (t.probs[slot]! >> 11);
         if (k >= 0) tr.confSlots[k * NUM_HASHED_CONTEXTS + i] = conf;
-        x[2 + i] = stretch(this.confidence.counts[conf] === 0 ? t.p(slot) : this.confidence.p(conf));
+        x[2 + i] = this.confidence.counts[conf] === 0 ? t.stretched(slot) : this.confidence.stretched(conf);
       }
       if (k >= 0 && n === 0) tr.confSlots[k * NUM_HASHED_CONTEXTS + i] = -1;
     }
@@ -293,7 +374,7 @@ export class ContextMixer {
     const eb = m.expectedBit(s.bitsDone);
     const state = eb < 0 ? 0 : m.state;
     const matchSlot = eb < 0 ? -1 : state * 2 + eb;
-    x[IN_MATCH] = eb < 0 ? 0 : stretch(this.matchMap.p(matchSlot));
+    x[IN_MATCH] = eb < 0 ? 0 : this.matchMap.stretched(matchSlot);
     // The expected bit, signed, growing with the match length: lets the mixer learn how much a long match is worth.
     x[IN_MATCH + 1] = eb < 0 ? 0 : (eb === 1 ? 1 : -1) * Math.min(m.length, 32) / 8;
     if (this.hasNet) {
@@ -311,9 +392,10 @@ export class ContextMixer {
     x2[2] = stretch(pC);
     const setF = s.bitsDone * MATCH_STATES + state;
     const p = this.final.mix(x2, setF);
-    const p1 = this.apm1.refine(p, c0);
-    const p2 = this.apm2.refine(p, c0 | (s.c1 << 8));
-    const p3 = this.apm3.refine(p, c0 | ((Math.imul(s.hashes[1]!, 0x9e3779b1) >>> 24) << 8));
+    const sp = stretch(p);
+    const p1 = this.apm1.refineStretched(sp, c0);
+    const p2 = this.apm2.refineStretched(sp, c0 | (s.c1 << 8));
+    const p3 = this.apm3.refineStretched(sp, c0 | ((Math.imul(s.hashes[1]!, 0x9e3779b1) >>> 24) << 8));
     if (k >= 0) {
       tr.x.set(x, k * NUM_INPUTS);
       tr.partial[k] = c0;
@@ -335,7 +417,7 @@ export class ContextMixer {
 
   /** The stretched prediction of slot `i`, or 0 (no vote) for a slot never updated. */
   private input(table: CounterTable, i: number): number {
-    return table.counts[i] === 0 ? 0 : stretch(table.p(i));
+    return table.counts[i] === 0 ? 0 : table.stretched(i);
   }
 
   /** Learns the 8 traced bits of `byte`, in order. */

@@ -17,3 +17,9 @@ export function squash(x: number): number {
   const p = 1 / (1 + Math.exp(-x));
   return p < P_MIN ? P_MIN : p > 1 - P_MIN ? 1 - P_MIN : p;
 }
+
+/**
+ * stretch((v + 0.5) / 65536) for every 16-bit counter probability v: the stretched p of a
+ * counter slot ({@link CounterTable.p}) by lookup instead of a logarithm, the same numbers.
+ */
+export const STRETCH16: Float64Array = Float64Array.from({ length: 65536 }, (_, v) => stretch((v + 0.5) / 65536));

@@ -38,6 +38,14 @@ export class Adam {
   /** Updates taken (drives the bias correction). */
   updates = 0;
   private readonly moments = new Map<string, { m: tf.Tensor; v: tf.Tensor }>();
+  /**
+   * The moments of every parameter as two flat vectors (params order), when the last update
+   * reached every parameter: one fused update then costs ~20 kernels instead of ~17 per
+   * parameter. Either this or `moments` holds the moments, never both.
+   */
+  private flat: { m: tf.Tensor1D; v: tf.Tensor1D } | undefined;
+  /** 1 for the entries of matrices (decayed), 0 elsewhere, in the flat layout. */
+  private decayMask: tf.Tensor1D | undefined;
 
   constructor(
     private readonly params: ReadonlyMap<string, tf.Variable>,
@@ -63,6 +71,11 @@ export class Adam {
     this.updates += 1;
     const c1 = 1 - Math.pow(o.beta1, this.updates);
     const c2 = 1 - Math.pow(o.beta2, this.updates);
+    if (present.length === this.params.size && present.length > 1) {
+      this.applyFlat(grads, lr, scale, c1, c2);
+      return norm;
+    }
+    this.unflatten();
     for (const [name, v] of present) {
       const g0 = grads[v.name]!;
       const prev = this.moments.get(name) ?? { m: tf.zerosLike(v), v: tf.zerosLike(v) };
@@ -81,8 +94,74 @@ export class Adam {
     return norm;
   }
 
+  /**
+   * {@link apply}'s update on every parameter at once, as flat vectors: the same elementwise
+   * arithmetic on every entry (weight decay through a 0/1 mask: exact), so the same numbers.
+   */
+  private applyFlat(grads: tf.NamedTensorMap, lr: number, scale: number, c1: number, c2: number): void {
+    const o = this.options;
+    const vars = [...this.params.values()];
+    const prev = this.flatten();
+    const mask = o.weightDecay > 0 ? this.maskOf(vars) : undefined;
+    const next = tf.tidy(() => {
+      const flatOf = (ts: tf.Tensor[]): tf.Tensor1D => tf.concat(ts.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D;
+      const w = flatOf(vars);
+      const g = tf.mul(flatOf(vars.map((v) => grads[v.name]!)), scale);
+      const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1)) as tf.Tensor1D;
+      const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2)) as tf.Tensor1D;
+      let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), o.epsilon));
+      if (mask !== undefined) update = tf.add(update, tf.mul(tf.mul(w, o.weightDecay), mask));
+      const pieces = tf.split(tf.sub(w, tf.mul(update, lr)), vars.map((v) => v.size));
+      return { m, v: s, weights: pieces.map((p, i) => tf.reshape(p, vars[i]!.shape)) };
+    });
+    vars.forEach((v, i) => v.assign(next.weights[i]!));
+    tf.dispose([prev.m, prev.v, ...next.weights]);
+    this.flat = { m: next.m, v: next.v };
+  }
+
+  /** The flat moments, built from the per-parameter ones (zeros where there are none yet). */
+  private flatten(): { m: tf.Tensor1D; v: tf.Tensor1D } {
+    if (this.flat !== undefined) return this.flat;
+    const entries = [...this.params].map(([name, v]) => this.moments.get(name) ?? { m: tf.zerosLike(v), v: tf.zerosLike(v) });
+    const join = (pick: 'm' | 'v'): tf.Tensor1D => tf.tidy(() => tf.concat(entries.map((e) => tf.reshape(e[pick], [-1]))) as tf.Tensor1D);
+    this.flat = { m: join('m'), v: join('v') };
+    for (const e of entries) tf.dispose([e.m, e.v]);
+    this.moments.clear();
+    return this.flat;
+  }
+
+  /** Back to per-parameter moments (for the per-parameter update, saving and cloning). */
+  private unflatten(): void {
+    const flat = this.flat;
+    if (flat === undefined) return;
+    this.flat = undefined;
+    const params = [...this.params];
+    const sizes = params.map(([, v]) => v.size);
+    const ms = tf.split(flat.m, sizes);
+    const vs = tf.split(flat.v, sizes);
+    params.forEach(([name, p], i) => {
+      this.moments.set(name, { m: tf.tidy(() => tf.reshape(ms[i]!, p.shape)), v: tf.tidy(() => tf.reshape(vs[i]!, p.shape)) });
+    });
+    tf.dispose([flat.m, flat.v, ...ms, ...vs]);
+  }
+
+  /** The weight-decay mask of `vars` in the flat layout (built once). */
+  private maskOf(vars: readonly tf.Variable[]): tf.Tensor1D {
+    if (this.decayMask === undefined || this.decayMask.isDisposed) {
+      const data = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+      let at = 0;
+      for (const v of vars) {
+        if (v.rank >= 2) data.fill(1, at, at + v.size);
+        at += v.size;
+      }
+      this.decayMask = tf.keep(tf.tensor1d(data));
+    }
+    return this.decayMask;
+  }
+
   /** The moments as float32 bytes plus manifest (names `m/<param>`, `v/<param>`). */
   encode(): EncodedMoments {
+    this.unflatten();
     const named: [string, tf.Tensor][] = [];
     for (const [name, mom] of this.moments) named.push([`m/${name}`, mom.m], [`v/${name}`, mom.v]);
     return encodeWeights(named);
@@ -110,6 +189,7 @@ export class Adam {
 
   /** Copies of the moments (for a snapshot); the caller disposes them. */
   cloneMoments(): Map<string, { m: tf.Tensor; v: tf.Tensor }> {
+    this.unflatten();
     return new Map([...this.moments].map(([k, mom]) => [k, { m: tf.clone(mom.m), v: tf.clone(mom.v) }]));
   }
 
@@ -124,5 +204,9 @@ export class Adam {
   clear(): void {
     for (const mom of this.moments.values()) tf.dispose([mom.m, mom.v]);
     this.moments.clear();
+    if (this.flat !== undefined) tf.dispose([this.flat.m, this.flat.v]);
+    this.flat = undefined;
+    this.decayMask?.dispose();
+    this.decayMask = undefined;
   }
 }

@@ -12,27 +12,29 @@
  * is trained through the next segment's reading of it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { continuousAttention } from '../attention/continuousAttention.js';
+import { attendHeads, memoryHeads } from '../attention/continuousAttention.js';
+import type { MemoryHeads } from '../attention/continuousAttention.js';
 import { klRegularizer } from '../attention/klRegularizer.js';
 import { gaussianBasis } from '../basis/gaussianBasis.js';
 import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
-import { contractMemory } from '../memory/contractMemory.js';
-import { fitBasis } from '../memory/fitBasis.js';
+import { contractUnchecked } from '../memory/contractMemory.js';
+import { fitUnchecked } from '../memory/fitBasis.js';
 import { createRng } from '../memory/rng.js';
 import type { Rng } from '../memory/rng.js';
-import { smooth } from '../memory/smooth.js';
+import { gateUnchecked } from '../memory/smooth.js';
 import { stickyResample } from '../memory/stickyResample.js';
 import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, gelu, layerNorm, mergeHeads, project, relativeBias, rotary, rotaryTable, splitHeads } from './layers.js';
-import type { RotaryTable } from './layers.js';
+import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias } from './layers.js';
+import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
 import { appendRows, StreamState } from './state.js';
+import { WeightViews } from './weightViews.js';
 import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
 /** Options of a forward pass. */
@@ -96,7 +98,14 @@ export class InfiniFormer {
   readonly basis: GaussianBasis | undefined;
   private readonly configPrint: number;
   /** Rotary angles of every window position (2L), built once. */
-  private readonly rotaryAngles: RotaryTable | undefined;
+  private readonly rotaryAngles: FullRotaryTable | undefined;
+  /**
+   * Kept inputs that are the same every call: the rotary table's rows of a (start, length) for
+   * whole segments and single tokens, and the causal mask of a whole segment.
+   */
+  private readonly constants = new Map<string, tf.Tensor>();
+  /** Inference's exact copies of weight parts (the key/value columns, the gate's three kernels). */
+  private readonly views = new WeightViews();
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -105,12 +114,52 @@ export class InfiniFormer {
     this.basis = this.config.longTermMemory ? gaussianBasis({ numBasis: this.config.numBasis, widths: this.config.basisWidths }) : undefined;
     this.configPrint = fingerprint(this.config);
     const c = this.config;
-    const angles = c.positions === 'rotary' ? rotaryTable(0, 2 * c.segmentLength, c.width / c.numHeads) : undefined;
+    const angles = c.positions === 'rotary' ? fullRotaryTable(2 * c.segmentLength, c.width / c.numHeads) : undefined;
     // Kept: a model built inside a caller's tf.tidy must not lose its table.
-    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin) };
+    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin), rotate: tf.keep(angles.rotate) };
     if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
+    this.buildConstants();
+    // Built now, like the constants: the tensor count does not grow on first use.
+    this.params.layers.forEach((lp) => this.weightParts(lp, false));
+  }
+
+  /**
+   * The key/value columns of wQKV `[e, 2e]` and the gate's kernels `[e, e]` x 3 (undefined
+   * without a memory): kept copies for inference, fresh ones (inside the gradient tape) for
+   * training.
+   */
+  private weightParts(lp: LayerParams, training: boolean): { kv: tf.Tensor; gate: tf.Tensor[] | undefined } {
+    const e = this.config.width;
+    const kvOf = (w: tf.Tensor): tf.Tensor[] => [tf.slice(w, [0, e], [e, 2 * e])];
+    const gateOf = (w: tf.Tensor): tf.Tensor[] => tf.unstack(w);
+    if (training) return { kv: kvOf(lp.wQKV)[0]!, gate: lp.gateKernel === undefined ? undefined : gateOf(lp.gateKernel) };
+    return {
+      kv: this.views.get(`${lp.wQKV.name}:kv`, lp.wQKV, kvOf)[0]!,
+      gate: lp.gateKernel === undefined ? undefined : this.views.get(`${lp.gateKernel.name}:unstacked`, lp.gateKernel, gateOf),
+    };
+  }
+
+  /**
+   * The kept constants, all built now (a fixed set per config, ~2L small tensors) so that the
+   * tensor count does not grow on first use: the grouped rotary rows of a whole segment's
+   * queries/keys/values (window position L), of every single token's, and of the previous
+   * segment's keys/values (position 0); the whole-segment causal masks.
+   */
+  private buildConstants(): void {
+    const L = this.config.segmentLength;
+    if (this.rotaryAngles !== undefined) {
+      const qkv = [true, true, false];
+      for (const name of ['cos', 'sin'] as const) {
+        const segment = tf.keep(tf.tidy(() => this.groupRows(name, L, L, qkv)));
+        this.constants.set(`rotary:${name}:${L}:${L}:110`, segment);
+        this.constants.set(`rotary:${name}:0:${L}:10`, tf.keep(tf.tidy(() => this.groupRows(name, 0, L, [true, false]))));
+        // Every token position in one kernel: [3, 1, 1, L, d] -> L x [3, 1, 1, 1, d].
+        tf.split(segment, L, 3).forEach((row, j) => this.constants.set(`rotary:${name}:${L + j}:1:110`, tf.keep(row)));
+      }
+    }
+    for (const prev of [false, true]) this.constants.set(`mask:${String(prev)}`, tf.keep(causalMask([prev], L, 0, L)));
   }
 
   /** A freshly initialised model; `config` fields override {@link DEFAULT_CONFIG}. */
@@ -140,7 +189,10 @@ export class InfiniFormer {
   /** Frees the weights. */
   dispose(): void {
     for (const v of this.params.byName.values()) v.dispose();
-    if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin]);
+    if (this.rotaryAngles !== undefined) tf.dispose([this.rotaryAngles.cos, this.rotaryAngles.sin, this.rotaryAngles.rotate]);
+    tf.dispose([...this.constants.values()]);
+    this.constants.clear();
+    this.views.dispose();
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -151,26 +203,27 @@ export class InfiniFormer {
    * segment: fit the first time, contract after). Streams without a memory get zero rows and
    * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`.
    */
-  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[]): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
+  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[], training: boolean): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
     const c = this.config;
     const e = c.width;
     const zerosX = (): tf.Tensor => tf.zeros([c.segmentLength, e]);
     const prevX = tf.stack(layerStates.map((ls) => ls.prevX ?? zerosX()));
     // Missing previous segments give zero keys (no bias, rotation keeps 0); the mask hides them.
-    const { k: prevK, v: prevV } = this.keysValues(lp, prevX, 0);
+    const weights = this.weightParts(lp, training);
+    const { k: prevK, v: prevV } = this.keysValues(weights.kv, prevX, 0);
     const hasMem = layerStates.map(() => false);
     if (this.basis === undefined || layerStates.every((ls) => ls.prevX === null)) return { prevK, prevV, active: null, hasMem };
-    const gated = smooth(prevX, { kind: 'gate', kernel: lp.gateKernel!, bias: lp.gateBias! });
+    const gated = gateUnchecked(prevX, weights.gate!, lp.gateBias);
     const fit = { basis: this.basis, lambda: c.ridgeLambda, pad: c.ridgePad };
     const pick = (idx: number[]): tf.Tensor => (idx.length === layerStates.length ? gated : tf.gather(gated, tf.tensor1d(idx, 'int32')));
     const fitIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory === null ? [i] : []));
     const contractIdx = layerStates.flatMap((ls, i) => (ls.prevX !== null && ls.memory !== null ? [i] : []));
-    const fitted = fitIdx.length > 0 ? fitBasis(pick(fitIdx), fit) : undefined;
+    const fitted = fitIdx.length > 0 ? fitUnchecked(pick(fitIdx), fit) : undefined;
     let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
       const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      contracted = contractMemory(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
+      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
     }
     // Every stream fitted, or every one contracted: the batch is the memory as it is.
     const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
@@ -190,12 +243,76 @@ export class InfiniFormer {
   }
 
   /** Rotated keys and values `[b, H, T, d]` of layer inputs `[b, T, e]` at window position `start`. */
-  private keysValues(lp: LayerParams, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
+  private keysValues(wKV: tf.Tensor, x: tf.Tensor, start: number): { k: tf.Tensor; v: tf.Tensor } {
     const e = this.config.width;
-    const kv = project(x, tf.slice(lp.wQKV, [0, e], [e, 2 * e]));
-    const [k, v] = tf.split(kv, 2, -1) as [tf.Tensor, tf.Tensor];
-    const kh = splitHeads(k, this.config.numHeads);
-    return { k: this.config.positions === 'rotary' ? rotary(kh, start, this.rotaryAngles) : kh, v: splitHeads(v, this.config.numHeads) };
+    const [b, t] = x.shape as [number, number, number];
+    const kv = tf.matMul(tf.reshape(x, [b * t, e]) as tf.Tensor2D, wKV as tf.Tensor2D);
+    const [k, v] = tf.unstack(this.rotateGroups(this.groupHeads(kv, b, t, 2), start, [true, false])) as [tf.Tensor, tf.Tensor];
+    return { k, v };
+  }
+
+  /**
+   * Rows `[b * T, g * e]` (g projections side by side) as heads `[g, b, H, T, d]`: unstacking
+   * the leading group axis later is one kernel without uploads (a split or slice uploads its
+   * sizes) and copies contiguous blocks (wasm's unstack of an inner axis is very slow).
+   */
+  private groupHeads(x: tf.Tensor, b: number, t: number, g: number): tf.Tensor {
+    const H = this.config.numHeads;
+    const d = this.config.width / H;
+    // Rank-4 and rank-3 transposes only: wasm runs a rank-5 one on a slow path (~2 ms a token).
+    const heads = this.heads(x, b, t, g * H); // [b, g * H, T, d]
+    const grouped = b === 1 ? heads : tf.transpose(tf.reshape(heads, [b, g, H * t * d]), [1, 0, 2]);
+    return tf.reshape(grouped, [g, b, H, t, d]);
+  }
+
+  /**
+   * Grouped heads `[g, b, H, T, d]` with the groups marked in `rotated` turned to window
+   * positions start .. start + T - 1; the others pass unchanged (cos 1, sin 0: x * 1 + (+-x) * 0
+   * is x exactly), so one rotation serves queries and keys with the values riding along.
+   */
+  private rotateGroups(x: tf.Tensor, start: number, rotated: readonly boolean[]): tf.Tensor {
+    const table = this.rotaryAngles;
+    if (table === undefined) return x;
+    const t = x.shape[3]!;
+    const key = `${start}:${t}:${rotated.map(Number).join('')}`;
+    const rows = (name: 'cos' | 'sin'): tf.Tensor => this.constants.get(`rotary:${name}:${key}`) ?? this.groupRows(name, start, t, rotated);
+    return tf.add(tf.mul(x, rows('cos')), tf.mul(tf.matMul(x, table.rotate), rows('sin')));
+  }
+
+  /** The `name` rows of the rotary table for positions start .. start + T - 1 per group, `[g, 1, 1, T, d]` (1 or 0 for groups not rotated). */
+  private groupRows(name: 'cos' | 'sin', start: number, t: number, rotated: readonly boolean[]): tf.Tensor {
+    const rows = tf.slice(this.rotaryAngles![name], [start, 0], [t, -1]);
+    const plain = name === 'cos' ? tf.onesLike(rows) : tf.zerosLike(rows);
+    return tf.reshape(tf.stack(rotated.map((r) => (r ? rows : plain))), [rotated.length, 1, 1, t, -1]);
+  }
+
+  /** Rows `[b * T, n * d]` as n heads `[b, n, T, d]`. */
+  private heads(x: tf.Tensor, b: number, t: number, n: number): tf.Tensor {
+    return tf.transpose(tf.reshape(x, [b, t, n, this.config.width / this.config.numHeads]), [0, 2, 1, 3]);
+  }
+
+  /** The memory heads prepared at the segment start, batched (zeros for streams without a memory), or undefined when a stream lacks them. */
+  private cachedMemoryHeads(layers: readonly LayerState[], hasMem: readonly boolean[], batch: (ts: tf.Tensor[]) => tf.Tensor): MemoryHeads | undefined {
+    if (!hasMem.some(Boolean) || layers.some((ls, i) => hasMem[i] && ls.memKeys === undefined)) return undefined;
+    const c = this.config;
+    const zeros = (): tf.Tensor => tf.zeros([1, c.numHeads, c.numBasis, c.width / c.numHeads]);
+    return {
+      keys: batch(layers.map((ls, i) => (hasMem[i] ? ls.memKeys! : zeros()))),
+      values: batch(layers.map((ls, i) => (hasMem[i] ? ls.memValues! : zeros()))),
+    };
+  }
+
+  /** The causal mask; a whole segment's (the same every call) is kept, one row broadcast over the batch. */
+  private mask(hasPrev: readonly boolean[], pos: number, t: number): tf.Tensor {
+    const L = this.config.segmentLength;
+    const same = hasPrev.every((p) => p === hasPrev[0]);
+    if (pos !== 0 || t !== L || !same) return causalMask(hasPrev, L, pos, t);
+    return this.constant(`mask:${String(hasPrev[0])}`);
+  }
+
+  /** One of the kept constants ({@link buildConstants}). */
+  private constant(name: string): tf.Tensor {
+    return this.constants.get(name)!;
   }
 
   /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
@@ -205,14 +322,20 @@ export class InfiniFormer {
     rng.setState(state.rngState);
     const derived = this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
-      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active'> | undefined;
+      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues'> | undefined;
       tf.tidy(() => {
-        const s = this.segmentStart(lp, [ls], [rng]);
+        const s = this.segmentStart(lp, [ls], [rng], false);
         d = {
-          prevK: tf.keep(tf.squeeze(s.prevK, [0])),
-          prevV: tf.keep(tf.squeeze(s.prevV, [0])),
+          prevK: tf.keep(s.prevK),
+          prevV: tf.keep(s.prevV),
           active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
         };
+        // The memory's keys and values per head: the same for every chunk of the segment.
+        if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
+          const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
+          d.memKeys = tf.keep(heads.keys);
+          d.memValues = tf.keep(heads.values);
+        }
       });
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
@@ -221,7 +344,7 @@ export class InfiniFormer {
       for (let j = 0; j < state.pos; j++) {
         tf.tidy(() => {
           const row = tf.slice(ls.curX!, [j, 0], [1, -1]);
-          const kv = this.keysValues(lp, tf.expandDims(row, 0), this.config.segmentLength + j);
+          const kv = this.keysValues(this.weightParts(lp, false).kv, tf.expandDims(row, 0), this.config.segmentLength + j);
           curK = tf.keep(appendRows(curK, tf.keep(tf.squeeze(kv.k, [0])), 1));
           curV = tf.keep(appendRows(curV, tf.keep(tf.squeeze(kv.v, [0])), 1));
         });
@@ -289,11 +412,12 @@ export class InfiniFormer {
     });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
       training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
-    let h = tf.reshape(tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1)), [b, t, e]);
+    // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
+    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1));
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
     // One token with a previous segment sees every key: no mask needed (the token-mode fast path).
-    const mask = t === 1 && hasPrev.every(Boolean) ? undefined : causalMask(hasPrev, L, pos, t);
+    const mask = t === 1 && hasPrev.every(Boolean) ? undefined : this.mask(hasPrev, pos, t);
     const layerOut: ChunkLayerOutput[] = [];
     const kls: tf.Scalar[] = [];
     this.params.layers.forEach((lp, li) => {
@@ -302,28 +426,27 @@ export class InfiniFormer {
       let memory: tf.Tensor | null;
       let hasMem: boolean[];
       let actives: (tf.Tensor | null)[] | undefined;
+      let cachedHeads: MemoryHeads | undefined;
+      const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
       if (training) {
-        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs);
+        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs, true);
         ({ prevK, prevV, hasMem } = start);
         memory = start.active;
         const rows = memory === null ? [] : tf.unstack(memory);
         actives = hasMem.map((m, i) => (m ? rows[i]! : null));
       } else {
-        prevK = tf.stack(states.map((s) => s.layers[li]!.prevK!));
-        prevV = tf.stack(states.map((s) => s.layers[li]!.prevV!));
+        // Kept with their batch axis of 1: one stream needs no kernel at all.
+        prevK = batch(states.map((s) => s.layers[li]!.prevK!));
+        prevV = batch(states.map((s) => s.layers[li]!.prevV!));
         hasMem = states.map((s) => (s.layers[li]!.active ?? null) !== null);
-        memory = hasMem.some(Boolean) ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
+        cachedHeads = this.cachedMemoryHeads(states.map((s) => s.layers[li]!), hasMem, batch);
+        // The memories themselves only when their heads were not prepared (e.g. after a training chunk).
+        memory = hasMem.some(Boolean) && cachedHeads === undefined ? tf.stack(states.map((s) => s.layers[li]!.active ?? tf.zeros([c.numBasis, e]))) : null;
       }
       const x = layerNorm(h, lp.ln1Gamma, lp.ln1Beta);
-      const qkv = project(x, lp.wQKV);
-      const [q, k, v] = tf.split(qkv, 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
-      let qh = splitHeads(q, H);
-      let kh = splitHeads(k, H);
-      if (c.positions === 'rotary') {
-        qh = rotary(qh, L + pos, this.rotaryAngles);
-        kh = rotary(kh, L + pos, this.rotaryAngles);
-      }
-      const vh = splitHeads(v, H);
+      // Queries, keys and values as grouped heads [3, b, H, T, d]; queries and keys rotated together.
+      const qkv = this.groupHeads(tf.matMul(x as tf.Tensor2D, lp.wQKV), b, t, 3);
+      const [qh, kh, vh] = tf.unstack(this.rotateGroups(qkv, L + pos, [true, true, false])) as [tf.Tensor, tf.Tensor, tf.Tensor];
       const keyParts = [prevK];
       const valueParts = [prevV];
       if (pos > 0) {
@@ -337,38 +460,35 @@ export class InfiniFormer {
       let scores = tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d));
       if (mask !== undefined) scores = tf.add(scores, mask);
       if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
-      const stm = project(mergeHeads(tf.matMul(tf.softmax(scores), values)), lp.wO);
-      let a = stm;
-      const out: ChunkLayerOutput = { x, k: kh, v: vh };
-      if (this.basis !== undefined && memory !== null && hasMem.some(Boolean)) {
-        {
-          const ca = continuousAttention(
-            memory,
-            q,
-            { wK: lp.ltmWK!, wV: lp.ltmWV!, wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! },
-            { basis: this.basis, numHeads: H, eps: c.sigmaEps, unchecked: true },
-          );
-          // Streams without a memory read zeros: their context is masked out.
-          a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, tf.tensor3d(hasMem.map((m) => (m ? 1 : 0)), [b, 1, 1])));
-          out.mu = ca.mu;
-          out.sigmaSq = ca.sigmaSq;
-          if (training) {
-            const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
-            const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
-            kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
-          }
+      const merged = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), values), [0, 2, 1, 3]), [b * t, e]);
+      let a = tf.matMul(merged as tf.Tensor2D, lp.wO);
+      const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
+      if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {
+        // The long-term memory reads the unrotated queries.
+        const qRaw = tf.unstack(qkv)[0]!;
+        const weights = { wMu: lp.ltmWMu!, wSigma: lp.ltmWSigma!, wO: lp.ltmWO! };
+        const ca = attendHeads(qRaw, cachedHeads ?? memoryHeads(memory!, lp.ltmWK!, lp.ltmWV!, H), weights, this.basis, c.sigmaEps);
+        // Streams without a memory read zeros: their context is masked out.
+        const rowHasMem = (): tf.Tensor => tf.tensor2d(hasMem.flatMap((m) => new Array<number>(t).fill(m ? 1 : 0)), [b * t, 1]);
+        a = tf.add(a, hasMem.every(Boolean) ? ca.context : tf.mul(ca.context, rowHasMem()));
+        out.mu = ca.mu;
+        out.sigmaSq = ca.sigmaSq;
+        if (training) {
+          const withMem = hasMem.flatMap((m, i) => (m ? [i] : []));
+          const sig = withMem.length === b ? ca.sigmaSq : tf.gather(ca.sigmaSq, tf.tensor1d(withMem, 'int32'));
+          kls.push(klRegularizer(sig, { sigma0: c.klSigma0 }));
         }
       }
       if (actives !== undefined) out.active = actives;
       layerOut.push(out);
       h = tf.add(h, dropout(a, 1 + 2 * li));
-      const f = tf.add(project(gelu(tf.add(project(layerNorm(h, lp.ln2Gamma, lp.ln2Beta), lp.ffnW1), lp.ffnB1)), lp.ffnW2), lp.ffnB2);
+      const f = tf.add(tf.matMul(gelu(tf.add(tf.matMul(layerNorm(h, lp.ln2Gamma, lp.ln2Beta) as tf.Tensor2D, lp.ffnW1), lp.ffnB1)) as tf.Tensor2D, lp.ffnW2), lp.ffnB2);
       h = tf.add(h, dropout(f, 2 + 2 * li));
     });
     const hidden = layerNorm(h, this.params.lnFinalGamma, this.params.lnFinalBeta);
-    const logits = project(hidden, this.params.embedding);
+    const logits = tf.matMul(hidden as tf.Tensor2D, this.params.embedding);
     const kl = kls.length === 0 ? tf.scalar(0) : (tf.div(tf.addN(kls), kls.length) as tf.Scalar);
-    return { hidden, logits, kl, layers: layerOut, rngNext: training ? rngs.map((r) => r.getState()) : states.map(() => undefined) };
+    return { hidden: tf.reshape(hidden, [b, t, e]), logits: tf.reshape(logits, [b, t, c.vocabSize]), kl, layers: layerOut, rngNext: training ? rngs.map((r) => r.getState()) : states.map(() => undefined) };
   }
 
   /**

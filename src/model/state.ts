@@ -18,7 +18,7 @@
  * {@link StreamState.setDerived}), including the roll-over at a segment's end.
  */
 import * as tf from '@tensorflow/tfjs';
-import { binMass } from '../basis/gaussianBasis.js';
+import { binMassUnchecked } from '../basis/gaussianBasis.js';
 import { tidyData } from '../tidyData.js';
 import { BadInputError, ModelFileError } from '../errors.js';
 import { createRng } from '../memory/rng.js';
@@ -40,9 +40,12 @@ export interface LayerState {
   curSigmaSq: Float32Array;
   /** Derived (not serialised): the memory of the current segment, once absorbed; null = none. */
   active?: tf.Tensor | null;
-  /** Derived: keys and values of `prevX`, `[H, L, d]` (zeros when prevX is null). */
+  /** Derived: keys and values of `prevX`, `[1, H, L, d]` (zeros when prevX is null). */
   prevK?: tf.Tensor;
   prevV?: tf.Tensor;
+  /** Derived (inference): the absorbed memory's keys and values per head, `[1, H, N, d]`: read by every chunk of the segment. */
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
   /** Derived: keys and values of the current segment so far `[H, pos, d]`. */
   curK?: tf.Tensor | null;
   curV?: tf.Tensor | null;
@@ -67,6 +70,8 @@ export interface DerivedLayer {
   prevK: tf.Tensor;
   prevV: tf.Tensor;
   active: tf.Tensor | null;
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
   curK: tf.Tensor | null;
   curV: tf.Tensor | null;
 }
@@ -126,8 +131,10 @@ export class StreamState {
   clearDerived(): void {
     for (const l of this.layers) {
       if (l.active !== undefined && l.active !== null && l.active !== l.memory) l.active.dispose();
-      tf.dispose([l.prevK, l.prevV, l.curK ?? undefined, l.curV ?? undefined].filter((t): t is tf.Tensor => t !== undefined));
+      tf.dispose([l.prevK, l.prevV, l.curK ?? undefined, l.curV ?? undefined, l.memKeys, l.memValues].filter((t): t is tf.Tensor => t !== undefined));
       delete l.active;
+      delete l.memKeys;
+      delete l.memValues;
       delete l.prevK;
       delete l.prevV;
       delete l.curK;
@@ -185,12 +192,16 @@ export class StreamState {
   /** The segment is full: its memory and inputs become the previous segment's; the RNG moves on. */
   private rollOver(): void {
     const c = this.config;
+    // Sticky histograms of every layer whose memory was read, in one device pass.
+    const sticky = this.layers.filter((ls) => c.sticky && (ls.active ?? null) !== null);
+    const masses = stickyHistograms(sticky, c);
     for (const ls of this.layers) {
       const active = ls.active ?? null;
       if (ls.memory !== null && ls.memory !== active) ls.memory.dispose();
       ls.memory = active;
       delete ls.active;
-      ls.prevMass = c.sticky && active !== null ? stickyHistogram(ls.curMu, ls.curSigmaSq, c) : new Float64Array(ls.prevMass.length);
+      const k = sticky.indexOf(ls);
+      ls.prevMass = k >= 0 ? masses[k]! : new Float64Array(ls.prevMass.length);
       ls.curMu.fill(0);
       ls.curSigmaSq.fill(0);
       if (ls.prevX !== null) ls.prevX.dispose();
@@ -372,14 +383,25 @@ export function appendRows(prev: tf.Tensor | null, next: tf.Tensor, axis: number
   return joined;
 }
 
-/** Sticky histogram (DESIGN §2.5) of a segment's densities `[H, L]`: bin masses summed over heads and tokens. */
-function stickyHistogram(mu: Float32Array, sigmaSq: Float32Array, c: Readonly<ModelConfig>): Float64Array {
+/**
+ * Sticky histograms (DESIGN §2.5) of the layers' segment densities `[H, L]` each: bin masses
+ * summed over heads and tokens. Every layer's rows go through one bin-mass computation (each
+ * row's masses are computed alone, so batching changes no number).
+ */
+function stickyHistograms(layers: readonly LayerState[], c: Readonly<ModelConfig>): Float64Array[] {
+  if (layers.length === 0) return [];
   const D = c.stickyBins;
-  const masses = tidyData(() => {
-    const shape = [c.numHeads, c.segmentLength];
-    return binMass(tf.tensor2d(mu, shape as [number, number]), tf.tensor2d(sigmaSq, shape as [number, number]), D);
+  const rows = c.numHeads * c.segmentLength;
+  const join = (pick: (ls: LayerState) => Float32Array): Float32Array => {
+    const all = new Float32Array(layers.length * rows);
+    layers.forEach((ls, i) => all.set(pick(ls), i * rows));
+    return all;
+  };
+  const shape: [number, number] = [layers.length * c.numHeads, c.segmentLength];
+  const masses = tidyData(() => binMassUnchecked(tf.tensor2d(join((ls) => ls.curMu), shape), tf.tensor2d(join((ls) => ls.curSigmaSq), shape), D));
+  return layers.map((_, i) => {
+    const out = new Float64Array(D);
+    for (let r = i * c.numHeads * c.segmentLength; r < (i + 1) * rows; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
+    return out;
   });
-  const out = new Float64Array(D);
-  for (let r = 0; r < masses.length / D; r++) for (let j = 0; j < D; j++) out[j]! += masses[r * D + j]!;
-  return out;
 }
