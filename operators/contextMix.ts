@@ -24,6 +24,12 @@ export interface ContextMixOptions extends ErrorSideOutput<ModelOutput> {
    * and the key starts fresh; a mixer that does not restore is a ModelFileError right here.
    */
   initialState?: { mixer?: Uint8Array; keys?: Iterable<readonly [string, Uint8Array]> };
+  /**
+   * Bytes of a key not in memory and not in `initialState`, looked up when the key first
+   * appears (e.g. keys restored from a changelog while the stream runs); restored like
+   * `initialState` keys.
+   */
+  restoreKey?: (key: string) => Uint8Array | undefined;
 }
 
 /** What {@link ContextMixOperator.snapshot} returns: everything needed to continue exactly. */
@@ -98,7 +104,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
       const unseen = new Map(initial.keys);
       let failedRestore: { key: string; error: unknown } | undefined;
       const keys = new KeyedState<KeyMix>(maxKeys, (key) => {
-        const bytes = unseen.get(key);
+        const bytes = unseen.get(key) ?? options.restoreKey?.(key);
         if (bytes !== undefined) {
           unseen.delete(key);
           try {

@@ -13,6 +13,7 @@ import { readLines } from '../../connectors/file/stdin.js';
 import { DEFAULT_RETRY, kafkaClient, kafkaFailure, ensureTopics } from '../../connectors/kafka/client.js';
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import { fromKafka, type KafkaRecord, type KafkaSource } from '../../connectors/kafka/source.js';
+import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
 import { CliError, UsageError } from './command.js';
 
 /** One line (or piece of a cut line) on its way to the model. */
@@ -29,6 +30,8 @@ export interface IngestLine {
   continued: boolean;
   /** The Kafka record the line came from. */
   kafka?: { topic: string; partition: number; offset: string };
+  /** The same object for every line of one fetched Kafka record (a record fetched again is another one). */
+  origin?: object;
   /** Its output is written: frees its credit; acknowledges its Kafka record once all the record's lines are. Idempotent. */
   done(): void;
   /** It could not be scored: dead-letters its Kafka record. Idempotent. */
@@ -40,7 +43,7 @@ export type SourceSpec =
   | { kind: 'stdin' }
   | { kind: 'follow'; path: string }
   | { kind: 'demo'; path: string; rate: number }
-  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string };
+  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string; commitIntervalMs?: number; sessionTimeoutMs?: number; checkpoint?: AlignedCheckpoint };
 
 export interface IngestOptions {
   maxLineBytes: number;
@@ -145,6 +148,11 @@ class RecordProgress {
  */
 export class Ingest {
   private readonly queue: IngestLine[] = [];
+  /** Aligned checkpoints waiting for the lines in flight to be written (feeding is held meanwhile). */
+  private readonly quiescing: Array<{ done: () => void; fail: (error: Error) => void }> = [];
+  private holds = 0;
+  /** The Kafka record of the last line released (a hold waits for its remaining lines). */
+  private lastOrigin: object | undefined;
   private readonly pause = new BehaviorSubject(false);
   private out: Subscriber<IngestLine> | null = null;
   private upstream: Subscription | null = null;
@@ -229,6 +237,7 @@ export class Ingest {
       truncated: piece.truncated,
       continued: piece.continued,
       ...(record ? { kafka: { topic: record.record.topic, partition: record.record.partition, offset: record.record.offset } } : {}),
+      ...(record ? { origin: record } : {}),
       done: () => {
         if (release()) record?.done();
       },
@@ -258,8 +267,9 @@ export class Ingest {
   private pump(): void {
     const out = this.out;
     if (out === null) return;
-    while (!this.stopped && this.queue.length > 0 && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
+    while (!this.stopped && this.queue.length > 0 && !this.held() && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
       const line = this.queue.shift()!;
+      this.lastOrigin = line.origin;
       if (this.inFlightLines === 0) this.budget.busy();
       this.inFlightBytes += line.bytes.length;
       this.inFlightLines++;
@@ -268,7 +278,52 @@ export class Ingest {
     if (this.queue.length <= RESUME_AT && this.pause.value && !this.stopped) this.pause.next(false);
     // Completing the model's input makes it run all it holds in one synchronous call (signals
     // wait): complete only once the lines in flight are written.
+    this.settleQuiesce();
     if ((this.ended || this.stopped) && this.queue.length === 0 && this.inFlightLines === 0) out.complete();
+  }
+
+  /** Lines in flight: released to the model, output not written yet. */
+  get linesInFlight(): number {
+    return this.inFlightLines;
+  }
+
+  /**
+   * Holds feeding at the next record boundary (the remaining lines of a Kafka record half
+   * released still go) and resolves once every line released is written: the model's state
+   * then covers exactly the written lines. The returned function lets feeding go on. Rejects
+   * when the output ended with lines unwritten (their effect on the state is partial).
+   */
+  quiesce(): Promise<() => void> {
+    this.holds++;
+    let released = false;
+    const resume = () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.schedulePump();
+    };
+    return new Promise<() => void>((done, fail) => {
+      this.quiescing.push({ done: () => done(resume), fail: (error) => {
+        resume();
+        fail(error);
+      } });
+      this.settleQuiesce();
+    });
+  }
+
+  /** A hold stops at record boundaries: the next queued line starts another record. */
+  private held(): boolean {
+    return this.holds > 0 && (this.queue[0]?.origin === undefined || this.queue[0].origin !== this.lastOrigin);
+  }
+
+  private settleQuiesce(): void {
+    if (this.quiescing.length === 0 || !(this.queue.length === 0 || this.held())) return;
+    if (this.inFlightLines === 0) {
+      for (const q of this.quiescing.splice(0)) q.done();
+    } else if (this.out === null || this.out.closed) {
+      const error = new CliError(`${this.inFlightLines} lines were in flight when the output ended; no checkpoint`);
+      for (const q of this.quiescing.splice(0)) q.fail(error);
+    }
   }
 
   private raw(): Observable<RawPiece> {
@@ -297,6 +352,9 @@ export class Ingest {
       nullValues: 'skip',
       handleSigterm: false, // the command stops on signals itself (stop, then close)
       drainTimeoutMs: 500, // lines left unscored at a stop stay uncommitted and are read again
+      ...(spec.commitIntervalMs !== undefined ? { commitIntervalMs: spec.commitIntervalMs } : {}),
+      ...(spec.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: spec.sessionTimeoutMs } : {}),
+      ...(spec.checkpoint !== undefined ? { checkpoint: spec.checkpoint } : {}),
       onDropped: (d) => counters.note(d.deadLettered ? 'deadLettered' : d.reason === 'null-value' ? 'tombstone' : 'skipped', { reason: d.reason, topic: d.topic, partition: d.partition, offset: d.offset, error: d.error }),
     });
     this.kafkaSource = source;
