@@ -50,6 +50,8 @@ export type ContextMixOperator = OperatorFunction<ModelOutput, TokenPrediction> 
    * Undefined when no subscription is live; an error when several are.
    */
   snapshot(): ContextMixSnapshot | undefined;
+  /** Forgets the in-memory context of `keys`: on their next record they restore from `restoreKey` (or start fresh). */
+  reload(keys: Iterable<string>): void;
 };
 
 /** Per-key state: the stream's context and the network's prediction of its next byte. */
@@ -97,6 +99,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
     return given instanceof ContextMixer ? given : new ContextMixer({ ...KEYED_DEFAULTS, ...given });
   };
   const sessions = new Set<() => ContextMixSnapshot>();
+  const forgetters = new Set<(keys: Iterable<string>) => void>();
 
   const operator = (source: Observable<ModelOutput>): Observable<TokenPrediction> =>
     new Observable<TokenPrediction>((subscriber) => {
@@ -122,6 +125,13 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
         return { mixer: mixer.saveState(), keys: out };
       };
       sessions.add(snapshot);
+      const forget = (forgotten: Iterable<string>) => {
+        for (const key of forgotten) {
+          keys.delete(key);
+          unseen.delete(key);
+        }
+      };
+      forgetters.add(forget);
       const dist = new Float64Array(256);
       const sub = source.subscribe({
         next(record) {
@@ -150,6 +160,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
       return () => {
         sub.unsubscribe();
         sessions.delete(snapshot);
+        forgetters.delete(forget);
         keys.clear();
         unseen.clear();
       };
@@ -160,7 +171,11 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
     const [only] = sessions;
     return only?.();
   };
-  return Object.assign(operator, { snapshot });
+  const reload = (keys: Iterable<string>): void => {
+    const list = [...keys];
+    for (const forget of forgetters) forget(list);
+  };
+  return Object.assign(operator, { snapshot, reload });
 }
 
 /** The checked `initialState` option. */

@@ -90,6 +90,16 @@ export class KeyCache {
     this.changed.clear();
   }
 
+  /** Frees `key`'s live state without writing it (its next load reads the store). */
+  drop(key: string): void {
+    const ks = this.live.get(key);
+    if (ks === undefined) return;
+    ks.state.dispose();
+    this.live.delete(key);
+    this.changed.delete(key);
+    this.hooks.onEvicted(key);
+  }
+
   /** Evicts every live key (into the store, when there is one). */
   evictAll(): void {
     for (const key of [...this.live.keys()]) this.evict(key);

@@ -32,6 +32,8 @@ export interface IngestLine {
   kafka?: { topic: string; partition: number; offset: string };
   /** The same object for every line of one fetched Kafka record (a record fetched again is another one). */
   origin?: object;
+  /** --follow: where the piece ends in the file. */
+  fileEnd?: number;
   /** Its output is written: frees its credit; acknowledges its Kafka record once all the record's lines are. Idempotent. */
   done(): void;
   /** It could not be scored: dead-letters its Kafka record. Idempotent. */
@@ -41,7 +43,7 @@ export interface IngestLine {
 /** Where the lines come from. */
 export type SourceSpec =
   | { kind: 'stdin' }
-  | { kind: 'follow'; path: string }
+  | { kind: 'follow'; path: string; startAt?: { offset: number; head: Uint8Array } }
   | { kind: 'demo'; path: string; rate: number }
   | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string; commitIntervalMs?: number; sessionTimeoutMs?: number; checkpoint?: AlignedCheckpoint };
 
@@ -115,7 +117,7 @@ export class IngestCounters {
 
 /** One source's pieces with what they need to be acknowledged. */
 interface RawPiece {
-  piece: LinePiece;
+  piece: LinePiece & { end?: number };
   fallbackKey: string;
   record?: RecordProgress;
 }
@@ -153,6 +155,8 @@ export class Ingest {
   private holds = 0;
   /** The Kafka record of the last line released (a hold waits for its remaining lines). */
   private lastOrigin: object | undefined;
+  /** --follow: where the last piece released ends in the file. */
+  private releasedEnd: number | undefined;
   private readonly pause = new BehaviorSubject(false);
   private out: Subscriber<IngestLine> | null = null;
   private upstream: Subscription | null = null;
@@ -238,6 +242,7 @@ export class Ingest {
       continued: piece.continued,
       ...(record ? { kafka: { topic: record.record.topic, partition: record.record.partition, offset: record.record.offset } } : {}),
       ...(record ? { origin: record } : {}),
+      ...(piece.end !== undefined ? { fileEnd: piece.end } : {}),
       done: () => {
         if (release()) record?.done();
       },
@@ -270,6 +275,7 @@ export class Ingest {
     while (!this.stopped && this.queue.length > 0 && !this.held() && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
       const line = this.queue.shift()!;
       this.lastOrigin = line.origin;
+      if (line.fileEnd !== undefined) this.releasedEnd = line.fileEnd;
       if (this.inFlightLines === 0) this.budget.busy();
       this.inFlightBytes += line.bytes.length;
       this.inFlightLines++;
@@ -280,6 +286,11 @@ export class Ingest {
     // wait): complete only once the lines in flight are written.
     this.settleQuiesce();
     if ((this.ended || this.stopped) && this.queue.length === 0 && this.inFlightLines === 0) out.complete();
+  }
+
+  /** --follow: the file offset after the last piece released (after a {@link quiesce}: after the last written). */
+  get followPosition(): number | undefined {
+    return this.releasedEnd;
   }
 
   /** Lines in flight: released to the model, output not written yet. */
@@ -334,7 +345,7 @@ export class Ingest {
       case 'stdin':
         return readLines(process.stdin, { maxLineBytes: cap, backpressure: this.pause }).pipe(piecesOf('stdin'));
       case 'follow':
-        return followFileLines(spec.path, { maxLineBytes: cap, backpressure: this.pause, onReplaced: (how) => options.counters.note('replaced', { file: spec.path, how }) }).pipe(piecesOf(spec.path));
+        return followFileLines(spec.path, { maxLineBytes: cap, backpressure: this.pause, ...(spec.startAt ? { startAt: spec.startAt } : {}), onReplaced: (how) => options.counters.note('replaced', { file: spec.path, how }) }).pipe(piecesOf(spec.path));
       case 'demo':
         return demoPieces(spec.path, spec.rate, cap).pipe(piecesOf('gcc.log'));
       case 'kafka':

@@ -33,6 +33,8 @@ export interface StreamParts {
   learnerBytes(): Uint8Array | undefined;
   /** Holds the input at a record boundary until the lines in flight are written; the result lets it go on. */
   quiesce(): Promise<() => void>;
+  /** Drops the in-memory model state and mixing context of `keys` (they load again from the stores); returns the keys with tokens waiting, left alone. */
+  reload(keys: string[]): string[];
 }
 
 /** Per input partition and key, the last offset applied (or covered by a restored state). */
@@ -52,12 +54,17 @@ class AppliedOffsets {
     return true;
   }
 
-  /** A restored state covers its partition's input up to `covered`; true when this process had applied more or other input for the key. */
+  /**
+   * A restored state covers its partition's input up to `covered`, and is the key's state from
+   * now on. True when this process had applied other input to the key (it owned the partition
+   * before; its state in memory is not the restored one).
+   */
   restored(topic: string, partition: number, key: string, covered: number): boolean {
     const id = AppliedOffsets.id(topic, partition, key);
     const last = this.last.get(id);
-    if (last === undefined || covered > last.offset) this.last.set(id, { offset: covered, origin: null });
-    return last !== undefined && last.offset !== covered;
+    if (last?.offset === covered) return false;
+    this.last.set(id, { offset: covered, origin: null });
+    return last !== undefined;
   }
 }
 
@@ -93,7 +100,7 @@ export class KafkaStreamState {
   private readonly nextSlot = new Map<string, 0 | 1>();
   private epoch = 0;
   /** Counters for stderr and tests. */
-  readonly counts = { restoredKeys: 0, skippedAsApplied: 0, checkpoints: 0, checkpointBytes: 0, staleLiveKeys: 0 };
+  readonly counts = { restoredKeys: 0, skippedAsApplied: 0, checkpoints: 0, checkpointBytes: 0, reloadedKeys: 0 };
 
   private constructor(
     group: string,
@@ -229,13 +236,13 @@ export class KafkaStreamState {
   private restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void {
     const covered = this.models.restore(topic, partition, states);
     this.mixes.restore(topic, partition, states);
-    let stale = 0;
-    for (const [key, c] of covered) if (this.applied.restored(topic, partition, key, c)) stale++;
+    // A key this process ran before its partition moved away and came back: the restored state
+    // replaces the one in memory (which missed what the other owner applied meanwhile).
+    const stale = [...covered].filter(([key, c]) => this.applied.restored(topic, partition, key, c)).map(([key]) => key);
+    const busy = stale.length > 0 && this.parts !== undefined ? this.parts.reload(stale) : [];
+    if (busy.length > 0) log.warn('restored keys still running in this process keep their state in memory', { topic, partition, keys: busy.length });
     this.counts.restoredKeys += covered.size;
-    this.counts.staleLiveKeys += stale;
-    // A key this process ran before its partition moved away and came back: its live state in
-    // memory (if still there) is the one it continues; noted, as it may predate the restored one.
-    if (stale > 0) log.warn('restored keys this process had run before', { topic, partition, keys: stale });
-    this.note({ event: 'restored', topic, partition, keys: covered.size });
+    this.counts.reloadedKeys += stale.length - busy.length;
+    this.note({ event: 'restored', topic, partition, keys: covered.size, ...(stale.length > 0 ? { reloaded: stale.length - busy.length } : {}) });
   }
 }

@@ -21,7 +21,7 @@ import { recordSurprisal } from '../../../operators/recordSurprisal.js';
 import { tokenize } from '../../../operators/tokenize.js';
 import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
-import { StreamStateDir, defaultStateDir, modelFingerprint } from '../streamStateDir.js';
+import { StreamStateDir, defaultStateDir, followPosition, modelFingerprint, readFollowPosition, FOLLOW_POSITION_KEY } from '../streamStateDir.js';
 import { KafkaStreamState, stateTopicOf } from '../kafkaStreamState.js';
 import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
 import { KAFKA_CONNECTION_HELP, KAFKA_CONNECTION_OPTIONS, kafkaConnection } from '../kafkaOptions.js';
@@ -235,8 +235,20 @@ const command: Command = {
     // Over Kafka the state lives in the changelog topic <group>.state: the shared part now, each
     // partition's keys when it is assigned.
     const kafkaState = kafkaTopic === undefined ? undefined : await KafkaStreamState.open(kafka, group, kafkaTopic, fingerprint, note);
+    const saveEvery = intOption('save-every', values['save-every'], 60, 1);
+    const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
+    const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (values.follow !== undefined ? defaultStateDir(fingerprint, values.follow) : undefined));
+    const stateDir = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
+    const loaded = stateDir?.load();
+    if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
+    const saved = loaded?.saved;
+    // Every key's model state beyond the live ones: on disk with a state dir, else in RAM.
+    const keyStore: KeyStateStore = kafkaState?.state.models ?? stateDir?.openKeyStore() ?? new MemoryKeyStore();
+    // --follow resumes the file after the last line the saved key states cover.
+    const followFrom = values.follow !== undefined && stateDir !== undefined ? readFollowPosition(keyStore) : undefined;
+    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: [...keyStore.keys()].length, ...(followFrom ? { fileOffset: followFrom.offset } : {}) })}\n`);
     const spec: SourceSpec =
-      values.follow !== undefined ? { kind: 'follow', path: values.follow }
+      values.follow !== undefined ? { kind: 'follow', path: values.follow, ...(followFrom ? { startAt: followFrom } : {}) }
       : values.stdin === true ? { kind: 'stdin' }
       : kafkaTopic !== undefined ? { kind: 'kafka', connection: kafka, group, topic: kafkaTopic, commitIntervalMs, sessionTimeoutMs, checkpoint: kafkaState!.state.checkpoint() }
       : { kind: 'demo', path: DEMO_LOG, rate };
@@ -253,17 +265,6 @@ const command: Command = {
     });
     const learnWhen = values.learn ?? 'keep-up';
     if (learnWhen !== 'keep-up' && learnWhen !== 'always') throw new UsageError(`--learn must be keep-up or always, got ${JSON.stringify(learnWhen)}`);
-    const saveEvery = intOption('save-every', values['save-every'], 60, 1);
-    const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
-    const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (spec.kind === 'follow' ? defaultStateDir(fingerprint, spec.path) : undefined));
-    const stateDir = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
-    const loaded = stateDir?.load();
-    if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
-    const saved = loaded?.saved;
-    // Every key's model state beyond the live ones: on disk with a state dir, else in RAM.
-    const keyStore: KeyStateStore = kafkaState?.state.models ?? stateDir?.openKeyStore() ?? new MemoryKeyStore();
-    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: [...keyStore.keys()].length })}\n`);
-
     // Learning costs ~4x a scoring pass: with keep-up it is skipped (scored only) while tokens
     // pile up, so a fast source is never held back by it.
     let backlog = (): number => 0;
@@ -299,17 +300,34 @@ const command: Command = {
       mixSnapshot: () => mix?.snapshot(),
       learnerBytes: () => learner?.saveState(),
       quiesce: () => ingest.quiesce(),
+      reload: (keys) => {
+        const busy = lm.reload(keys);
+        mix?.reload(keys.filter((k) => !busy.includes(k)));
+        return busy;
+      },
     });
     let linesDone = saved?.lines ?? 0;
     /** Every key's model state into the store (flushed), then learner and mixer. */
     const persist = async (): Promise<void> => {
       if (stateDir === undefined) return;
-      // Taken together, before the await: the learner, the mixer and the key states the
-      // checkpoint writes are all as of the same model round.
-      const m = mix?.snapshot();
-      const learnerBytes = learner?.saveState();
+      // Aligned: input held, the lines in flight written, so the learner, the mixer, the key
+      // states and the followed file's position are all as of the same line; the position goes
+      // into the key store, flushed with the key states it belongs to.
+      const resume = await ingest.quiesce();
+      let m: ReturnType<NonNullable<typeof mix>['snapshot']>;
+      let learnerBytes: Uint8Array | undefined;
       const lines = linesDone;
-      await lm.checkpoint();
+      try {
+        m = mix?.snapshot();
+        learnerBytes = learner?.saveState();
+        const checkpointed = lm.checkpoint();
+        const at = ingest.followPosition;
+        if (values.follow !== undefined && at !== undefined) keyStore.put(FOLLOW_POSITION_KEY, followPosition(values.follow, at));
+        await checkpointed;
+        await keyStore.flush();
+      } finally {
+        resume();
+      }
       stateDir.save({ lines, ...(learnerBytes ? { learner: learnerBytes } : {}), ...(m ? { mix: m } : {}) });
     };
     const saver =

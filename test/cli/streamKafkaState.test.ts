@@ -1,0 +1,266 @@
+// `infiniformer stream --kafka-topic` keeps every key's state through crashes and rebalances
+// (issue 15): the real CLI against the real broker, SIGKILLed at random moments and restarted,
+// compared with an uninterrupted run. Run with `npx tsx scripts/kafka.ts run -- npx ava <this file>`.
+import anyTest, { type ExecutionContext } from 'ava';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { InfiniFormer, saveModel } from '../../src/index.js';
+import { backendReady } from '../helpers/backend.js';
+import { BROKERS, committedOffsets, createTopic, deleteTopics, produceRecords, requireBroker, testKafka, uniqueName } from '../helpers/kafka.js';
+import { cli, events, GCC_SLICE, TINY_CONFIG, type CliResult, type Out } from './helpers.js';
+
+const test = anyTest.serial; // model processes against the shared broker
+let root = '';
+let modelDir = '';
+
+anyTest.before(async () => {
+  await backendReady;
+  await requireBroker();
+  root = await mkdtemp(join(tmpdir(), 'infiniformer-kafka-state-'));
+  modelDir = join(root, 'model');
+  const model = InfiniFormer.create(TINY_CONFIG, { seed: 13 });
+  await saveModel(model, modelDir);
+  model.dispose();
+});
+
+anyTest.after.always(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+type KafkaOut = Out & { bitsPerByte: number; source: { topic: string; partition: number; offset: string } };
+/** `partition:offset` of an output's input record. */
+const recordOf = (o: KafkaOut): string => `${o.source.partition}:${o.source.offset}`;
+const parse = (stdout: string): KafkaOut[] =>
+  stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as KafkaOut);
+
+const KEYS = 16;
+const PARTITIONS = 4;
+const LINES = readFileSync(GCC_SLICE, 'utf8')
+  .split('\n')
+  .filter((l) => l.length > 0)
+  .map((l) => l.slice(0, 60));
+
+/** A topic of `count` short gcc log lines, key `k<i % 16>`, record i on partition i % partitions. */
+async function inputTopic(t: ExecutionContext, count: number, partitions = PARTITIONS): Promise<string> {
+  const kafka = testKafka();
+  const topic = uniqueName('state-in');
+  await createTopic(kafka, topic, partitions);
+  await produceRecords(kafka, topic, count, partitions, (i) => ({ key: `k${i % KEYS}`, value: LINES[i % LINES.length]! }));
+  t.teardown(() => deleteTopics(kafka, [topic]));
+  return topic;
+}
+
+/** The stream command over Kafka with short checkpoints and session timeout (the broker's minimum, 6 s). */
+function streamArgs(topic: string, group: string, extra: string[]): string[] {
+  return ['stream', '--model', modelDir, '--kafka-topic', topic, '--group', group, '--brokers', BROKERS, '--commit-interval', '1', '--session-timeout', '6000', '--anomaly-threshold', '5', ...extra];
+}
+
+/** One process: runs until `until(outputs so far)` says to kill (SIGKILL) or stop (SIGTERM) it. */
+function member(args: string[], until: (outs: KafkaOut[]) => 'SIGKILL' | 'SIGTERM' | null): { done: Promise<CliResult & { outs: KafkaOut[] }>; stop: () => void } {
+  const outs: KafkaOut[] = [];
+  let partial = '';
+  let child: ChildProcess | undefined;
+  let signalled = false;
+  const done = cli(args, {
+    onSpawn: (c) => (child = c),
+    onStdout: (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (l.startsWith('{')) outs.push(JSON.parse(l) as KafkaOut);
+      const signal = signalled ? null : until(outs);
+      if (signal !== null) {
+        signalled = true;
+        child?.kill(signal);
+      }
+    },
+  }).then((r) => ({ ...r, outs: parse(r.stdout) }));
+  return {
+    done,
+    stop: () => {
+      signalled = true;
+      child?.kill('SIGTERM');
+    },
+  };
+}
+
+/** An uninterrupted run over the whole topic: the reference outputs by record. */
+async function reference(topic: string, count: number, extra: string[]): Promise<Map<string, KafkaOut>> {
+  const r = await cli(streamArgs(topic, uniqueName('state-ref'), [...extra, '--max-lines', String(count)]));
+  if (r.code !== 0) throw new Error(`reference run failed: ${r.stderr}`);
+  return new Map(parse(r.stdout).map((o) => [recordOf(o), o]));
+}
+
+/** Random integer in [lo, hi]. */
+const between = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo + 1));
+
+interface CrashRun {
+  outs: KafkaOut[];
+  /** The outputs of each run. */
+  runs: KafkaOut[][];
+  /** Outputs of records the group had committed before the run that wrote them (must be none). */
+  belowCommit: number;
+  duplicates: number;
+  summary: Record<string, number>;
+}
+
+/**
+ * Runs the job over `topic` in group `group`, SIGKILLing it `kills` times after a random number of
+ * new outputs, restarting it each time, and stopping it (SIGTERM) once every record has an output.
+ */
+async function crashAndRestart(t: ExecutionContext, topic: string, group: string, count: number, kills: number, extra: string[]): Promise<CrashRun> {
+  const kafka = testKafka();
+  const all: KafkaOut[] = [];
+  const runs: KafkaOut[][] = [];
+  const seen = new Set<string>();
+  let belowCommit = 0;
+  let summary: Record<string, number> = {};
+  for (let run = 0; run <= kills; run++) {
+    const committed = await committedOffsets(kafka, group, topic);
+    const last = run === kills;
+    const killAfter = between(30, Math.max(40, Math.floor(count / (kills + 2))));
+    const r = await member(streamArgs(topic, group, extra), (outs) => {
+      if (!last) return outs.length >= killAfter ? 'SIGKILL' : null;
+      return new Set([...seen, ...outs.map(recordOf)]).size >= count ? 'SIGTERM' : null;
+    }).done;
+    t.log(`run ${run}: ${r.outs.length} outputs, ${last ? `exit ${r.code}` : `SIGKILL after ${killAfter}`}, committed before it ${JSON.stringify([...committed])}`);
+    if (last) {
+      t.is(r.code, 0, r.stderr.slice(-2000));
+      summary = (events(r.stderr).find((e) => 'summary' in e) as { summary: Record<string, number> } | undefined)?.summary ?? {};
+    } else t.is(r.signal, 'SIGKILL', r.stderr.slice(-2000));
+    runs.push(r.outs);
+    for (const o of r.outs) {
+      if (Number(o.source.offset) < (committed.get(o.source.partition) ?? 0)) belowCommit++;
+      all.push(o);
+      seen.add(recordOf(o));
+    }
+  }
+  return { outs: all, runs, belowCommit, duplicates: all.length - seen.size, summary };
+}
+
+/** Largest |bits/byte difference| of every output from the reference's output of its record; and the records without reference. */
+function compare(outs: KafkaOut[], ref: Map<string, KafkaOut>): { maxDiff: number; worstKey: string; missing: number } {
+  let maxDiff = 0;
+  let worstKey = '';
+  let missing = 0;
+  for (const o of outs) {
+    const want = ref.get(recordOf(o));
+    if (want === undefined || want.key !== o.key) {
+      missing++;
+      continue;
+    }
+    const d = Math.abs(o.bitsPerByte - want.bitsPerByte);
+    if (d > maxDiff) {
+      maxDiff = d;
+      worstKey = o.key;
+    }
+  }
+  return { maxDiff, worstKey, missing };
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test('SIGKILLed 3 times and restarted, --no-learn --no-mix: every record has an output, every key\'s outputs equal an uninterrupted run\'s, duplicates only past the last commit', async (t) => {
+  const count = 960;
+  const topic = await inputTopic(t, count);
+  const group = uniqueName('state-crash');
+  t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
+  const flags = ['--no-learn', '--no-mix'];
+  const ref = await reference(topic, count, flags);
+  t.is(ref.size, count);
+  const run = await crashAndRestart(t, topic, group, count, 3, flags);
+  const records = new Set(run.outs.map(recordOf));
+  t.is(records.size, count, 'every input record has an output');
+  const { maxDiff, worstKey, missing } = compare(run.outs, ref);
+  t.log(`${run.outs.length} outputs of ${count} records over ${KEYS} keys: ${run.duplicates} duplicates, max |bits/byte - uninterrupted| ${maxDiff} (key ${worstKey}); final run ${JSON.stringify(run.summary)}`);
+  t.is(missing, 0);
+  t.true(maxDiff <= 1e-4, `bits/byte differ by ${maxDiff} on key ${worstKey}`);
+  t.is(run.belowCommit, 0, 'no record the group had committed was output again');
+  // Every key ran in the first runs too, so the last run restored them all from the changelog.
+  t.is(run.summary.restoredKeys, KEYS);
+});
+
+test('two processes in one group, one SIGKILLed: its partitions move to the survivor, which restores their keys; every key\'s outputs equal an uninterrupted run\'s', async (t) => {
+  const count = 640;
+  const topic = await inputTopic(t, count);
+  const group = uniqueName('state-pair');
+  t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
+  const flags = ['--no-learn', '--no-mix'];
+  const ref = await reference(topic, count, flags);
+  const seen = new Set<string>();
+  /** Adds each member's new outputs to `seen`. */
+  const noter = () => {
+    let done = 0;
+    return (outs: KafkaOut[]) => {
+      for (; done < outs.length; done++) seen.add(recordOf(outs[done]!));
+    };
+  };
+  const [noteSurvivor, noteVictim] = [noter(), noter()];
+  /** Committed offsets read once the victim died. */
+  const kill: { committed?: Map<number, number> } = {};
+  let survivorOutputs = 0;
+  const killAfter = between(40, 120);
+  const survivor = member(streamArgs(topic, group, flags), (outs) => {
+    survivorOutputs = outs.length;
+    noteSurvivor(outs);
+    return kill.committed !== undefined && seen.size >= count ? 'SIGTERM' : null;
+  });
+  const victim = member(streamArgs(topic, group, flags), (outs) => {
+    noteVictim(outs);
+    return outs.length >= killAfter && survivorOutputs >= 20 ? 'SIGKILL' : null;
+  });
+  const killed = await victim.done;
+  const killedAt = await committedOffsets(testKafka(), group, topic);
+  kill.committed = killedAt;
+  // Records the survivor had not written yet when the victim died may all be done already.
+  if (seen.size >= count) survivor.stop();
+  const kept = await survivor.done;
+  t.is(killed.signal, 'SIGKILL', killed.stderr.slice(-2000));
+  t.is(kept.code, 0, kept.stderr.slice(-2000));
+  const all = [...killed.outs, ...kept.outs];
+  const records = new Set(all.map(recordOf));
+  t.is(records.size, count, 'every input record has an output');
+  const { maxDiff, worstKey, missing } = compare(all, ref);
+  // Records output twice: only those past the offsets committed when the victim died.
+  const counts = new Map<string, number>();
+  for (const o of all) counts.set(recordOf(o), (counts.get(recordOf(o)) ?? 0) + 1);
+  const dup = [...counts].filter(([, n]) => n > 1).map(([r]) => r.split(':').map(Number) as [number, number]);
+  const belowCommit = dup.filter(([p, off]) => off < (killedAt.get(p) ?? 0)).length;
+  const restored = events(kept.stderr).filter((e) => e.event === 'restored');
+  t.log(`victim ${killed.outs.length} outputs (killed after ${killAfter}), survivor ${kept.outs.length}; ${dup.length} records output twice; committed at the kill ${JSON.stringify([...killedAt])}; survivor restores ${JSON.stringify(restored)}; max |bits/byte - uninterrupted| ${maxDiff} (key ${worstKey})`);
+  t.is(missing, 0);
+  t.true(maxDiff <= 1e-4, `bits/byte differ by ${maxDiff} on key ${worstKey}`);
+  t.is(belowCommit, 0);
+  t.true(restored.some((e) => (e.keys as number) > 0), 'the survivor restored keys of the victim\'s partitions');
+});
+
+test('learning and mixing on, SIGKILLed 3 times and restarted: the weights and mixer restored are those of the last checkpoint; bits/byte within noise of an uninterrupted run', async (t) => {
+  const count = 480;
+  const topic = await inputTopic(t, count);
+  const group = uniqueName('state-learn');
+  t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
+  const flags = ['--learn', 'always'];
+  const ref = await reference(topic, count, flags);
+  const run = await crashAndRestart(t, topic, group, count, 3, flags);
+  const first = new Map<string, KafkaOut>();
+  for (const o of run.outs) if (!first.has(recordOf(o))) first.set(recordOf(o), o);
+  t.is(first.size, count, 'every input record has an output');
+  const refBits = [...ref.values()].map((o) => o.bitsPerByte);
+  const refMean = mean(refBits);
+  const sd = Math.sqrt(mean(refBits.map((b) => (b - refMean) ** 2)));
+  // Noise: the standard error of a mean of `count` lines' bits/byte.
+  const noise = sd / Math.sqrt(count);
+  const gotMean = mean([...first.values()].map((o) => o.bitsPerByte));
+  const learnedAt = (o: KafkaOut | undefined): number => (o as (KafkaOut & { learned: number }) | undefined)?.learned ?? 0;
+  const learned = run.runs.map((outs) => `${learnedAt(outs[0])}..${learnedAt(outs.at(-1))}`).join(', ');
+  t.log(`bits/byte mean ${gotMean.toFixed(4)} vs uninterrupted ${refMean.toFixed(4)} (standard error ${noise.toFixed(4)}); ${run.duplicates} duplicates; segments learned by run (first..last output) ${learned}; final run ${JSON.stringify(run.summary)}`);
+  t.true(Math.abs(gotMean - refMean) <= 3 * noise, `mean ${gotMean} vs ${refMean}, noise ${noise}`);
+  t.is(run.belowCommit, 0);
+  // The last run continued the learner restored from the changelog (its counter goes on, not from zero).
+  t.true(learnedAt(run.runs.at(-1)![0]) > 0, 'the last run started with a fresh learner');
+});
