@@ -52,7 +52,7 @@ function runUntil(args: string[], until: (outs: FollowOut[]) => NodeJS.Signals |
 }
 
 test('--follow --state-dir, SIGKILLed twice and restarted: every line has an output and every key\'s bits/byte equal an uninterrupted run\'s', async (t) => {
-  const count = 480;
+  const count = 320;
   // Unique lines (the text identifies a line across runs), 8 keys by --key-by.
   const gcc = readFileSync(GCC_SLICE, 'utf8').split('\n').filter((l) => l.length > 0);
   const lines = Array.from({ length: count }, (_, i) => `k${i % 8} #${i} ${gcc[i % gcc.length]!.slice(0, 50)}`);
@@ -71,7 +71,7 @@ test('--follow --state-dir, SIGKILLed twice and restarted: every line has an out
   const kills = 2;
   for (let run = 0; run <= kills; run++) {
     const last = run === kills;
-    const killAfter = 20 + Math.floor(Math.random() * 120);
+    const killAfter = 20 + Math.floor(Math.random() * 80);
     const r = await runUntil([...base, '--state-dir', stateDir, '--save-every', '1'], (outs) => {
       if (!last) return outs.length >= killAfter ? 'SIGKILL' : null;
       return new Set([...seen, ...outs.map((o) => o.text)]).size >= count ? 'SIGTERM' : null;

@@ -106,6 +106,8 @@ interface CrashRun {
   /** Outputs of records the group had committed before the run that wrote them (must be none). */
   belowCommit: number;
   duplicates: number;
+  /** Offsets committed before the last run. */
+  lastCommitted: Map<number, number>;
   summary: Record<string, number>;
 }
 
@@ -119,9 +121,11 @@ async function crashAndRestart(t: ExecutionContext, topic: string, group: string
   const runs: KafkaOut[][] = [];
   const seen = new Set<string>();
   let belowCommit = 0;
+  let lastCommitted = new Map<number, number>();
   let summary: Record<string, number> = {};
   for (let run = 0; run <= kills; run++) {
     const committed = await committedOffsets(kafka, group, topic);
+    lastCommitted = committed;
     const last = run === kills;
     const killAfter = between(30, Math.max(40, Math.floor(count / (kills + 2))));
     const r = await member(streamArgs(topic, group, extra), (outs) => {
@@ -140,7 +144,7 @@ async function crashAndRestart(t: ExecutionContext, topic: string, group: string
       seen.add(recordOf(o));
     }
   }
-  return { outs: all, runs, belowCommit, duplicates: all.length - seen.size, summary };
+  return { outs: all, runs, belowCommit, duplicates: all.length - seen.size, lastCommitted, summary };
 }
 
 /** Largest |bits/byte difference| of every output from the reference's output of its record; and the records without reference. */
@@ -181,8 +185,10 @@ test('SIGKILLed 3 times and restarted, --no-learn --no-mix: every record has an 
   t.is(missing, 0);
   t.true(maxDiff <= 1e-4, `bits/byte differ by ${maxDiff} on key ${worstKey}`);
   t.is(run.belowCommit, 0, 'no record the group had committed was output again');
-  // Every key ran in the first runs too, so the last run restored them all from the changelog.
-  t.is(run.summary.restoredKeys, KEYS);
+  // A partition committed past its 4th record has all 4 of its keys' states in the changelog: the
+  // last run restored at least those.
+  const committedPartitions = [...run.lastCommitted.values()].filter((c) => c >= 4).length;
+  t.true(committedPartitions > 0 && run.summary.restoredKeys! >= (KEYS / PARTITIONS) * committedPartitions, `restored ${run.summary.restoredKeys} keys, ${committedPartitions} partitions committed`);
 });
 
 test('two processes in one group, one SIGKILLed: its partitions move to the survivor, which restores their keys; every key\'s outputs equal an uninterrupted run\'s', async (t) => {

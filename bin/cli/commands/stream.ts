@@ -106,19 +106,21 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
   --backend <name>        auto | tensorflow | wasm | cpu (default auto)
   -h, --help              this text
 
-What survives (docs/kafka.md):
-  --kafka-topic: every key's model state and mixing context (per key), and the learned weights
-    and mixer statistics (shared), are in <group>.state as of the last checkpoint; the offsets
-    committed with it. A crash (kill -9), a restart, a rebalance or scale-out (another process
-    with the same --group) restores each partition's keys on assignment before its records run;
-    records after the last checkpoint are read again, scored again (their outputs may appear
-    twice) and applied once; a record a restored state covers is skipped. With --no-learn (and
-    a key's records in one partition: the default key), every key's outputs equal an
-    uninterrupted run's; with learning on, the shared weights depend on the order of keys
-    across partitions: the same within noise. Checkpoints write only keys changed since the last.
-  --follow, --stdin: --state-dir, saved every --save-every seconds and at exit (a crash loses
-    the work since the last save; --follow then resumes the file where that save was... see
-    docs/kafka.md). Without a state directory nothing survives the process.
+What survives (docs/kafka.md, "The main job over Kafka"):
+  --kafka-topic: every key's model state and mixing context (per key) and the learned weights
+    and mixer statistics (shared) are in the topic <group>.state as of the last checkpoint,
+    with the offsets committed after it. After a crash (kill -9), a restart, a rebalance or
+    scale-out (more processes with the same --group), each partition's keys are restored when
+    it is assigned, before its records run; records after the last checkpoint are read again,
+    output again (at-least-once) and applied once. With --no-learn every key's outputs then
+    equal an uninterrupted run's (keys must stay in one partition: the default key does); the
+    shared mixer statistics and learned weights depend on the order keys interleave, so with
+    them on a run stays within noise of an uninterrupted one. Each process learns its own
+    weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
+  --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
+    the same way; --follow also saves the file position of the last saved line, so a restart
+    after a crash continues the file there (later lines scored again, applied once). Without
+    a state directory nothing survives the process.
 
 Exit codes: 0 done (end of input, --max-lines, Ctrl-C), 1 runtime failure (e.g. unreachable
 broker), 2 bad arguments, a missing model or --out-topic; 130/143 a second Ctrl-C/SIGTERM.
