@@ -189,6 +189,7 @@ export class Ingest {
     });
     return () => {
       this.out = null;
+      this.settleQuiesce(); // a checkpoint waiting for lines that will never be written fails
     };
   });
 
