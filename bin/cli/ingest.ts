@@ -66,6 +66,8 @@ export const STOP_WITHIN_MS = 600;
 
 /** The model's per-key queue bound that the gate never fills: one whole piece plus the largest budget. */
 export const modelQueueFor = (maxLineBytes: number): number => maxLineBytes + 1 + IN_FLIGHT_BYTES.max;
+/** The longest a checkpoint holds the input waiting for the lines in flight. */
+const QUIESCE_TIMEOUT_MS = 30_000;
 /** Lines queued before the source is paused (stdin, files; Kafka pauses itself at its watermark). */
 const PAUSE_AT = 1024;
 const RESUME_AT = 256;
@@ -305,7 +307,7 @@ export class Ingest {
    * then covers exactly the written lines. The returned function lets feeding go on. Rejects
    * when the output ended with lines unwritten (their effect on the state is partial).
    */
-  quiesce(): Promise<() => void> {
+  quiesce(timeoutMs = QUIESCE_TIMEOUT_MS): Promise<() => void> {
     this.holds++;
     let released = false;
     const resume = () => {
@@ -315,10 +317,24 @@ export class Ingest {
       this.schedulePump();
     };
     return new Promise<() => void>((done, fail) => {
-      this.quiescing.push({ done: () => done(resume), fail: (error) => {
-        resume();
-        fail(error);
-      } });
+      const waiter = {
+        done: () => {
+          clearTimeout(timer);
+          done(resume);
+        },
+        fail: (error: Error) => {
+          clearTimeout(timer);
+          resume();
+          fail(error);
+        },
+      };
+      // Never a hold for good: lines that are never written (a model error path) fail the checkpoint.
+      const timer = setTimeout(() => {
+        const at = this.quiescing.indexOf(waiter);
+        if (at >= 0) this.quiescing.splice(at, 1);
+        waiter.fail(new CliError(`${this.inFlightLines} lines still in flight after ${timeoutMs} ms; no checkpoint`));
+      }, timeoutMs);
+      this.quiescing.push(waiter);
       this.settleQuiesce();
     });
   }
