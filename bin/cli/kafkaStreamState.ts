@@ -9,11 +9,10 @@
  */
 import type { Message } from 'kafkajs';
 import { restoreFromChangelog, type RestoredState } from '../../connectors/kafka/changelog.js';
-import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
+import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, digestOf, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
 import { ensureTopics, kafkaClient, kafkaFailure } from '../../connectors/kafka/client.js';
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
-import { crc32 } from '../../src/model/checksum.js';
 import { createLogger } from '../../src/logger.js';
 import { CliError } from './command.js';
 import type { IngestLine } from './ingest.js';
@@ -96,7 +95,7 @@ export class KafkaStreamState {
   private parts: StreamParts | undefined;
   /** Taken when the pipeline completed: the final checkpoint uses it. */
   private final: { mix: ReturnType<StreamParts['mixSnapshot']>; learner: Uint8Array | undefined } | undefined;
-  private readonly sharedCrc = new Map<string, number>();
+  private readonly sharedDigest = new Map<string, string>();
   private readonly nextSlot = new Map<string, 0 | 1>();
   private epoch = 0;
   /** Counters for stderr and tests. */
@@ -135,7 +134,7 @@ export class KafkaStreamState {
       if (found === undefined) continue;
       shared[name] = found.bytes;
       state.nextSlot.set(name, found.slot === 0 ? 1 : 0);
-      state.sharedCrc.set(name, crc32(found.bytes));
+      state.sharedDigest.set(name, digestOf(found.bytes));
     }
     if (shared.learner !== undefined || shared.mixer !== undefined) note({ note: `continuing the shared state of ${state.topic}`, learner: shared.learner?.length ?? 0, mixer: shared.mixer?.length ?? 0, ms: Date.now() - started });
     return { state, shared };
@@ -221,12 +220,12 @@ export class KafkaStreamState {
     for (const name of ['learner', 'mixer'] as const) {
       const bytes = values[name];
       if (bytes === undefined) continue;
-      const crc = crc32(bytes);
-      if (this.sharedCrc.get(name) === crc) continue;
+      const digest = digestOf(bytes);
+      if (this.sharedDigest.get(name) === digest) continue;
       const slot = this.nextSlot.get(name) ?? 0;
       messages.push(...sharedStateMessages(`${this.fingerprint}/${name}`, slot, bytes, this.epoch));
       done.push(() => {
-        this.sharedCrc.set(name, crc);
+        this.sharedDigest.set(name, digest);
         this.nextSlot.set(name, slot === 0 ? 1 : 0);
       });
     }

@@ -7,7 +7,7 @@
  */
 import type { Message, Producer } from 'kafkajs';
 import { CorruptStateError } from '../../src/errors.js';
-import { crc32 } from '../../src/model/checksum.js';
+import { createHash } from 'node:crypto';
 import { checkKey, checkOpen, checkValue, type KeyStateStore } from '../../src/state/keyStateStore.js';
 import { changelogMessage, type RestoredState } from './changelog.js';
 
@@ -16,6 +16,14 @@ import { changelogMessage, type RestoredState } from './changelog.js';
  * default `message.max.bytes` (1 MiB) with room for keys and headers.
  */
 export const MAX_CHANGELOG_MESSAGE_BYTES = 900 * 1024;
+
+/**
+ * A digest telling changed bytes from unchanged. Not a CRC-32: the states end with a CRC-32 of
+ * what precedes them, and the CRC-32 of any such buffer is the same constant.
+ */
+export function digestOf(bytes: Uint8Array): string {
+  return createHash('sha1').update(bytes).digest('base64');
+}
 
 /** The pseudo input topic under which shared state is written (changelog partition 0). */
 export const SHARED_STATE_TOPIC = '\u0000shared';
@@ -29,8 +37,8 @@ export class ChangelogKeyStore implements KeyStateStore {
   private readonly values = new Map<string, Uint8Array>();
   /** The input partition (`topic:partition`) each key's records come from. */
   private readonly owners = new Map<string, { topic: string; partition: number }>();
-  /** CRC of each key's last durable bytes (undefined: never written). */
-  private readonly durable = new Map<string, number>();
+  /** Digest of each key's last durable bytes (undefined: never written). */
+  private readonly durable = new Map<string, string>();
   private readonly deleted = new Set<string>();
   private closed = false;
 
@@ -89,7 +97,7 @@ export class ChangelogKeyStore implements KeyStateStore {
    */
   changes(positions: ReadonlyMap<string, number>): { messages: Message[]; durable(): void } {
     const messages: Message[] = [];
-    const written: Array<[string, number | null]> = [];
+    const written: Array<[string, string | null]> = [];
     const coveredOf = (key: string): { topic: string; partition: number; covered: number } | undefined => {
       const o = this.owners.get(key);
       const position = o === undefined ? undefined : positions.get(`${o.topic}:${o.partition}`);
@@ -98,10 +106,10 @@ export class ChangelogKeyStore implements KeyStateStore {
     for (const [key, bytes] of this.values) {
       const at = coveredOf(key);
       if (at === undefined) continue;
-      const crc = crc32(bytes);
-      if (this.durable.get(key) === crc) continue;
+      const digest = digestOf(bytes);
+      if (this.durable.get(key) === digest) continue;
       messages.push(changelogMessage(at.topic, at.partition, this.namespace + key, bytes, at.covered));
-      written.push([key, crc]);
+      written.push([key, digest]);
     }
     for (const key of this.deleted) {
       const at = coveredOf(key);
@@ -112,11 +120,11 @@ export class ChangelogKeyStore implements KeyStateStore {
     return {
       messages,
       durable: () => {
-        for (const [key, crc] of written) {
-          if (crc === null) {
+        for (const [key, digest] of written) {
+          if (digest === null) {
             this.durable.delete(key);
             this.deleted.delete(key);
-          } else this.durable.set(key, crc);
+          } else this.durable.set(key, digest);
         }
       },
     };
@@ -139,7 +147,7 @@ export class ChangelogKeyStore implements KeyStateStore {
         continue;
       }
       this.values.set(key, snapshot.bytes);
-      this.durable.set(key, crc32(snapshot.bytes));
+      this.durable.set(key, digestOf(snapshot.bytes));
     }
     return covered;
   }
