@@ -115,7 +115,8 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     output again (at-least-once) and applied once. With --no-learn every key's outputs then
     equal an uninterrupted run's (keys must stay in one partition: the default key does); the
     shared mixer statistics and learned weights depend on the order keys interleave, so with
-    them on a run stays within noise of an uninterrupted one. Each process learns its own
+    them on single lines differ from an uninterrupted run (means agree within noise; with
+    learning and mixing both on a restarted run measured worse). Each process learns its own
     weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
   --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
     the same way; --follow also saves the file position of the last saved line, so a restart
