@@ -177,6 +177,7 @@ export class KafkaStreamState {
       revoked: (topic, partition) => {
         this.models.release(topic, partition);
         this.mixes.release(topic, partition);
+        this.note({ event: 'revoked', topic, partition });
       },
     };
   }

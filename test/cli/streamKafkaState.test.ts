@@ -76,18 +76,20 @@ function streamArgs(topic: string, group: string, extra: string[], sessionTimeou
 }
 
 /** One process: runs until `until(outputs so far)` says to kill (SIGKILL) or stop (SIGTERM) it. */
-function member(args: string[], until: (outs: KafkaOut[]) => 'SIGKILL' | 'SIGTERM' | null): { done: Promise<CliResult & { outs: KafkaOut[] }>; stop: () => void } {
+function member(args: string[], until: (outs: KafkaOut[], stderr: string) => 'SIGKILL' | 'SIGTERM' | null): { done: Promise<CliResult & { outs: KafkaOut[] }>; stop: () => void } {
   const outs: KafkaOut[] = [];
   let partial = '';
+  let stderr = '';
   let child: ChildProcess | undefined;
   let signalled = false;
   const done = cli(args, {
     onSpawn: (c) => (child = c),
+    onStderr: (chunk) => (stderr += chunk),
     onStdout: (chunk) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop()!;
       for (const l of lines) if (l.startsWith('{')) outs.push(JSON.parse(l) as KafkaOut);
-      const signal = signalled ? null : until(outs);
+      const signal = signalled ? null : until(outs, stderr);
       if (signal !== null) {
         signalled = true;
         child?.kill(signal);
@@ -221,16 +223,23 @@ test('two processes in one group, one SIGKILLed: its partitions move to the surv
   const [noteSurvivor, noteVictim] = [noter(), noter()];
   /** Committed offsets read once the victim died. */
   const kill: { committed?: Map<number, number> } = {};
-  let survivorOutputs = 0;
-  const killAfter = between(40, 120);
-  const survivor = member(streamArgs(topic, group, flags), (outs) => {
-    survivorOutputs = outs.length;
+  const killAfter = between(10, 40);
+  // The survivor starts alone (it owns every partition), the victim joins once it has written 20
+  // lines, and is killed once the survivor gave it partitions (a revocation: both are in one
+  // generation of the group, the survivor no longer reads them).
+  let survivorRevoked = false;
+  let joinVictim: () => void = () => undefined;
+  const victimMayJoin = new Promise<void>((resolve) => (joinVictim = resolve));
+  const survivor = member(streamArgs(topic, group, flags), (outs, stderr) => {
+    survivorRevoked ||= stderr.includes('"event":"revoked"');
+    if (outs.length >= 20) joinVictim();
     noteSurvivor(outs);
     return kill.committed !== undefined && seen.size >= count ? 'SIGTERM' : null;
   });
+  await victimMayJoin;
   const victim = member(streamArgs(topic, group, flags), (outs) => {
     noteVictim(outs);
-    return outs.length >= killAfter && survivorOutputs >= 20 ? 'SIGKILL' : null;
+    return outs.length >= killAfter && survivorRevoked ? 'SIGKILL' : null;
   });
   const killed = await victim.done;
   const killedAt = await committedOffsets(testKafka(), group, topic);
