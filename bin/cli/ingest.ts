@@ -291,6 +291,21 @@ export class Ingest {
     if ((this.ended || this.stopped) && this.queue.length === 0 && this.inFlightLines === 0) out.complete();
   }
 
+  /**
+   * Drops the queued (not yet released) lines of a Kafka partition this member no longer owns:
+   * its new owner reads them again from the committed offset; scored here they would be output
+   * twice and applied to key states that moved away.
+   */
+  dropPartition(topic: string, partition: number): void {
+    const keep = this.queue.filter((l) => l.kafka?.topic !== topic || l.kafka.partition !== partition);
+    const dropped = this.queue.length - keep.length;
+    if (dropped === 0) return;
+    this.queue.length = 0;
+    this.queue.push(...keep);
+    this.options.counters.note('droppedRevoked', { topic, partition, lines: dropped }, dropped);
+    this.schedulePump();
+  }
+
   /** --follow: the file offset after the last piece released (after a {@link quiesce}: after the last written). */
   get followPosition(): number | undefined {
     return this.releasedEnd;

@@ -34,6 +34,8 @@ export interface StreamParts {
   quiesce(): Promise<() => void>;
   /** Drops the in-memory model state and mixing context of `keys` (they load again from the stores); returns the keys with tokens waiting, left alone. */
   reload(keys: string[]): string[];
+  /** Drops the lines of a revoked partition not yet fed to the model. */
+  dropQueued(topic: string, partition: number): void;
 }
 
 /** Per input partition and key, the last offset applied (or covered by a restored state). */
@@ -177,6 +179,7 @@ export class KafkaStreamState {
       revoked: (topic, partition) => {
         this.models.release(topic, partition);
         this.mixes.release(topic, partition);
+        this.parts?.dropQueued(topic, partition);
         this.note({ event: 'revoked', topic, partition });
       },
     };

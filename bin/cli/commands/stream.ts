@@ -303,6 +303,7 @@ const command: Command = {
       mixSnapshot: () => mix?.snapshot(),
       learnerBytes: () => learner?.saveState(),
       quiesce: () => ingest.quiesce(),
+      dropQueued: (topic, partition) => ingest.dropPartition(topic, partition),
       reload: (keys) => {
         const busy = lm.reload(keys);
         mix?.reload(keys.filter((k) => !busy.includes(k)));
