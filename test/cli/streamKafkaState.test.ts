@@ -251,9 +251,10 @@ test('two processes in one group, one SIGKILLed: its partitions move to the surv
     return kill.committed !== undefined && seen.size >= count && restores > kill.restoresBefore ? 'SIGTERM' : null;
   });
   await victimMayJoin;
-  const victim = member(streamArgs(topic, group, flags), (outs) => {
+  // ...and has checkpointed some keys of its own (else there is nothing to restore).
+  const victim = member(streamArgs(topic, group, flags), (outs, stderr) => {
     noteVictim(outs);
-    return outs.length >= killAfter && survivorRevoked ? 'SIGKILL' : null;
+    return outs.length >= killAfter && survivorRevoked && /"event":"checkpoint","keys":[1-9]/.test(stderr) ? 'SIGKILL' : null;
   });
   const killed = await victim.done;
   kill.restoresBefore = survivorStderr().match(/"event":"restored"/g)?.length ?? 0;
