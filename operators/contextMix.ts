@@ -24,6 +24,12 @@ export interface ContextMixOptions extends ErrorSideOutput<ModelOutput> {
    * and the key starts fresh; a mixer that does not restore is a ModelFileError right here.
    */
   initialState?: { mixer?: Uint8Array; keys?: Iterable<readonly [string, Uint8Array]> };
+  /**
+   * Bytes of a key not in memory and not in `initialState`, looked up when the key first
+   * appears (e.g. keys restored from a changelog while the stream runs); restored like
+   * `initialState` keys.
+   */
+  restoreKey?: (key: string) => Uint8Array | undefined;
 }
 
 /** What {@link ContextMixOperator.snapshot} returns: everything needed to continue exactly. */
@@ -44,6 +50,8 @@ export type ContextMixOperator = OperatorFunction<ModelOutput, TokenPrediction> 
    * Undefined when no subscription is live; an error when several are.
    */
   snapshot(): ContextMixSnapshot | undefined;
+  /** Forgets the in-memory context of `keys`: on their next record they restore from `restoreKey` (or start fresh). */
+  reload(keys: Iterable<string>): void;
 };
 
 /** Per-key state: the stream's context and the network's prediction of its next byte. */
@@ -91,6 +99,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
     return given instanceof ContextMixer ? given : new ContextMixer({ ...KEYED_DEFAULTS, ...given });
   };
   const sessions = new Set<() => ContextMixSnapshot>();
+  const forgetters = new Set<(keys: Iterable<string>) => void>();
 
   const operator = (source: Observable<ModelOutput>): Observable<TokenPrediction> =>
     new Observable<TokenPrediction>((subscriber) => {
@@ -98,7 +107,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
       const unseen = new Map(initial.keys);
       let failedRestore: { key: string; error: unknown } | undefined;
       const keys = new KeyedState<KeyMix>(maxKeys, (key) => {
-        const bytes = unseen.get(key);
+        const bytes = unseen.get(key) ?? options.restoreKey?.(key);
         if (bytes !== undefined) {
           unseen.delete(key);
           try {
@@ -116,6 +125,13 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
         return { mixer: mixer.saveState(), keys: out };
       };
       sessions.add(snapshot);
+      const forget = (forgotten: Iterable<string>) => {
+        for (const key of forgotten) {
+          keys.delete(key);
+          unseen.delete(key);
+        }
+      };
+      forgetters.add(forget);
       const sub = source.subscribe({
         next(record) {
           if (subscriber.closed) return;
@@ -143,6 +159,7 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
       return () => {
         sub.unsubscribe();
         sessions.delete(snapshot);
+        forgetters.delete(forget);
         keys.clear();
         unseen.clear();
       };
@@ -153,7 +170,11 @@ export function contextMix(options: ContextMixOptions = {}): ContextMixOperator 
     const [only] = sessions;
     return only?.();
   };
-  return Object.assign(operator, { snapshot });
+  const reload = (keys: Iterable<string>): void => {
+    const list = [...keys];
+    for (const forget of forgetters) forget(list);
+  };
+  return Object.assign(operator, { snapshot, reload });
 }
 
 /** The checked `initialState` option. */

@@ -14,6 +14,7 @@ export type { InfiniteFormerOperator, InfiniteFormerOptions, InfiniteFormerStats
 /** A live subscription's view, for `checkpoint()` and `stats()`. */
 interface Session {
   checkpoint(): Promise<void>;
+  reload(keys: Iterable<string>): string[];
   stats(): InfiniteFormerStats;
 }
 
@@ -80,7 +81,8 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
     if (only !== undefined) return only.stats();
     return lastStats?.() ?? zeroStats();
   };
-  return Object.assign(operator, { checkpoint, stats });
+  const reload = (keys: Iterable<string>): string[] => onlySession('reload')?.reload(keys) ?? [];
+  return Object.assign(operator, { checkpoint, stats, reload });
 }
 
 /** A record's key and token ids, or undefined (an error record was reported). */
@@ -167,6 +169,15 @@ class FormerSubscription<T> implements Session {
       pending: q.pending,
       paused: q.paused,
     };
+  }
+
+  reload(keys: Iterable<string>): string[] {
+    const busy: string[] = [];
+    for (const key of keys) {
+      if (this.queues.isWaiting(key)) busy.push(key);
+      else this.cache.drop(key);
+    }
+    return busy;
   }
 
   async checkpoint(): Promise<void> {

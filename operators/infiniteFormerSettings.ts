@@ -134,6 +134,12 @@ export type InfiniteFormerOperator<T> = OperatorFunction<T, ModelOutput> & {
    * option; resolves at once when no subscription is live; an error when several are.
    */
   checkpoint(): Promise<void>;
+  /**
+   * Drops the in-memory state of each of `keys` that has no tokens waiting, so its next tokens
+   * load it from the store: after something else put newer bytes there (a changelog restore when
+   * a partition this process owned before comes back). Returns the keys left alone (tokens waiting).
+   */
+  reload(keys: Iterable<string>): string[];
   /** Counters of the live subscription (or of the last one, once it ended). */
   stats(): InfiniteFormerStats;
 };

@@ -24,6 +24,8 @@ export interface KeyCacheHooks {
 export class KeyCache {
   /** Live states, least recently run first. */
   private readonly live = new Map<string, KeyState>();
+  /** Live keys run (or loaded) since the last {@link writeAll}: the others' bytes in the store are current. */
+  private readonly changed = new Set<string>();
   evictions = 0;
   restores = 0;
 
@@ -48,6 +50,7 @@ export class KeyCache {
     if (ks === undefined) return;
     this.live.delete(key);
     this.live.set(key, ks);
+    this.changed.add(key);
   }
 
   /** The state of `key` in memory: restored from the store or fresh; evicts others (never one in `protect`) to make room. */
@@ -70,13 +73,31 @@ export class KeyCache {
     }
     ks ??= { state: this.model.createState(this.hooks.seedOf(key)), nextLogProbs: undefined };
     this.live.set(key, ks);
+    this.changed.add(key);
     return ks;
   }
 
-  /** Writes every live state to the store (they stay in memory): the operator's half of a checkpoint. */
+  /**
+   * Writes every live state changed since the last call to the store (they stay in memory): the
+   * operator's half of a checkpoint. The others' bytes in the store are theirs already.
+   */
   writeAll(): void {
     if (this.store === undefined) return;
-    for (const [key, ks] of this.live) this.store.put(key, keyStateToBytes(ks));
+    for (const key of this.changed) {
+      const ks = this.live.get(key);
+      if (ks !== undefined) this.store.put(key, keyStateToBytes(ks));
+    }
+    this.changed.clear();
+  }
+
+  /** Frees `key`'s live state without writing it (its next load reads the store). */
+  drop(key: string): void {
+    const ks = this.live.get(key);
+    if (ks === undefined) return;
+    ks.state.dispose();
+    this.live.delete(key);
+    this.changed.delete(key);
+    this.hooks.onEvicted(key);
   }
 
   /** Evicts every live key (into the store, when there is one). */
@@ -88,6 +109,7 @@ export class KeyCache {
   release(): void {
     for (const ks of this.live.values()) ks.state.dispose();
     this.live.clear();
+    this.changed.clear();
   }
 
   /** The least recently run key with no waiting tokens, else the least recently run one. */
@@ -110,6 +132,7 @@ export class KeyCache {
     } finally {
       ks.state.dispose();
       this.live.delete(key);
+      this.changed.delete(key);
       this.hooks.onEvicted(key);
     }
   }

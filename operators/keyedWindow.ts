@@ -30,6 +30,10 @@ export class KeyedState<S> {
     return this.map.entries();
   }
 
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+
   clear(): void {
     this.map.clear();
   }

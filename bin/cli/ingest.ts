@@ -13,6 +13,7 @@ import { readLines } from '../../connectors/file/stdin.js';
 import { DEFAULT_RETRY, kafkaClient, kafkaFailure, ensureTopics } from '../../connectors/kafka/client.js';
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import { fromKafka, type KafkaRecord, type KafkaSource } from '../../connectors/kafka/source.js';
+import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
 import { CliError, UsageError } from './command.js';
 
 /** One line (or piece of a cut line) on its way to the model. */
@@ -29,6 +30,10 @@ export interface IngestLine {
   continued: boolean;
   /** The Kafka record the line came from. */
   kafka?: { topic: string; partition: number; offset: string };
+  /** The same object for every line of one fetched Kafka record (a record fetched again is another one). */
+  origin?: object;
+  /** --follow: where the piece ends in the file. */
+  fileEnd?: number;
   /** Its output is written: frees its credit; acknowledges its Kafka record once all the record's lines are. Idempotent. */
   done(): void;
   /** It could not be scored: dead-letters its Kafka record. Idempotent. */
@@ -38,9 +43,9 @@ export interface IngestLine {
 /** Where the lines come from. */
 export type SourceSpec =
   | { kind: 'stdin' }
-  | { kind: 'follow'; path: string }
+  | { kind: 'follow'; path: string; startAt?: { offset: number; head: Uint8Array } }
   | { kind: 'demo'; path: string; rate: number }
-  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string };
+  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string; commitIntervalMs?: number; sessionTimeoutMs?: number; checkpoint?: AlignedCheckpoint };
 
 export interface IngestOptions {
   maxLineBytes: number;
@@ -61,6 +66,8 @@ export const STOP_WITHIN_MS = 600;
 
 /** The model's per-key queue bound that the gate never fills: one whole piece plus the largest budget. */
 export const modelQueueFor = (maxLineBytes: number): number => maxLineBytes + 1 + IN_FLIGHT_BYTES.max;
+/** The longest a checkpoint holds the input waiting for the lines in flight. */
+const QUIESCE_TIMEOUT_MS = 30_000;
 /** Lines queued before the source is paused (stdin, files; Kafka pauses itself at its watermark). */
 const PAUSE_AT = 1024;
 const RESUME_AT = 256;
@@ -112,7 +119,7 @@ export class IngestCounters {
 
 /** One source's pieces with what they need to be acknowledged. */
 interface RawPiece {
-  piece: LinePiece;
+  piece: LinePiece & { end?: number };
   fallbackKey: string;
   record?: RecordProgress;
 }
@@ -145,6 +152,13 @@ class RecordProgress {
  */
 export class Ingest {
   private readonly queue: IngestLine[] = [];
+  /** Aligned checkpoints waiting for the lines in flight to be written (feeding is held meanwhile). */
+  private readonly quiescing: Array<{ done: () => void; fail: (error: Error) => void }> = [];
+  private holds = 0;
+  /** The Kafka record of the last line released (a hold waits for its remaining lines). */
+  private lastOrigin: object | undefined;
+  /** --follow: where the last piece released ends in the file. */
+  private releasedEnd: number | undefined;
   private readonly pause = new BehaviorSubject(false);
   private out: Subscriber<IngestLine> | null = null;
   private upstream: Subscription | null = null;
@@ -177,6 +191,7 @@ export class Ingest {
     });
     return () => {
       this.out = null;
+      this.settleQuiesce(); // a checkpoint waiting for lines that will never be written fails
     };
   });
 
@@ -229,6 +244,8 @@ export class Ingest {
       truncated: piece.truncated,
       continued: piece.continued,
       ...(record ? { kafka: { topic: record.record.topic, partition: record.record.partition, offset: record.record.offset } } : {}),
+      ...(record ? { origin: record } : {}),
+      ...(piece.end !== undefined ? { fileEnd: piece.end } : {}),
       done: () => {
         if (release()) record?.done();
       },
@@ -258,8 +275,10 @@ export class Ingest {
   private pump(): void {
     const out = this.out;
     if (out === null) return;
-    while (!this.stopped && this.queue.length > 0 && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
+    while (!this.stopped && this.queue.length > 0 && !this.held() && (this.inFlightLines === 0 || this.inFlightBytes + this.queue[0]!.bytes.length <= this.budget.bytes)) {
       const line = this.queue.shift()!;
+      this.lastOrigin = line.origin;
+      if (line.fileEnd !== undefined) this.releasedEnd = line.fileEnd;
       if (this.inFlightLines === 0) this.budget.busy();
       this.inFlightBytes += line.bytes.length;
       this.inFlightLines++;
@@ -268,7 +287,86 @@ export class Ingest {
     if (this.queue.length <= RESUME_AT && this.pause.value && !this.stopped) this.pause.next(false);
     // Completing the model's input makes it run all it holds in one synchronous call (signals
     // wait): complete only once the lines in flight are written.
+    this.settleQuiesce();
     if ((this.ended || this.stopped) && this.queue.length === 0 && this.inFlightLines === 0) out.complete();
+  }
+
+  /**
+   * Drops the queued (not yet released) lines of a Kafka partition this member no longer owns:
+   * its new owner reads them again from the committed offset; scored here they would be output
+   * twice and applied to key states that moved away.
+   */
+  dropPartition(topic: string, partition: number): void {
+    const keep = this.queue.filter((l) => l.kafka?.topic !== topic || l.kafka.partition !== partition);
+    const dropped = this.queue.length - keep.length;
+    if (dropped === 0) return;
+    this.queue.length = 0;
+    this.queue.push(...keep);
+    this.options.counters.note('droppedRevoked', { topic, partition, lines: dropped }, dropped);
+    this.schedulePump();
+  }
+
+  /** --follow: the file offset after the last piece released (after a {@link quiesce}: after the last written). */
+  get followPosition(): number | undefined {
+    return this.releasedEnd;
+  }
+
+  /** Lines in flight: released to the model, output not written yet. */
+  get linesInFlight(): number {
+    return this.inFlightLines;
+  }
+
+  /**
+   * Holds feeding at the next record boundary (the remaining lines of a Kafka record half
+   * released still go) and resolves once every line released is written: the model's state
+   * then covers exactly the written lines. The returned function lets feeding go on. Rejects
+   * when the output ended with lines unwritten (their effect on the state is partial).
+   */
+  quiesce(timeoutMs = QUIESCE_TIMEOUT_MS): Promise<() => void> {
+    this.holds++;
+    let released = false;
+    const resume = () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.schedulePump();
+    };
+    return new Promise<() => void>((done, fail) => {
+      const waiter = {
+        done: () => {
+          clearTimeout(timer);
+          done(resume);
+        },
+        fail: (error: Error) => {
+          clearTimeout(timer);
+          resume();
+          fail(error);
+        },
+      };
+      // Never a hold for good: lines that are never written (a model error path) fail the checkpoint.
+      const timer = setTimeout(() => {
+        const at = this.quiescing.indexOf(waiter);
+        if (at >= 0) this.quiescing.splice(at, 1);
+        waiter.fail(new CliError(`${this.inFlightLines} lines still in flight after ${timeoutMs} ms; no checkpoint`));
+      }, timeoutMs);
+      this.quiescing.push(waiter);
+      this.settleQuiesce();
+    });
+  }
+
+  /** A hold stops at record boundaries: the next queued line starts another record. */
+  private held(): boolean {
+    return this.holds > 0 && (this.queue[0]?.origin === undefined || this.queue[0].origin !== this.lastOrigin);
+  }
+
+  private settleQuiesce(): void {
+    if (this.quiescing.length === 0 || !(this.queue.length === 0 || this.held())) return;
+    if (this.inFlightLines === 0) {
+      for (const q of this.quiescing.splice(0)) q.done();
+    } else if (this.out === null || this.out.closed) {
+      const error = new CliError(`${this.inFlightLines} lines were in flight when the output ended; no checkpoint`);
+      for (const q of this.quiescing.splice(0)) q.fail(error);
+    }
   }
 
   private raw(): Observable<RawPiece> {
@@ -279,7 +377,7 @@ export class Ingest {
       case 'stdin':
         return readLines(process.stdin, { maxLineBytes: cap, backpressure: this.pause }).pipe(piecesOf('stdin'));
       case 'follow':
-        return followFileLines(spec.path, { maxLineBytes: cap, backpressure: this.pause, onReplaced: (how) => options.counters.note('replaced', { file: spec.path, how }) }).pipe(piecesOf(spec.path));
+        return followFileLines(spec.path, { maxLineBytes: cap, backpressure: this.pause, ...(spec.startAt ? { startAt: spec.startAt } : {}), onReplaced: (how) => options.counters.note('replaced', { file: spec.path, how }) }).pipe(piecesOf(spec.path));
       case 'demo':
         return demoPieces(spec.path, spec.rate, cap).pipe(piecesOf('gcc.log'));
       case 'kafka':
@@ -297,6 +395,9 @@ export class Ingest {
       nullValues: 'skip',
       handleSigterm: false, // the command stops on signals itself (stop, then close)
       drainTimeoutMs: 500, // lines left unscored at a stop stay uncommitted and are read again
+      ...(spec.commitIntervalMs !== undefined ? { commitIntervalMs: spec.commitIntervalMs } : {}),
+      ...(spec.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: spec.sessionTimeoutMs } : {}),
+      ...(spec.checkpoint !== undefined ? { checkpoint: spec.checkpoint } : {}),
       onDropped: (d) => counters.note(d.deadLettered ? 'deadLettered' : d.reason === 'null-value' ? 'tombstone' : 'skipped', { reason: d.reason, topic: d.topic, partition: d.partition, offset: d.offset, error: d.error }),
     });
     this.kafkaSource = source;

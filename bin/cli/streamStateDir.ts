@@ -6,10 +6,11 @@
  * and every key's model state, in a {@link SpillingKeyStore} under `keys-<model>/` (hot keys in
  * RAM, the rest on disk, flushed at each save), so RAM stays bounded however many keys there are.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from '../../src/model/checksum.js';
+import type { KeyStateStore } from '../../src/state/keyStateStore.js';
 import { SpillingKeyStore } from '../../src/state/spillingKeyStore.js';
 import { CliError } from './command.js';
 
@@ -24,6 +25,35 @@ export interface SavedStream {
 }
 
 const FORMAT = 'infiniformer-stream-state';
+
+/**
+ * Reserved key of the key store holding --follow's position: the file offset after the last
+ * line the stored key states cover, and the file's first bytes (to recognise it). Written and
+ * flushed with the key states, so a crash never leaves states and position apart.
+ */
+export const FOLLOW_POSITION_KEY = '\u0000follow-position';
+const HEAD_BYTES = 64;
+
+/** The stored position of `path` at byte `offset`. */
+export function followPosition(path: string, offset: number): Uint8Array {
+  const head = Buffer.alloc(Math.min(HEAD_BYTES, offset));
+  const fd = openSync(path, 'r');
+  try {
+    const n = readSync(fd, head, 0, head.length, 0);
+    return new TextEncoder().encode(JSON.stringify({ offset, head: head.subarray(0, n).toString('base64') }));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The position stored by {@link followPosition}, or undefined. */
+export function readFollowPosition(store: KeyStateStore): { offset: number; head: Uint8Array } | undefined {
+  const bytes = store.get(FOLLOW_POSITION_KEY);
+  if (bytes === undefined) return undefined;
+  const p = JSON.parse(new TextDecoder().decode(bytes)) as { offset?: unknown; head?: unknown };
+  if (typeof p.offset !== 'number' || typeof p.head !== 'string') throw new CliError('the saved --follow position is malformed');
+  return { offset: p.offset, head: new Uint8Array(Buffer.from(p.head, 'base64')) };
+}
 
 /** Keys and their bytes as one buffer: count, then (key length, key, bytes length, bytes) each. */
 export function packKeys(keys: ReadonlyMap<string, Uint8Array>): Uint8Array {

@@ -18,6 +18,17 @@ export interface FollowFileOptions {
   backpressure?: Subscribable<boolean>;
   /** Called when the file turned out replaced (`'rotated'`: another file at the path; `'rewritten'`: same file, other content). */
   onReplaced?: (how: 'rotated' | 'rewritten') => void;
+  /**
+   * Resume a previous run: start at byte `offset` (a line start, e.g. a {@link FollowedPiece}'s
+   * `end`) when the file there still begins with `head` (its first bytes then) and is at least
+   * that long; otherwise (another file, rewritten) as `fromStart` says.
+   */
+  startAt?: { offset: number; head: Uint8Array };
+}
+
+/** A piece of the followed file, with where it ends in the file (the offset to resume after it). */
+export interface FollowedPiece extends LinePiece {
+  end: number;
 }
 
 /** Bytes compared to tell a rewritten file from a grown one: its first ones, and the last ones read. */
@@ -40,24 +51,29 @@ interface Seen {
  * start). A last line without `\n` is held until it completes, or emitted on its own when its
  * file is replaced; it is never glued to other bytes. Never completes; unsubscribing closes the file.
  */
-export function followFileLines(path: string, options: FollowFileOptions = {}): Observable<LinePiece> {
+export function followFileLines(path: string, options: FollowFileOptions = {}): Observable<FollowedPiece> {
   if (typeof path !== 'string' || path.length === 0) throw new BadInputError('path', 'a file path is needed');
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   if (!(pollIntervalMs > 0)) throw new BadConfigError('pollIntervalMs', `must be > 0, got ${pollIntervalMs}`);
   const maxLineBytes = checkMaxLineBytes(options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
 
-  return new Observable<LinePiece>((subscriber) => {
+  return new Observable<FollowedPiece>((subscriber) => {
     const splitter = new LineSplitter(maxLineBytes);
     let handle: FileHandle | null = null;
     let seen: Seen | null = null;
     let position = 0;
+    /** Where the next piece starts in the file. */
+    let emittedEnd = 0;
     let stopped = false;
     let paused = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let first = true;
     const chunk = Buffer.alloc(64 * 1024);
     const emit = (pieces: LinePiece[]) => {
-      for (const piece of pieces) subscriber.next(piece);
+      for (const piece of pieces) {
+        emittedEnd += piece.bytes.length;
+        subscriber.next({ ...piece, end: emittedEnd });
+      }
     };
 
     const readAt = async (h: FileHandle, at: number, length: number): Promise<Buffer> => {
@@ -84,6 +100,7 @@ export function followFileLines(path: string, options: FollowFileOptions = {}): 
     const start = async (h: FileHandle, at: number) => {
       const info = await h.stat();
       position = at;
+      emittedEnd = at;
       seen = { dev: info.dev, ino: info.ino, head: await readAt(h, 0, Math.min(PROBE, at)), tail: await readAt(h, Math.max(0, at - PROBE), Math.min(PROBE, at)) };
     };
     const close = async () => {
@@ -123,7 +140,7 @@ export function followFileLines(path: string, options: FollowFileOptions = {}): 
         }
         if (info !== null && handle === null) {
           handle = await open(path, 'r');
-          await start(handle, first && options.fromStart === false ? info.size : 0);
+          await start(handle, first ? await firstOffset(handle, info.size, options) : 0);
           first = false;
         }
         if (handle !== null && info !== null) await readToEnd(handle);
@@ -144,6 +161,18 @@ export function followFileLines(path: string, options: FollowFileOptions = {}): 
       void close();
     };
   });
+}
+
+/** Where reading starts when the file is first opened: `startAt` when it still applies, else per `fromStart`. */
+async function firstOffset(h: FileHandle, size: number, options: FollowFileOptions): Promise<number> {
+  const resume = options.startAt;
+  if (resume !== undefined && resume.offset <= size) {
+    const head = Buffer.alloc(resume.head.length);
+    const { bytesRead } = await h.read(head, 0, head.length, 0);
+    if (bytesRead === head.length && head.equals(resume.head)) return resume.offset;
+    log.info('the followed file is not the one a previous run read; reading it from its start', { offset: resume.offset });
+  }
+  return options.fromStart === false ? size : 0;
 }
 
 /**

@@ -66,7 +66,7 @@ export function changelogKey(topic: string, key: string): string {
 }
 
 /** A changelog record: a key's state bytes (null: a tombstone) and the input they cover. */
-function changelogMessage(topic: string, partition: number, key: string, bytes: Uint8Array | null, covered: number): Message {
+export function changelogMessage(topic: string, partition: number, key: string, bytes: Uint8Array | null, covered: number): Message {
   return {
     key: changelogKey(topic, key),
     partition,

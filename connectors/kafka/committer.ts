@@ -8,8 +8,10 @@ import type { Message } from 'kafkajs';
 import { ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { snapshotMessage, type KeyEntry } from './changelog.js';
+import { sendGrouped } from './changelogStore.js';
 import type { OwnedPartition, PartitionLifecycle } from './partitionLifecycle.js';
 import type { SourceRuntime } from './sourceRuntime.js';
+import type { AlignedCheckpoint } from './sourceTypes.js';
 import { isFencedError } from './transactions.js';
 
 const log = createLogger('infiniformer:kafka:source');
@@ -39,8 +41,10 @@ export class Committer<T, S> {
    */
   commitAll(wait = true): Promise<void> {
     this.chain = this.chain.then(async () => {
+      const checkpoint = this.rt.options.raw.checkpoint;
+      if (checkpoint) await this.commitAligned(checkpoint);
       // Exactly-once: each partition has its own producer, so their transactions commit side by side.
-      if (this.rt.options.raw.exactlyOnce) await Promise.all(this.partitions.all().map((p) => this.commitTransaction(p, wait)));
+      else if (this.rt.options.raw.exactlyOnce) await Promise.all(this.partitions.all().map((p) => this.commitTransaction(p, wait)));
       else await Promise.all(this.partitions.all().map((p) => this.commitPartition(p)));
     });
     return this.chain;
@@ -49,6 +53,38 @@ export class Committer<T, S> {
   private recordCommit(p: OwnedPartition<S>, position: number): void {
     p.committed = position;
     this.rt.stats.committed[p.id] = position;
+  }
+
+  /**
+   * Aligned checkpoint: the pipeline quiesces and takes its snapshot (asking for the positions
+   * once every record applied is acknowledged), the snapshot is written, and only then the
+   * positions are committed. A failure commits nothing (the next tick tries again): the state
+   * restored is then at least as new as the committed offsets, and the records it covers are
+   * recognised by their covered offsets.
+   */
+  private async commitAligned(checkpoint: AlignedCheckpoint): Promise<void> {
+    if (this.rt.status.closed) return;
+    let positions = new Map<string, number>();
+    try {
+      const snap = await checkpoint.snapshot(() => {
+        positions = new Map(this.partitions.all().filter((p) => p.tracker !== null && !p.revoked).map((p) => [p.id, p.tracker!.committable()]));
+        return positions;
+      });
+      await sendGrouped(this.rt.producer, checkpoint.topic, snap.messages);
+      snap.written();
+      this.rt.stats.snapshotsWritten += snap.messages.length;
+    } catch (error) {
+      log.warn('checkpoint failed; nothing committed, retried at the next tick', { error: String(error) });
+      return;
+    }
+    const due = this.partitions.all().filter((p) => !p.revoked && (positions.get(p.id) ?? -1) > p.committed);
+    if (due.length === 0) return;
+    try {
+      await this.rt.consumer.commitOffsets(due.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(positions.get(p.id)) })));
+      for (const p of due) this.recordCommit(p, positions.get(p.id)!);
+    } catch (error) {
+      log.warn('offset commit after a checkpoint failed; will retry', { error: String(error) });
+    }
   }
 
   /** Snapshots keys whose records are all delivered, then commits what those snapshots and the acks allow. */

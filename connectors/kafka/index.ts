@@ -6,11 +6,13 @@
  * @packageDocumentation
  */
 export { fromKafka } from './source.js';
+export type { AlignedCheckpoint } from './sourceTypes.js';
 export type { DroppedRecord, FromKafkaOptions, KafkaRecord, KafkaSource, KafkaSourceStats, KeyedState, MissingKeyPolicy, NullValuePolicy } from './source.js';
 export { toKafka } from './sink.js';
 export type { ToKafkaOptions, DeliveryReport } from './sink.js';
 export { CHANGELOG_HEADERS, changelogKey } from './changelog.js';
-export type { ChangelogOptions, StateCodec } from './changelog.js';
+export type { ChangelogOptions, StateCodec, RestoredState } from './changelog.js';
+export { ChangelogKeyStore, SHARED_STATE_TOPIC, MAX_CHANGELOG_MESSAGE_BYTES, sharedStateMessages, assembleSharedState } from './changelogStore.js';
 export { streamStateCodec } from './streamStateCodec.js';
 export { DEAD_LETTER_HEADERS } from './deadLetter.js';
 export type { DeadLetterReason } from './deadLetter.js';

@@ -127,6 +127,7 @@ export class PartitionLifecycle<T, S> {
     void p.txn?.close();
     p.disposeStore(this.rt.options.raw.changelog?.codec.dispose);
     if (this.owned.get(p.id) === p) this.owned.delete(p.id);
+    this.rt.options.raw.checkpoint?.revoked?.(p.topic, p.partition);
   }
 
   /** Exactly-once: another member fenced this one's producer for the partition, so it owns it now (this member learns at its next rebalance). */
@@ -222,26 +223,30 @@ export class PartitionLifecycle<T, S> {
   }
 
   private readChangelog(added: Array<OwnedPartition<S>>): Promise<Map<string, Map<string, RestoredState>>> {
-    const changelog = this.rt.options.raw.changelog;
-    if (!changelog) return Promise.resolve(new Map());
+    const { changelog, checkpoint } = this.rt.options.raw;
+    const source = changelog ?? checkpoint;
+    if (!source) return Promise.resolve(new Map());
     const partitions = added.map(({ topic, partition }) => ({ topic, partition }));
-    return restoreFromChangelog(this.rt.kafka, changelog.topic, partitions, this.rt.options.raw.groupId, changelog.restoreTimeoutMs ?? 60_000, log);
+    return restoreFromChangelog(this.rt.kafka, source.topic, partitions, this.rt.options.raw.groupId, source.restoreTimeoutMs ?? 60_000, log);
   }
 
   private async restoreKeys(p: OwnedPartition<S>, restored: Map<string, Map<string, RestoredState>>): Promise<void> {
-    const changelog = this.rt.options.raw.changelog;
-    if (p.revoked || !changelog) return;
+    const { changelog, checkpoint } = this.rt.options.raw;
+    if (p.revoked || (!changelog && !checkpoint)) return;
+    const states = restored.get(p.id) ?? new Map<string, RestoredState>();
+    if (checkpoint) checkpoint.restore(p.topic, p.partition, states);
     const rewrites: Message[] = [];
-    for (const [key, snapshot] of restored.get(p.id) ?? []) {
-      p.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));
+    for (const [key, snapshot] of states) {
+      if (changelog) p.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));
       this.rt.stats.restoredKeys++;
       if (snapshot.shadowed) rewrites.push(rewriteMessage(p.topic, p.partition, key, snapshot));
     }
     // A stale snapshot written after the one restored would be the one compaction keeps:
     // write the restored one again, before this member writes anything newer for the key.
     if (rewrites.length > 0 && !p.revoked) {
-      if (p.txn !== null) await p.txn.send(changelog.topic, rewrites);
-      else await this.rt.producer.send({ topic: changelog.topic, acks: -1, messages: rewrites });
+      const topic = (changelog ?? checkpoint)!.topic;
+      if (p.txn !== null) await p.txn.send(topic, rewrites);
+      else await this.rt.producer.send({ topic, acks: -1, messages: rewrites });
       this.rt.stats.snapshotsRewritten += rewrites.length;
       log.info('rewrote snapshots shadowed by stale ones', { partition: p.id, keys: rewrites.length });
     }

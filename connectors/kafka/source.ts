@@ -75,7 +75,8 @@ class SourceMember<T, S> {
     const raw = this.options.raw;
     if (status.draining) return;
     const topicsToEnsure = [{ topic: this.options.deadLetterTopic, compacted: false, partitionsLike: raw.topics }];
-    if (raw.changelog) topicsToEnsure.push({ topic: raw.changelog.topic, compacted: true, partitionsLike: raw.topics });
+    const stateTopic = raw.changelog?.topic ?? raw.checkpoint?.topic;
+    if (stateTopic !== undefined) topicsToEnsure.push({ topic: stateTopic, compacted: true, partitionsLike: raw.topics });
     await ensureTopics(this.rt.kafka, topicsToEnsure);
     consumer.on(consumer.events.GROUP_JOIN, (event) => this.partitions.onAssignment(event.payload.memberAssignment, event.payload.memberId));
     // Hand over what is done before the partitions move: snapshots and commits for acknowledged work.

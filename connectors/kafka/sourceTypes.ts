@@ -1,7 +1,8 @@
 /** Public types of the Kafka source ({@link fromKafka}); re-exported by source.ts. */
 import type { IHeaders } from 'kafkajs';
 import type { Observable } from 'rxjs';
-import type { ChangelogOptions } from './changelog.js';
+import type { ChangelogOptions, RestoredState } from './changelog.js';
+import type { Message } from 'kafkajs';
 import type { KafkaConnection } from './client.js';
 import type { DeadLetterReason } from './deadLetter.js';
 import type { ValueDecoder } from './decode.js';
@@ -46,6 +47,35 @@ export interface KafkaRecord<T, S = never> {
   transaction?: OutputTransaction;
 }
 
+/**
+ * The pipeline's side of aligned checkpoints ({@link FromKafkaOptions.checkpoint}). The state it
+ * writes at a checkpoint must cover exactly the records acknowledged so far, so the state
+ * restored after a crash or rebalance is the state as of the committed offsets.
+ */
+export interface AlignedCheckpoint {
+  /** Compacted changelog topic (created when missing, as many partitions as the widest input topic). */
+  topic: string;
+  /**
+   * Takes a checkpoint: the pipeline stops applying new records, waits until every record it
+   * applied is acknowledged, then calls `positions()` (the next offset to commit of every owned
+   * `topic:partition`: every record below it is applied and acknowledged, none above it is
+   * applied) and returns the changelog records of the state changed since the last checkpoint,
+   * each naming its input partition and covering its input up to that position - 1. It may
+   * apply records again once it has the records in hand. They are sent (acks all), `written()`
+   * is called, then the positions are committed.
+   */
+  snapshot(positions: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; written(): void }>;
+  /**
+   * A partition was assigned: its restored snapshots (by changelog record key, each the one
+   * covering the most input), before any of its records is emitted.
+   */
+  restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void;
+  /** A partition moved to another member (its new owner restores its state). */
+  revoked?(topic: string, partition: number): void;
+  /** Give up restoring a partition after this long. Default 60 000 ms. */
+  restoreTimeoutMs?: number;
+}
+
 /** What to do with records whose value is null (tombstones). */
 export type NullValuePolicy = 'dead-letter' | 'skip' | 'delete-state';
 /** What to do with records without a key. */
@@ -74,6 +104,13 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
   commitIntervalMs?: number;
   /** Per-key state changelog; without it state lives in memory only. */
   changelog?: ChangelogOptions<S>;
+  /**
+   * Aligned checkpoints of state the pipeline keeps itself (instead of `record.state`): every
+   * `commitIntervalMs` the source stops emitting, waits until every emitted record is
+   * acknowledged, writes the pipeline's state records to the changelog, and only then commits.
+   * Not with `changelog` or `exactlyOnce`.
+   */
+  checkpoint?: AlignedCheckpoint;
   /** Drain, commit and leave the group on SIGTERM, then complete. Default true. */
   handleSigterm?: boolean;
   /** How long a drain waits for in-flight records to be acknowledged. Default 30 000 ms. */

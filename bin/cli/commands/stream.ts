@@ -4,7 +4,7 @@
  * line: its surprisal in bits per byte, an anomaly flag, and the bytes the model expects next.
  */
 import { fileURLToPath } from 'node:url';
-import { EMPTY, Subject, map, mergeMap, take, tap } from 'rxjs';
+import { EMPTY, Subject, filter, map, mergeMap, take, tap } from 'rxjs';
 import { initBackend } from '../../../src/backend.js';
 import type { KeyStateStore } from '../../../src/state/keyStateStore.js';
 import { MemoryKeyStore } from '../../../src/state/memoryKeyStore.js';
@@ -21,7 +21,8 @@ import { recordSurprisal } from '../../../operators/recordSurprisal.js';
 import { tokenize } from '../../../operators/tokenize.js';
 import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
-import { StreamStateDir, defaultStateDir, modelFingerprint } from '../streamStateDir.js';
+import { StreamStateDir, defaultStateDir, followPosition, modelFingerprint, readFollowPosition, FOLLOW_POSITION_KEY } from '../streamStateDir.js';
+import { KafkaStreamState, stateTopicOf } from '../kafkaStreamState.js';
 import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
 import { KAFKA_CONNECTION_HELP, KAFKA_CONNECTION_OPTIONS, kafkaConnection } from '../kafkaOptions.js';
 import type { Command } from '../command.js';
@@ -57,11 +58,17 @@ Source (one; default --demo):
                           file that does not exist yet is waited for)
   --stdin                 lines of standard input (ends at end of input)
   --kafka-topic <topic>   a Kafka topic (consumer group --group), each value one or more lines;
-                          offsets are committed once a line's output is written / delivered
+                          offsets are committed at checkpoints (see "What survives" below)
 
 Options:
   --model <dir>           model directory (default: models/default, a general prior for machine text)
 ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default infiniformer-stream)
+  --commit-interval <s>   Kafka: seconds between checkpoints (default 5): the input is held at a
+                          record boundary, the lines in flight are written, the state changed
+                          since the last one goes to the changelog topic <group>.state (created
+                          compacted if missing), then the offsets are committed
+  --session-timeout <ms>  Kafka: the group drops a member silent this long and moves its
+                          partitions (default 45000; at least 3000)
   --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout (it must
                           exist, checked at start, unless --create-topics)
   --create-topics         create a missing --out-topic
@@ -98,6 +105,23 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
   --max-delay-ms <ms>     segment mode: longest wait of a byte before a partial chunk runs (default 250)
   --backend <name>        auto | tensorflow | wasm | cpu (default auto)
   -h, --help              this text
+
+What survives (docs/kafka.md, "The main job over Kafka"):
+  --kafka-topic: every key's model state and mixing context (per key) and the learned weights
+    and mixer statistics (shared) are in the topic <group>.state as of the last checkpoint,
+    with the offsets committed after it. After a crash (kill -9), a restart, a rebalance or
+    scale-out (more processes with the same --group), each partition's keys are restored when
+    it is assigned, before its records run; records after the last checkpoint are read again,
+    output again (at-least-once) and applied once. With --no-learn every key's outputs then
+    equal an uninterrupted run's (keys must stay in one partition: the default key does); the
+    shared mixer statistics and learned weights depend on the order keys interleave, so with
+    them on single lines differ from an uninterrupted run (means agree within noise; with
+    learning and mixing both on a restarted run measured worse). Each process learns its own
+    weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
+  --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
+    the same way; --follow also saves the file position of the last saved line, so a restart
+    after a crash continues the file there (later lines scored again, applied once). Without
+    a state directory nothing survives the process.
 
 Exit codes: 0 done (end of input, --max-lines, Ctrl-C), 1 runtime failure (e.g. unreachable
 broker), 2 bad arguments, a missing model or --out-topic; 130/143 a second Ctrl-C/SIGTERM.
@@ -171,6 +195,8 @@ const command: Command = {
         'no-state': { type: 'boolean' },
         'save-every': { type: 'string' },
         'max-keys': { type: 'string' },
+        'commit-interval': { type: 'string' },
+        'session-timeout': { type: 'string' },
       },
     });
     if (values.help === true) {
@@ -197,16 +223,38 @@ const command: Command = {
     const usesKafka = values['kafka-topic'] !== undefined || values['out-topic'] !== undefined;
     if (!usesKafka && (values.brokers !== undefined || values['kafka-config'] !== undefined)) throw new UsageError('--brokers and --kafka-config need --kafka-topic or --out-topic');
     const kafka = usesKafka ? kafkaConnection(values) : {};
-    const spec: SourceSpec =
-      values.follow !== undefined ? { kind: 'follow', path: values.follow }
-      : values.stdin === true ? { kind: 'stdin' }
-      : values['kafka-topic'] !== undefined ? { kind: 'kafka', connection: kafka, group: values.group ?? 'infiniformer-stream', topic: values['kafka-topic'] }
-      : { kind: 'demo', path: DEMO_LOG, rate };
+    const kafkaTopic = values['kafka-topic'];
+    const group = values.group ?? 'infiniformer-stream';
+    const commitIntervalMs = Math.round(1000 * numberOption('commit-interval', values['commit-interval'], 5, 0.05, 3600));
+    const sessionTimeoutMs = intOption('session-timeout', values['session-timeout'], 45_000, 3000);
+    if (kafkaTopic !== undefined && values['state-dir'] !== undefined) throw new UsageError(`--state-dir is for files and stdin; over Kafka the state lives in the changelog topic ${stateTopicOf(group)}`);
     if (values['out-topic'] !== undefined) await checkOutTopic(kafka, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
     const tokenizer = model.tokenizer;
+    const fingerprint = modelFingerprint(modelDir);
+    const note = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(event)}\n`);
+    // Over Kafka the state lives in the changelog topic <group>.state: the shared part now, each
+    // partition's keys when it is assigned.
+    const kafkaState = kafkaTopic === undefined ? undefined : await KafkaStreamState.open(kafka, group, kafkaTopic, fingerprint, note);
+    const saveEvery = intOption('save-every', values['save-every'], 60, 1);
+    const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
+    const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (values.follow !== undefined ? defaultStateDir(fingerprint, values.follow) : undefined));
+    const stateDir = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
+    const loaded = stateDir?.load();
+    if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
+    const saved = loaded?.saved;
+    // Every key's model state beyond the live ones: on disk with a state dir, else in RAM.
+    const keyStore: KeyStateStore = kafkaState?.state.models ?? stateDir?.openKeyStore() ?? new MemoryKeyStore();
+    // --follow resumes the file after the last line the saved key states cover.
+    const followFrom = values.follow !== undefined && stateDir !== undefined ? readFollowPosition(keyStore) : undefined;
+    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: [...keyStore.keys()].length, ...(followFrom ? { fileOffset: followFrom.offset } : {}) })}\n`);
+    const spec: SourceSpec =
+      values.follow !== undefined ? { kind: 'follow', path: values.follow, ...(followFrom ? { startAt: followFrom } : {}) }
+      : values.stdin === true ? { kind: 'stdin' }
+      : kafkaTopic !== undefined ? { kind: 'kafka', connection: kafka, group, topic: kafkaTopic, commitIntervalMs, sessionTimeoutMs, checkpoint: kafkaState!.state.checkpoint() }
+      : { kind: 'demo', path: DEMO_LOG, rate };
 
     const counters = new IngestCounters();
     const ingest = new Ingest(spec, { maxLineBytes, keyOf, counters });
@@ -220,18 +268,6 @@ const command: Command = {
     });
     const learnWhen = values.learn ?? 'keep-up';
     if (learnWhen !== 'keep-up' && learnWhen !== 'always') throw new UsageError(`--learn must be keep-up or always, got ${JSON.stringify(learnWhen)}`);
-    const saveEvery = intOption('save-every', values['save-every'], 60, 1);
-    const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
-    const fingerprint = modelFingerprint(modelDir);
-    const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (spec.kind === 'follow' ? defaultStateDir(fingerprint, spec.path) : undefined));
-    const stateDir = statePath === undefined ? undefined : new StreamStateDir(statePath, fingerprint);
-    const loaded = stateDir?.load();
-    if (loaded?.note !== undefined) process.stderr.write(`${JSON.stringify({ note: loaded.note })}\n`);
-    const saved = loaded?.saved;
-    // Every key's model state beyond the live ones: on disk with a state dir, else in RAM.
-    const keyStore: KeyStateStore = stateDir?.openKeyStore() ?? new MemoryKeyStore();
-    if (saved !== undefined) process.stderr.write(`${JSON.stringify({ note: `continuing from ${statePath}`, lines: saved.lines, keys: [...keyStore.keys()].length })}\n`);
-
     // Learning costs ~4x a scoring pass: with keep-up it is skipped (scored only) while tokens
     // pile up, so a fast source is never held back by it.
     let backlog = (): number => 0;
@@ -239,9 +275,10 @@ const command: Command = {
     // scoring pass): the job still exits within about a second.
     let stopping = false;
     const hooks = { shouldLearn: (): boolean => !stopping && (learnWhen === 'always' || backlog() <= 2 * model.config.segmentLength) };
+    const savedLearner = saved?.learner ?? kafkaState?.shared.learner;
     const learner: OnlineLearner | undefined =
-      saved?.learner !== undefined
-        ? OnlineLearner.restore(model, saved.learner, hooks) // the adapted weights, even with --no-learn
+      savedLearner !== undefined
+        ? OnlineLearner.restore(model, savedLearner, hooks) // the adapted weights, even with --no-learn
         : values['no-learn'] === true
           ? undefined
           : new OnlineLearner(model, { learningRate: numberOption('learning-rate', values['learning-rate'], 3e-4, 0, 1, true) }, hooks);
@@ -258,17 +295,45 @@ const command: Command = {
       store: keyStore,
     });
     backlog = () => lm.stats().pending;
-    const mix = values['no-mix'] === true ? undefined : contextMix({ topK, ...(saved?.mix ? { initialState: saved.mix } : {}) });
+    const savedMixer = saved?.mix ?? (kafkaState?.shared.mixer !== undefined ? { mixer: kafkaState.shared.mixer } : undefined);
+    const mixStore = kafkaState?.state.mixes;
+    const mix = values['no-mix'] === true ? undefined : contextMix({ topK, ...(savedMixer ? { initialState: savedMixer } : {}), ...(mixStore ? { restoreKey: (k: string) => mixStore.get(k) } : {}) });
+    kafkaState?.state.attach({
+      checkpointModel: () => lm.checkpoint(),
+      mixSnapshot: () => mix?.snapshot(),
+      learnerBytes: () => learner?.saveState(),
+      quiesce: () => ingest.quiesce(),
+      dropQueued: (topic, partition) => ingest.dropPartition(topic, partition),
+      reload: (keys) => {
+        const busy = lm.reload(keys);
+        mix?.reload(keys.filter((k) => !busy.includes(k)));
+        return busy;
+      },
+    });
     let linesDone = saved?.lines ?? 0;
     /** Every key's model state into the store (flushed), then learner and mixer. */
     const persist = async (): Promise<void> => {
       if (stateDir === undefined) return;
-      // Taken together, before the await: the learner, the mixer and the key states the
-      // checkpoint writes are all as of the same model round.
-      const m = mix?.snapshot();
-      const learnerBytes = learner?.saveState();
+      // Aligned: input held, the lines in flight written, so the learner, the mixer, the key
+      // states and the followed file's position are all as of the same line; the position goes
+      // into the key store, flushed with the key states it belongs to.
+      // With nothing in flight the capture below is synchronous, hence aligned, without a hold
+      // (at exit it must be: the operators free their state right after completion).
+      const resume = ingest.linesInFlight === 0 ? () => undefined : await ingest.quiesce();
+      let m: ReturnType<NonNullable<typeof mix>['snapshot']>;
+      let learnerBytes: Uint8Array | undefined;
       const lines = linesDone;
-      await lm.checkpoint();
+      try {
+        m = mix?.snapshot();
+        learnerBytes = learner?.saveState();
+        const checkpointed = lm.checkpoint();
+        const at = ingest.followPosition;
+        if (values.follow !== undefined && at !== undefined) keyStore.put(FOLLOW_POSITION_KEY, followPosition(values.follow, at));
+        await checkpointed;
+        await keyStore.flush();
+      } finally {
+        resume();
+      }
       stateDir.save({ lines, ...(learnerBytes ? { learner: learnerBytes } : {}), ...(m ? { mix: m } : {}) });
     };
     const saver =
@@ -277,7 +342,15 @@ const command: Command = {
         : setInterval(() => {
             persist().catch((error: unknown) => process.stderr.write(`${JSON.stringify({ note: `saving ${statePath} failed: ${(error as Error).message}` })}\n`));
           }, saveEvery * 1000);
-    const scored$ = ingest.lines$.pipe(
+    // A line its key's restored state already covers is not applied again (nor output).
+    const applied$ = ingest.lines$.pipe(
+      filter((l) => {
+        if (kafkaState === undefined || kafkaState.state.accept(l)) return true;
+        l.done();
+        return false;
+      }),
+    );
+    const scored$ = applied$.pipe(
       map((l): TextRecord => ({ key: l.key, text: l.bytes, source: l })),
       tokenize({ tokenizer, errors: failures, invalidUtf8: 'keep' }),
       lm,
@@ -339,8 +412,15 @@ const command: Command = {
         },
         complete: () => {
           clearInterval(saver);
+          kafkaState?.state.finish(ingest.linesInFlight);
           // While the pipeline's operators still hold their state (the model's keys are
-          // already in the store: completion wrote them).
+          // already in the store: completion wrote them). Lines still in flight (--max-lines
+          // stopped the output) are partly in the states: the last periodic save stands.
+          if (ingest.linesInFlight > 0) {
+            if (stateDir !== undefined) process.stderr.write(`${JSON.stringify({ note: `${statePath}: not saved at exit (lines in flight when the output stopped); the last save stands` })}\n`);
+            resolve(0);
+            return;
+          }
           persist().then(
             () => resolve(0),
             (error: unknown) => {
@@ -354,6 +434,7 @@ const command: Command = {
     await ingest.close();
     await keyStore.close();
     uninstall();
+    if (kafkaState !== undefined) for (const [k, v] of Object.entries(kafkaState.state.counts)) counters.count(k, v);
     process.stderr.write(counters.summary());
     learner?.dispose();
     model.dispose();

@@ -1,0 +1,251 @@
+/**
+ * `stream --kafka-topic`: the main job's state in a compacted changelog topic, written at aligned
+ * checkpoints (connectors/kafka `checkpoint` option): every --commit-interval the input is held
+ * at a record boundary, the lines in flight are written, every key's model state and mixing
+ * context changed since the last checkpoint and the shared state (learned weights, mixer
+ * statistics) go to the changelog, and only then the offsets are committed. So the state
+ * restored after a crash or rebalance is the state as of the committed offsets (or newer: a
+ * record its restored key state already covers is recognised and skipped, never applied twice).
+ */
+import type { Message } from 'kafkajs';
+import { restoreFromChangelog, type RestoredState } from '../../connectors/kafka/changelog.js';
+import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, digestOf, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
+import { ensureTopics, kafkaClient, kafkaFailure } from '../../connectors/kafka/client.js';
+import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
+import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
+import { createLogger } from '../../src/logger.js';
+import { CliError } from './command.js';
+import type { IngestLine } from './ingest.js';
+
+const log = createLogger('infiniformer:stream:kafka-state');
+
+/** The changelog topic of a consumer group's stream state. */
+export const stateTopicOf = (group: string): string => `${group}.state`;
+
+/** What the pipeline hands over at a checkpoint. */
+export interface StreamParts {
+  /** Writes every changed live key state into {@link KafkaStreamState.models} (synchronously, before its first await). */
+  checkpointModel(): Promise<void>;
+  /** The mixer's snapshot, when it mixes. */
+  mixSnapshot(): { mixer: Uint8Array; keys: Map<string, Uint8Array> } | undefined;
+  /** The learner's bytes, when there is a learner. */
+  learnerBytes(): Uint8Array | undefined;
+  /** Holds the input at a record boundary until the lines in flight are written; the result lets it go on. */
+  quiesce(): Promise<() => void>;
+  /** Drops the in-memory model state and mixing context of `keys` (they load again from the stores); returns the keys with tokens waiting, left alone. */
+  reload(keys: string[]): string[];
+  /** Drops the lines of a revoked partition not yet fed to the model. */
+  dropQueued(topic: string, partition: number): void;
+}
+
+/** Per input partition and key, the last offset applied (or covered by a restored state). */
+class AppliedOffsets {
+  private readonly last = new Map<string, { offset: number; origin: object | null }>();
+
+  private static id(topic: string, partition: number, key: string): string {
+    return `${topic}\u0000${partition}\u0000${key}`;
+  }
+
+  /** False for a line of a record its key's state already covers (fetched again after a rebalance or restart). */
+  accept(topic: string, partition: number, key: string, offset: number, origin: object | null): boolean {
+    const id = AppliedOffsets.id(topic, partition, key);
+    const last = this.last.get(id);
+    if (last !== undefined && (offset < last.offset || (offset === last.offset && origin !== last.origin))) return false;
+    this.last.set(id, { offset, origin });
+    return true;
+  }
+
+  /**
+   * A restored state covers its partition's input up to `covered`, and is the key's state from
+   * now on. True when this process had applied other input to the key (it owned the partition
+   * before; its state in memory is not the restored one).
+   */
+  restored(topic: string, partition: number, key: string, covered: number): boolean {
+    const id = AppliedOffsets.id(topic, partition, key);
+    const last = this.last.get(id);
+    if (last?.offset === covered) return false;
+    this.last.set(id, { offset: covered, origin: null });
+    return last !== undefined;
+  }
+}
+
+/** Retries `f` on retriable Kafka errors (a topic just created has no leader yet) for up to ~10 s. */
+async function withRetries<R>(f: () => Promise<R>): Promise<R> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (error) {
+      if (attempt >= 20 || (error as { retriable?: boolean }).retriable !== true) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/** The restored shared state at start. */
+export interface RestoredShared {
+  learner?: Uint8Array;
+  mixer?: Uint8Array;
+}
+
+export class KafkaStreamState {
+  /** Every key's model state (the infiniteFormer store). */
+  readonly models: ChangelogKeyStore;
+  /** Every key's mixing context. */
+  readonly mixes: ChangelogKeyStore;
+  readonly topic: string;
+  private readonly applied = new AppliedOffsets();
+  private parts: StreamParts | undefined;
+  /** Taken when the pipeline completed: the final checkpoint uses it. */
+  private final: { mix: ReturnType<StreamParts['mixSnapshot']>; learner: Uint8Array | undefined } | undefined;
+  private readonly sharedDigest = new Map<string, string>();
+  private readonly nextSlot = new Map<string, 0 | 1>();
+  private epoch = 0;
+  /** Counters for stderr and tests. */
+  readonly counts = { restoredKeys: 0, skippedAsApplied: 0, checkpoints: 0, checkpointBytes: 0, reloadedKeys: 0 };
+
+  private constructor(
+    group: string,
+    private readonly fingerprint: string,
+    private readonly note: (event: Record<string, unknown>) => void,
+  ) {
+    this.topic = stateTopicOf(group);
+    // Keys carry the model's fingerprint: another model's state in the same topic is ignored.
+    this.models = new ChangelogKeyStore(`${fingerprint}/m/`);
+    this.mixes = new ChangelogKeyStore(`${fingerprint}/x/`);
+  }
+
+  /**
+   * Creates the changelog topic when missing (compacted, as many partitions as the input) and
+   * reads the shared state (weights, mixer) of the last checkpoint.
+   */
+  static async open(connection: KafkaConnectionSettings, group: string, inputTopic: string, fingerprint: string, note: (event: Record<string, unknown>) => void): Promise<{ state: KafkaStreamState; shared: RestoredShared }> {
+    const state = new KafkaStreamState(group, fingerprint, note);
+    const kafka = kafkaClient({ ...connection, clientId: 'infiniformer-stream-state' });
+    const started = Date.now();
+    let restored: Map<string, Map<string, RestoredState>>;
+    try {
+      await ensureTopics(kafka, [{ topic: state.topic, compacted: true, partitionsLike: [inputTopic] }]);
+      restored = await withRetries(() => restoreFromChangelog(kafka, state.topic, [{ topic: SHARED_STATE_TOPIC, partition: 0 }], group, 60_000, log));
+    } catch (error) {
+      throw new CliError(kafkaFailure(`reading the stream state topic '${state.topic}'`, error, connection).message, { cause: error });
+    }
+    const states = restored.get(`${SHARED_STATE_TOPIC}:0`) ?? new Map<string, RestoredState>();
+    const shared: RestoredShared = {};
+    for (const name of ['learner', 'mixer'] as const) {
+      const found = assembleSharedState(states, `${fingerprint}/${name}`);
+      if (found === undefined) continue;
+      shared[name] = found.bytes;
+      state.nextSlot.set(name, found.slot === 0 ? 1 : 0);
+      state.sharedDigest.set(name, digestOf(found.bytes));
+    }
+    if (shared.learner !== undefined || shared.mixer !== undefined) note({ note: `continuing the shared state of ${state.topic}`, learner: shared.learner?.length ?? 0, mixer: shared.mixer?.length ?? 0, ms: Date.now() - started });
+    return { state, shared };
+  }
+
+  /** Connects the running pipeline. */
+  attach(parts: StreamParts): void {
+    this.parts = parts;
+  }
+
+  /**
+   * Whether a line is to be applied: false for a line of a record its key's state already
+   * covers. Routes the key's state to the line's input partition.
+   */
+  accept(line: IngestLine): boolean {
+    const k = line.kafka;
+    if (k === undefined) return true;
+    if (!this.applied.accept(k.topic, k.partition, line.key, Number(k.offset), line.origin ?? null)) {
+      this.counts.skippedAsApplied++;
+      return false;
+    }
+    this.models.route(line.key, k.topic, k.partition);
+    this.mixes.route(line.key, k.topic, k.partition);
+    return true;
+  }
+
+  /** The pipeline completed with every line written: the final checkpoint takes this state. */
+  finish(linesInFlight: number): void {
+    if (this.parts === undefined || linesInFlight > 0) return;
+    void this.parts.checkpointModel();
+    this.final = { mix: this.parts.mixSnapshot(), learner: this.parts.learnerBytes() };
+  }
+
+  /** The source's side of the aligned checkpoints. */
+  checkpoint(): AlignedCheckpoint {
+    return {
+      topic: this.topic,
+      snapshot: (positions) => this.snapshot(positions),
+      restore: (topic, partition, states) => this.restore(topic, partition, states),
+      revoked: (topic, partition) => {
+        this.models.release(topic, partition);
+        this.mixes.release(topic, partition);
+        this.parts?.dropQueued(topic, partition);
+        this.note({ event: 'revoked', topic, partition });
+      },
+    };
+  }
+
+  private async snapshot(positionsOf: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; written(): void }> {
+    const parts = this.parts;
+    if (parts === undefined) throw new CliError('checkpoint before the pipeline runs');
+    const resume = this.final === undefined ? await parts.quiesce() : () => undefined;
+    try {
+      const positions = positionsOf();
+      if (this.final === undefined) void parts.checkpointModel(); // synchronous up to its flush, a no-op here
+      const mix = this.final?.mix ?? parts.mixSnapshot();
+      if (mix !== undefined) for (const [key, bytes] of mix.keys) this.mixes.put(key, bytes);
+      const learner = this.final?.learner ?? parts.learnerBytes();
+      const a = this.models.changes(positions);
+      const b = this.mixes.changes(positions);
+      const shared = this.sharedMessages({ learner, mixer: mix?.mixer });
+      const messages = [...a.messages, ...b.messages, ...shared.messages];
+      const bytes = messages.reduce((n, m) => n + ((m.value as Buffer | null)?.length ?? 0), 0);
+      return {
+        messages,
+        written: () => {
+          a.durable();
+          b.durable();
+          shared.durable();
+          this.counts.checkpoints++;
+          this.counts.checkpointBytes += bytes;
+          if (messages.length > 0) this.note({ event: 'checkpoint', keys: a.messages.length, mixKeys: b.messages.length, shared: shared.messages.length, bytes, positions: Object.fromEntries(positions) });
+        },
+      };
+    } finally {
+      resume();
+    }
+  }
+
+  /** Shared state changed since its last write, in the slot not holding the last complete write. */
+  private sharedMessages(values: Record<'learner' | 'mixer', Uint8Array | undefined>): { messages: Message[]; durable(): void } {
+    const messages: Message[] = [];
+    const done: Array<() => void> = [];
+    this.epoch = Math.max(Date.now(), this.epoch + 1);
+    for (const name of ['learner', 'mixer'] as const) {
+      const bytes = values[name];
+      if (bytes === undefined) continue;
+      const digest = digestOf(bytes);
+      if (this.sharedDigest.get(name) === digest) continue;
+      const slot = this.nextSlot.get(name) ?? 0;
+      messages.push(...sharedStateMessages(`${this.fingerprint}/${name}`, slot, bytes, this.epoch));
+      done.push(() => {
+        this.sharedDigest.set(name, digest);
+        this.nextSlot.set(name, slot === 0 ? 1 : 0);
+      });
+    }
+    return { messages, durable: () => done.forEach((d) => d()) };
+  }
+
+  private restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void {
+    const covered = this.models.restore(topic, partition, states);
+    this.mixes.restore(topic, partition, states);
+    // A key this process ran before its partition moved away and came back: the restored state
+    // replaces the one in memory (which missed what the other owner applied meanwhile).
+    const stale = [...covered].filter(([key, c]) => this.applied.restored(topic, partition, key, c)).map(([key]) => key);
+    const busy = stale.length > 0 && this.parts !== undefined ? this.parts.reload(stale) : [];
+    if (busy.length > 0) log.warn('restored keys still running in this process keep their state in memory', { topic, partition, keys: busy.length });
+    this.counts.restoredKeys += covered.size;
+    this.counts.reloadedKeys += stale.length - busy.length;
+    this.note({ event: 'restored', topic, partition, keys: covered.size, ...(stale.length > 0 ? { reloaded: stale.length - busy.length } : {}) });
+  }
+}
