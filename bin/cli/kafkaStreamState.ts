@@ -198,7 +198,10 @@ export class KafkaStreamState {
       const a = this.models.changes(positions);
       const b = this.mixes.changes(positions);
       const shared = this.sharedMessages({ learner, mixer: mix?.mixer });
-      const messages = [...a.messages, ...b.messages, ...shared.messages];
+      // Shared state first: a kill while its (large) chunks are written leaves every key at the
+      // previous checkpoint, consistent with the previous complete slot; keys written first
+      // could run ahead of a mixer or learner that never landed, skipping what it never saw.
+      const messages = [...shared.messages, ...a.messages, ...b.messages];
       const bytes = messages.reduce((n, m) => n + ((m.value as Buffer | null)?.length ?? 0), 0);
       return {
         messages,
