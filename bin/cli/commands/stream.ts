@@ -112,11 +112,12 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     with the offsets committed after it. After a crash (kill -9), a restart, a rebalance or
     scale-out (more processes with the same --group), each partition's keys are restored when
     it is assigned, before its records run; records after the last checkpoint are read again,
-    output again (at-least-once) and applied once. With --no-learn every key's outputs then
-    equal an uninterrupted run's (keys must stay in one partition: the default key does); the
-    shared mixer statistics and learned weights depend on the order keys interleave, so with
-    them on single lines differ from an uninterrupted run (means agree within noise; with
-    learning and mixing both on a restarted run measured worse). Each process learns its own
+    output again (at-least-once) and applied once. With --no-learn --no-mix every key's outputs
+    then equal an uninterrupted run's (keys must stay in one partition: the default key does);
+    the shared mixer statistics and learned weights depend on the order keys interleave, so
+    with them on single lines differ from an uninterrupted run (means agree within noise; the
+    shared state is written before the keys, so a kill mid-write leaves both as of the
+    previous checkpoint). Each process learns its own
     weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
   --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
     the same way; --follow also saves the file position of the last saved line, so a restart
