@@ -8,7 +8,7 @@
 import type { Message, Producer } from 'kafkajs';
 import { CorruptStateError } from '../../src/errors.js';
 import { createHash } from 'node:crypto';
-import { checkKey, checkOpen, checkValue, type KeyStateStore } from '../../src/state/keyStateStore.js';
+import { MemoryKeyStore } from '../../src/state/memoryKeyStore.js';
 import { changelogMessage, type RestoredState } from './changelog.js';
 
 /**
@@ -32,56 +32,29 @@ export const SHARED_STATE_TOPIC = '\u0000shared';
  * Per-key state of input partitions, written to the changelog at checkpoints: a key is written
  * when its bytes changed since its last durable write, with the offset its partition's input is
  * covered up to. `namespace` separates stores sharing one changelog (e.g. model and mixer states).
+ * Entries become durable at the next aligned checkpoint ({@link ChangelogKeyStore.changes}), not at `flush()`.
  */
-export class ChangelogKeyStore implements KeyStateStore {
-  private readonly values = new Map<string, Uint8Array>();
+export class ChangelogKeyStore extends MemoryKeyStore {
   /** The input partition (`topic:partition`) each key's records come from. */
   private readonly owners = new Map<string, { topic: string; partition: number }>();
   /** Digest of each key's last durable bytes (undefined: never written). */
   private readonly durable = new Map<string, string>();
+  /** Keys deleted since their last durable write (a tombstone is due). */
   private readonly deleted = new Set<string>();
-  private closed = false;
 
-  constructor(readonly namespace: string) {}
-
-  get size(): number {
-    return this.values.size;
+  constructor(readonly namespace: string) {
+    super();
   }
 
-  get(key: string): Uint8Array | undefined {
-    checkOpen(this.closed, 'get');
-    checkKey(key);
-    return this.values.get(key);
-  }
-
-  put(key: string, value: Uint8Array): void {
-    checkOpen(this.closed, 'put');
-    checkKey(key);
-    checkValue(value);
-    this.values.set(key, value);
+  override put(key: string, value: Uint8Array): void {
+    super.put(key, value);
     this.deleted.delete(key);
   }
 
-  delete(key: string): void {
-    checkOpen(this.closed, 'delete');
-    checkKey(key);
-    if (this.values.delete(key) && this.durable.has(key)) this.deleted.add(key);
-  }
-
-  keys(): Iterable<string> {
-    checkOpen(this.closed, 'keys');
-    return [...this.values.keys()];
-  }
-
-  /** Nothing to do: entries become durable at the next aligned checkpoint ({@link changes}). */
-  flush(): Promise<void> {
-    checkOpen(this.closed, 'flush');
-    return Promise.resolve();
-  }
-
-  close(): Promise<void> {
-    this.closed = true;
-    return Promise.resolve();
+  override delete(key: string): void {
+    const present = this.get(key) !== undefined;
+    super.delete(key);
+    if (present && this.durable.has(key)) this.deleted.add(key);
   }
 
   /** Notes that `key`'s records come from this input partition (its changelog partition). */
@@ -103,9 +76,10 @@ export class ChangelogKeyStore implements KeyStateStore {
       const position = o === undefined ? undefined : positions.get(`${o.topic}:${o.partition}`);
       return o === undefined || position === undefined ? undefined : { ...o, covered: position - 1 };
     };
-    for (const [key, bytes] of this.values) {
+    for (const key of this.keys()) {
       const at = coveredOf(key);
       if (at === undefined) continue;
+      const bytes = this.get(key)!;
       const digest = digestOf(bytes);
       if (this.durable.get(key) === digest) continue;
       messages.push(changelogMessage(at.topic, at.partition, this.namespace + key, bytes, at.covered));
@@ -142,11 +116,11 @@ export class ChangelogKeyStore implements KeyStateStore {
       this.owners.set(key, { topic, partition });
       covered.set(key, snapshot.covered);
       if (snapshot.bytes === null) {
-        this.values.delete(key);
+        super.delete(key);
         this.durable.delete(key);
         continue;
       }
-      this.values.set(key, snapshot.bytes);
+      super.put(key, snapshot.bytes);
       this.durable.set(key, digestOf(snapshot.bytes));
     }
     return covered;
@@ -157,7 +131,7 @@ export class ChangelogKeyStore implements KeyStateStore {
     for (const [key, o] of this.owners) {
       if (o.topic !== topic || o.partition !== partition) continue;
       this.owners.delete(key);
-      this.values.delete(key);
+      super.delete(key);
       this.durable.delete(key);
       this.deleted.delete(key);
     }
