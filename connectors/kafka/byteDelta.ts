@@ -86,8 +86,12 @@ export function encodeDelta(prev: Uint8Array, next: Uint8Array): Uint8Array {
   return out;
 }
 
-/** `prev` with `delta` ({@link encodeDelta}) applied; `what` names the state in errors. */
-export function applyDelta(prev: Uint8Array, delta: Uint8Array, what: string): Uint8Array {
+/**
+ * `prev` with `delta` ({@link encodeDelta}) applied; `what` names the state in errors. With
+ * `inPlace` and an unchanged length, `prev` itself is changed and returned (a restore replaying
+ * dozens of deltas onto 34 MB copies nothing).
+ */
+export function applyDelta(prev: Uint8Array, delta: Uint8Array, what: string, inPlace = false): Uint8Array {
   if (delta.length < 4) throw new CorruptStateError(what, `a delta of ${delta.length} bytes`);
   const length = new DataView(delta.buffer, delta.byteOffset, delta.byteLength).getUint32(0, true);
   let runs: Uint8Array;
@@ -96,8 +100,11 @@ export function applyDelta(prev: Uint8Array, delta: Uint8Array, what: string): U
   } catch (cause) {
     throw new CorruptStateError(what, `a delta does not inflate (${(cause as Error).message})`, { cause });
   }
-  const out = new Uint8Array(length);
-  out.set(prev.subarray(0, Math.min(prev.length, length)));
+  let out = prev;
+  if (!inPlace || length !== prev.length) {
+    out = new Uint8Array(length);
+    out.set(prev.subarray(0, Math.min(prev.length, length)));
+  }
   let at = 0;
   let p = 0;
   const varint = (): number => {

@@ -76,7 +76,7 @@ function replay(states: ReadonlyMap<string, RestoredState>, name: string, m: Man
   for (const d of m.deltas) {
     const delta = assembleSlot(states, `${name}/${m.writer}/delta`, d.seq);
     if (delta === undefined || delta.epoch !== d.epoch) return undefined;
-    bytes = applyDelta(bytes, delta.bytes, name);
+    bytes = applyDelta(bytes, delta.bytes, name, true); // the base's bytes are this function's own
   }
   return bytes.length === m.length && digestOf(bytes) === m.digest ? bytes : undefined;
 }
