@@ -120,16 +120,18 @@ export class KafkaStreamState {
 
   /**
    * Creates the changelog topic when missing (compacted, as many partitions as the input) and
-   * reads the shared state (weights, mixer) of the last checkpoint.
+   * reads the shared state (weights, mixer) of the last checkpoint. Exactly-once: a killed
+   * process's transaction open on the shared partition holds the read back until the broker
+   * aborts it (after `transactionTimeoutMs`), hence the longer wait.
    */
-  static async open(connection: KafkaConnectionSettings, group: string, inputTopic: string, fingerprint: string, note: (event: Record<string, unknown>) => void): Promise<{ state: KafkaStreamState; shared: RestoredShared }> {
+  static async open(connection: KafkaConnectionSettings, group: string, inputTopic: string, fingerprint: string, note: (event: Record<string, unknown>) => void, transactionTimeoutMs?: number): Promise<{ state: KafkaStreamState; shared: RestoredShared }> {
     const state = new KafkaStreamState(group, fingerprint, note);
     const kafka = kafkaClient({ ...connection, clientId: 'infiniformer-stream-state' });
     const started = Date.now();
     let restored: Map<string, Map<string, RestoredState>>;
     try {
       await ensureTopics(kafka, [{ topic: state.topic, compacted: true, partitionsLike: [inputTopic] }]);
-      restored = await withRetries(() => restoreFromChangelog(kafka, state.topic, [{ topic: SHARED_STATE_TOPIC, partition: 0 }], group, 60_000, log));
+      restored = await withRetries(() => restoreFromChangelog(kafka, state.topic, [{ topic: SHARED_STATE_TOPIC, partition: 0 }], group, 60_000 + (transactionTimeoutMs ?? 0), log));
     } catch (error) {
       throw new CliError(kafkaFailure(`reading the stream state topic '${state.topic}'`, error, connection).message, { cause: error });
     }
