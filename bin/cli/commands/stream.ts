@@ -130,9 +130,11 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     shared state is written before the keys, so a kill mid-write leaves both as of the
     previous checkpoint). Each process learns its own
     weights (not merged). Checkpoints write only what changed: changed keys, and of the mixer's
-    34 MB the bytes changed since the last checkpoint (a delta, ~1 MB; a whole base now and
-    then). At-least-once by default; --exactly-once commits outputs, state and offsets in one
-    transaction per input partition (the shared state rides with one of them).
+    34 MB the bytes changed since the last checkpoint (a delta: 0.04-1.9 MB, mean 0.49 MB
+    measured at the default interval; a whole base at a process's first checkpoint and when
+    the deltas outgrow it). At-least-once by default; --exactly-once commits each input
+    partition's outputs, keys and offset in one transaction (the shared state rides with one
+    of them): through 3 kill -9, a read_committed reader saw 640 outputs for 640 records.
   --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
     the same way; --follow also saves the file position of the last saved line, so a restart
     after a crash continues the file there (later lines scored again, applied once). Without
