@@ -31,10 +31,13 @@ class Bytes {
     this.buf[this.length++] = v;
   }
 
-  append(b: Uint8Array): void {
-    this.room(b.length);
-    this.buf.set(b, this.length);
-    this.length += b.length;
+  /** Appends `src[from, to)` (a loop for short ranges: cheaper than a subarray each). */
+  append(src: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    this.room(n);
+    if (n <= 32) for (let k = 0; k < n; k++) this.buf[this.length + k] = src[from + k]!;
+    else this.buf.set(src.subarray(from, to), this.length);
+    this.length += n;
   }
 }
 
@@ -74,7 +77,7 @@ export function encodeDelta(prev: Uint8Array, next: Uint8Array): Uint8Array {
     }
     runs.varint(i - end);
     runs.varint(j - i);
-    runs.append(next.subarray(i, j));
+    runs.append(next, i, j);
     end = j;
     if (j >= next.length) break;
     i = nextDiff(prev, next, j, common);
@@ -122,7 +125,9 @@ export function applyDelta(prev: Uint8Array, delta: Uint8Array, what: string, in
     at += varint();
     const n = varint();
     if (at + n > length || p + n > runs.length) throw new CorruptStateError(what, `a delta run [${at}, ${at + n}) runs past the end`);
-    out.set(runs.subarray(p, p + n), at);
+    // Most runs are a few bytes: a loop beats a subarray per run (~300 000 runs per mixer delta).
+    if (n <= 32) for (let k = 0; k < n; k++) out[at + k] = runs[p + k]!;
+    else out.set(runs.subarray(p, p + n), at);
     p += n;
     at += n;
   }
