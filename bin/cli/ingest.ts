@@ -14,6 +14,7 @@ import { DEFAULT_RETRY, kafkaClient, kafkaFailure, ensureTopics } from '../../co
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import { fromKafka, type KafkaRecord, type KafkaSource } from '../../connectors/kafka/source.js';
 import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
+import type { ExactlyOnceOptions, OutputTransaction } from '../../connectors/kafka/transactions.js';
 import { CliError, UsageError } from './command.js';
 
 /** One line (or piece of a cut line) on its way to the model. */
@@ -32,6 +33,8 @@ export interface IngestLine {
   kafka?: { topic: string; partition: number; offset: string };
   /** The same object for every line of one fetched Kafka record (a record fetched again is another one). */
   origin?: object;
+  /** --exactly-once: the open transaction of the record's input partition (outputs go through it). */
+  transaction?: OutputTransaction;
   /** --follow: where the piece ends in the file. */
   fileEnd?: number;
   /** Its output is written: frees its credit; acknowledges its Kafka record once all the record's lines are. Idempotent. */
@@ -45,7 +48,7 @@ export type SourceSpec =
   | { kind: 'stdin' }
   | { kind: 'follow'; path: string; startAt?: { offset: number; head: Uint8Array } }
   | { kind: 'demo'; path: string; rate: number }
-  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string; commitIntervalMs?: number; sessionTimeoutMs?: number; checkpoint?: AlignedCheckpoint };
+  | { kind: 'kafka'; connection: KafkaConnectionSettings; group: string; topic: string; commitIntervalMs?: number; sessionTimeoutMs?: number; checkpoint?: AlignedCheckpoint; exactlyOnce?: ExactlyOnceOptions };
 
 export interface IngestOptions {
   maxLineBytes: number;
@@ -245,6 +248,7 @@ export class Ingest {
       continued: piece.continued,
       ...(record ? { kafka: { topic: record.record.topic, partition: record.record.partition, offset: record.record.offset } } : {}),
       ...(record ? { origin: record } : {}),
+      ...(record?.record.transaction ? { transaction: record.record.transaction } : {}),
       ...(piece.end !== undefined ? { fileEnd: piece.end } : {}),
       done: () => {
         if (release()) record?.done();
@@ -398,6 +402,7 @@ export class Ingest {
       ...(spec.commitIntervalMs !== undefined ? { commitIntervalMs: spec.commitIntervalMs } : {}),
       ...(spec.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: spec.sessionTimeoutMs } : {}),
       ...(spec.checkpoint !== undefined ? { checkpoint: spec.checkpoint } : {}),
+      ...(spec.exactlyOnce !== undefined ? { exactlyOnce: spec.exactlyOnce } : {}),
       onDropped: (d) => counters.note(d.deadLettered ? 'deadLettered' : d.reason === 'null-value' ? 'tombstone' : 'skipped', { reason: d.reason, topic: d.topic, partition: d.partition, offset: d.offset, error: d.error }),
     });
     this.kafkaSource = source;

@@ -9,9 +9,10 @@
  */
 import type { Message } from 'kafkajs';
 import { restoreFromChangelog, type RestoredState } from '../../connectors/kafka/changelog.js';
-import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, digestOf, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
+import { ChangelogKeyStore, SHARED_STATE_TOPIC } from '../../connectors/kafka/changelogStore.js';
 import { ensureTopics, kafkaClient, kafkaFailure } from '../../connectors/kafka/client.js';
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
+import { SharedStateLog } from '../../connectors/kafka/sharedStateLog.js';
 import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
 import { createLogger } from '../../src/logger.js';
 import { CliError } from './command.js';
@@ -81,6 +82,9 @@ async function withRetries<R>(f: () => Promise<R>): Promise<R> {
   }
 }
 
+const SHARED_NAMES = ['learner', 'mixer'] as const;
+type SharedName = (typeof SHARED_NAMES)[number];
+
 /** The restored shared state at start. */
 export interface RestoredShared {
   learner?: Uint8Array;
@@ -97,8 +101,8 @@ export class KafkaStreamState {
   private parts: StreamParts | undefined;
   /** Taken when the pipeline completed: the final checkpoint uses it. */
   private final: { mix: ReturnType<StreamParts['mixSnapshot']>; learner: Uint8Array | undefined } | undefined;
-  private readonly sharedDigest = new Map<string, string>();
-  private readonly nextSlot = new Map<string, 0 | 1>();
+  /** The learner's and the mixer's shared state: a base and deltas (connectors/kafka/sharedStateLog.ts). */
+  private readonly sharedLogs = new Map<SharedName, SharedStateLog>();
   private epoch = 0;
   /** Counters for stderr and tests. */
   readonly counts = { restoredKeys: 0, skippedAsApplied: 0, checkpoints: 0, checkpointBytes: 0, reloadedKeys: 0 };
@@ -116,27 +120,29 @@ export class KafkaStreamState {
 
   /**
    * Creates the changelog topic when missing (compacted, as many partitions as the input) and
-   * reads the shared state (weights, mixer) of the last checkpoint.
+   * reads the shared state (weights, mixer) of the last checkpoint. Exactly-once: a killed
+   * process's transaction open on the shared partition holds the read back until the broker
+   * aborts it (after `transactionTimeoutMs`), hence the longer wait.
    */
-  static async open(connection: KafkaConnectionSettings, group: string, inputTopic: string, fingerprint: string, note: (event: Record<string, unknown>) => void): Promise<{ state: KafkaStreamState; shared: RestoredShared }> {
+  static async open(connection: KafkaConnectionSettings, group: string, inputTopic: string, fingerprint: string, note: (event: Record<string, unknown>) => void, transactionTimeoutMs?: number): Promise<{ state: KafkaStreamState; shared: RestoredShared }> {
     const state = new KafkaStreamState(group, fingerprint, note);
     const kafka = kafkaClient({ ...connection, clientId: 'infiniformer-stream-state' });
     const started = Date.now();
     let restored: Map<string, Map<string, RestoredState>>;
     try {
       await ensureTopics(kafka, [{ topic: state.topic, compacted: true, partitionsLike: [inputTopic] }]);
-      restored = await withRetries(() => restoreFromChangelog(kafka, state.topic, [{ topic: SHARED_STATE_TOPIC, partition: 0 }], group, 60_000, log));
+      restored = await withRetries(() => restoreFromChangelog(kafka, state.topic, [{ topic: SHARED_STATE_TOPIC, partition: 0 }], group, 60_000 + (transactionTimeoutMs ?? 0), log));
     } catch (error) {
       throw new CliError(kafkaFailure(`reading the stream state topic '${state.topic}'`, error, connection).message, { cause: error });
     }
     const states = restored.get(`${SHARED_STATE_TOPIC}:0`) ?? new Map<string, RestoredState>();
     const shared: RestoredShared = {};
-    for (const name of ['learner', 'mixer'] as const) {
-      const found = assembleSharedState(states, `${fingerprint}/${name}`);
+    for (const name of SHARED_NAMES) {
+      const found = SharedStateLog.restore(states, `${fingerprint}/${name}`, (message) => log.warn(message));
+      state.sharedLogs.set(name, new SharedStateLog(`${fingerprint}/${name}`, found));
       if (found === undefined) continue;
       shared[name] = found.bytes;
-      state.nextSlot.set(name, found.slot === 0 ? 1 : 0);
-      state.sharedDigest.set(name, digestOf(found.bytes));
+      state.epoch = Math.max(state.epoch, found.epoch); // later writes must cover more (restore keeps the max)
     }
     if (shared.learner !== undefined || shared.mixer !== undefined) note({ note: `continuing the shared state of ${state.topic}`, learner: shared.learner?.length ?? 0, mixer: shared.mixer?.length ?? 0, ms: Date.now() - started });
     return { state, shared };
@@ -211,7 +217,7 @@ export class KafkaStreamState {
           shared.durable();
           this.counts.checkpoints++;
           this.counts.checkpointBytes += bytes;
-          if (messages.length > 0) this.note({ event: 'checkpoint', keys: a.messages.length, mixKeys: b.messages.length, shared: shared.messages.length, bytes, positions: Object.fromEntries(positions) });
+          if (messages.length > 0) this.note({ event: 'checkpoint', keys: a.messages.length, mixKeys: b.messages.length, shared: shared.messages.length, bytes, positions: Object.fromEntries(positions), ...shared.summary });
         },
       };
     } finally {
@@ -219,24 +225,22 @@ export class KafkaStreamState {
     }
   }
 
-  /** Shared state changed since its last write, in the slot not holding the last complete write. */
-  private sharedMessages(values: Record<'learner' | 'mixer', Uint8Array | undefined>): { messages: Message[]; durable(): void } {
+  /** Shared state changed since its last durable write: a delta from it, or now and then a whole base. */
+  private sharedMessages(values: Record<SharedName, Uint8Array | undefined>): { messages: Message[]; durable(): void; summary: Record<string, string> } {
     const messages: Message[] = [];
     const done: Array<() => void> = [];
+    const summary: Record<string, string> = {};
     this.epoch = Math.max(Date.now(), this.epoch + 1);
-    for (const name of ['learner', 'mixer'] as const) {
+    for (const name of SHARED_NAMES) {
       const bytes = values[name];
       if (bytes === undefined) continue;
-      const digest = digestOf(bytes);
-      if (this.sharedDigest.get(name) === digest) continue;
-      const slot = this.nextSlot.get(name) ?? 0;
-      messages.push(...sharedStateMessages(`${this.fingerprint}/${name}`, slot, bytes, this.epoch));
-      done.push(() => {
-        this.sharedDigest.set(name, digest);
-        this.nextSlot.set(name, slot === 0 ? 1 : 0);
-      });
+      const w = this.sharedLogs.get(name)!.write(bytes, this.epoch);
+      if (w.kind === 'none') continue;
+      messages.push(...w.messages);
+      done.push(w.durable);
+      summary[name] = `${w.kind}:${w.bytes}`; // e.g. mixer: "delta:712345" on stderr
     }
-    return { messages, durable: () => done.forEach((d) => d()) };
+    return { messages, durable: () => done.forEach((d) => d()), summary };
   }
 
   private restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void {

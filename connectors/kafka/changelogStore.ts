@@ -145,7 +145,7 @@ export class ChangelogKeyStore extends MemoryKeyStore {
  * millisecond clock) as their covered offset. Writes alternate between two slots, so a crash
  * halfway through one leaves the other complete.
  */
-export function sharedStateMessages(name: string, slot: 0 | 1, bytes: Uint8Array, epoch: number, chunkBytes = MAX_CHANGELOG_MESSAGE_BYTES): Message[] {
+export function sharedStateMessages(name: string, slot: number, bytes: Uint8Array, epoch: number, chunkBytes = MAX_CHANGELOG_MESSAGE_BYTES): Message[] {
   const count = Math.max(1, Math.ceil(bytes.length / chunkBytes));
   const messages: Message[] = [];
   for (let i = 0; i < count; i++) {
@@ -159,7 +159,7 @@ export function sharedStateMessages(name: string, slot: 0 | 1, bytes: Uint8Array
 }
 
 /** The bytes of one slot's write when it is complete (every chunk of the same epoch), else undefined. */
-function assembleSlot(states: ReadonlyMap<string, RestoredState>, name: string, slot: 0 | 1): { bytes: Uint8Array; epoch: number } | undefined {
+export function assembleSlot(states: ReadonlyMap<string, RestoredState>, name: string, slot: number): { bytes: Uint8Array; epoch: number } | undefined {
   const countOf = (b: Uint8Array): number => (b.length < 4 ? -1 : new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true));
   const first = states.get(`${name}/${slot}/0`);
   if (first?.bytes == null) return undefined;

@@ -7,6 +7,7 @@
 import type { Message } from 'kafkajs';
 import { ConnectorError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
+import { commitAlignedTransactions } from './alignedTransactions.js';
 import { snapshotMessage, type KeyEntry } from './changelog.js';
 import { sendGrouped } from './changelogStore.js';
 import type { OwnedPartition, PartitionLifecycle } from './partitionLifecycle.js';
@@ -42,7 +43,8 @@ export class Committer<T, S> {
   commitAll(wait = true): Promise<void> {
     this.chain = this.chain.then(async () => {
       const checkpoint = this.rt.options.raw.checkpoint;
-      if (checkpoint) await this.commitAligned(checkpoint);
+      if (checkpoint && this.rt.options.raw.exactlyOnce) await commitAlignedTransactions(this.rt, this.partitions, checkpoint, (p, position) => this.recordCommit(p, position));
+      else if (checkpoint) await this.commitAligned(checkpoint);
       // Exactly-once: each partition has its own producer, so their transactions commit side by side.
       else if (this.rt.options.raw.exactlyOnce) await Promise.all(this.partitions.all().map((p) => this.commitTransaction(p, wait)));
       else await Promise.all(this.partitions.all().map((p) => this.commitPartition(p)));

@@ -43,8 +43,8 @@ export function resolveSourceOptions<T, S>(options: FromKafkaOptions<T, S>): Res
   if (!options.groupId) throw new BadConfigError('groupId', 'a consumer group id is needed');
   const maxBlockingMs = options.maxBlockingMs ?? 50;
   if (!(maxBlockingMs >= 0)) throw new BadConfigError('maxBlockingMs', `must be a number >= 0, got ${maxBlockingMs}`);
-  if (options.checkpoint !== undefined && (options.changelog !== undefined || options.exactlyOnce !== undefined)) {
-    throw new BadConfigError('checkpoint', 'aligned checkpoints are not combined with a record.state changelog or exactly-once mode');
+  if (options.checkpoint !== undefined && options.changelog !== undefined) {
+    throw new BadConfigError('checkpoint', 'aligned checkpoints are not combined with a record.state changelog');
   }
   if (options.exactlyOnce !== undefined && !options.exactlyOnce.transactionalId) throw new BadConfigError('exactlyOnce', 'a transactionalId prefix is needed');
   const sessionTimeoutMs = positiveInteger('sessionTimeoutMs', options.sessionTimeoutMs ?? 45_000);

@@ -108,7 +108,8 @@ export interface FromKafkaOptions<T, S> extends KafkaConnection {
    * Aligned checkpoints of state the pipeline keeps itself (instead of `record.state`): every
    * `commitIntervalMs` the source stops emitting, waits until every emitted record is
    * acknowledged, writes the pipeline's state records to the changelog, and only then commits.
-   * Not with `changelog` or `exactlyOnce`.
+   * Not with `changelog`. With `exactlyOnce` each partition's state records commit in its
+   * transaction, with its outputs and offset (connectors/kafka/alignedTransactions.ts).
    */
   checkpoint?: AlignedCheckpoint;
   /** Drain, commit and leave the group on SIGTERM, then complete. Default true. */

@@ -1,5 +1,6 @@
 import type { Kafka, Message, Producer, RetryOptions, Transaction } from 'kafkajs';
 import { ConnectorError } from '../../src/errors.js';
+import { sendGrouped } from './changelogStore.js';
 import { DEFAULT_RETRY } from './client.js';
 
 /**
@@ -117,14 +118,27 @@ export class PartitionTransactions implements OutputTransaction {
    * to the transaction for `groupId`, and commits.
    */
   commit(groupId: string, topic: string, partition: number, offset: number, extra: { topic: string; messages: Message[] } | null): Promise<void> {
+    return this.commitWhen(groupId, topic, partition, () => Promise.resolve({ offset, extra })).then(() => undefined);
+  }
+
+  /**
+   * As {@link commit}, with the offset and snapshots known later: the commit takes its place in
+   * the queue now (sends called after this go to the next transaction), then waits for `plan`;
+   * a null plan commits nothing (the transaction stays open).
+   */
+  commitWhen(groupId: string, topic: string, partition: number, plan: () => Promise<{ offset: number; extra: { topic: string; messages: Message[] } | null } | null>): Promise<boolean> {
     return this.enqueue(async () => {
+      const p = await plan();
+      if (p === null) return false;
       if (this.dropped) throw new ConnectorError(`${topic}:${partition} was revoked before its transaction committed`, { retriable: false });
       const transaction = await this.transaction();
-      if (extra !== null && extra.messages.length > 0) await transaction.send({ topic: extra.topic, acks: -1, messages: extra.messages });
-      await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition, offset: String(offset) }] }] });
+      // In requests under the broker's message limit (shared state can be tens of MB).
+      if (p.extra !== null && p.extra.messages.length > 0) await sendGrouped(transaction, p.extra.topic, p.extra.messages);
+      await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition, offset: String(p.offset) }] }] });
       await transaction.commit();
       this.open = null;
       this.sent = 0;
+      return true;
     });
   }
 

@@ -64,6 +64,8 @@ const usageErrors: [string, string[], RegExp][] = [
   ['eval: a missing model directory', ['eval', '--model', 'no/such/model', '--data', GCC_SLICE], /--model: no\/such\/model does not exist/],
   ['eval: a directory that is not a model', ['eval', '--model', 'data', '--data', GCC_SLICE], /--model: data has no config\.json/],
   ['eval: --streams 0', ['eval', '--model', 'data', '--data', GCC_SLICE, '--streams', '0'], /--streams must be an integer >= 1/],
+  ['stream: --exactly-once to standard output', ['stream', '--kafka-topic', 'logs', '--exactly-once'], /--exactly-once needs --kafka-topic and --out-topic/],
+  ['stream: --transactional-id without --exactly-once', ['stream', '--kafka-topic', 'logs', '--transactional-id', 'x'], /--transactional-id and --transaction-timeout need --exactly-once/],
   ['kafka: no action', ['kafka'], /missing action: up, down or status/],
   ['kafka: an unknown action', ['kafka', 'restart'], /unknown action 'restart'/],
   ['kafka: malformed --brokers', ['kafka', 'status', '--brokers', 'localhost'], /--brokers must look like host:port/],

@@ -12,6 +12,7 @@ import { loadModel } from '../../../src/model/io.js';
 import { OnlineLearner } from '../../../src/model/onlineLearner.js';
 import { DEFAULT_MAX_LINE_BYTES } from '../../../connectors/file/lines.js';
 import { toKafka } from '../../../connectors/kafka/sink.js';
+import type { ExactlyOnceOptions } from '../../../connectors/kafka/transactions.js';
 import { anomalies } from '../../../operators/anomalies.js';
 import { contextMix } from '../../../operators/contextMix.js';
 import { infiniteFormer } from '../../../operators/infiniteFormer.js';
@@ -72,6 +73,15 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
   --out-topic <topic>     write the JSON lines to a Kafka topic instead of stdout (it must
                           exist, checked at start, unless --create-topics)
   --create-topics         create a missing --out-topic
+  --exactly-once          Kafka to Kafka (--kafka-topic and --out-topic): each input partition's
+                          outputs, its keys' changelog state and its offset commit in one
+                          transaction per checkpoint; read_committed readers of --out-topic see
+                          every input record's output exactly once, also through kill -9
+  --transactional-id <p>  --exactly-once: prefix of the transactional ids, one per input
+                          partition <p>-<topic>-<partition> (default infiniformer-<group>); every
+                          process of the group must use the same
+  --transaction-timeout <ms>  --exactly-once: the broker aborts a killed process's open
+                          transaction after this long (default 60000); a restart may wait for it
   --key-by <field|/re/>   key of a line: a JSON field of JSON lines, or the first group of a
                           regular expression; default the source (file name, stdin, Kafka key)
   --anomaly-threshold <b> flag lines above b bits per byte
@@ -119,7 +129,12 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     measured 0.03-0.22 bits/byte worse: not yet within noise; the
     shared state is written before the keys, so a kill mid-write leaves both as of the
     previous checkpoint). Each process learns its own
-    weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
+    weights (not merged). Checkpoints write only what changed: changed keys, and of the mixer's
+    34 MB the bytes changed since the last checkpoint (a delta: 0.04-1.9 MB, mean 0.49 MB
+    measured at the default interval; a whole base at a process's first checkpoint and when
+    the deltas outgrow it). At-least-once by default; --exactly-once commits each input
+    partition's outputs, keys and offset in one transaction (the shared state rides with one
+    of them): through 3 kill -9, a read_committed reader saw 640 outputs for 640 records.
   --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
     the same way; --follow also saves the file position of the last saved line, so a restart
     after a crash continues the file there (later lines scored again, applied once). Without
@@ -136,6 +151,16 @@ Examples:
   KAFKA_SASL_PASSWORD=... infiniformer stream --kafka-topic logs --kafka-config client.properties
 `;
 
+
+/** --exactly-once (needs --kafka-topic and --out-topic): transactional ids `<prefix>-<topic>-<partition>`. */
+function exactlyOnceOption(values: { 'exactly-once'?: boolean; 'transactional-id'?: string; 'transaction-timeout'?: string; 'kafka-topic'?: string; 'out-topic'?: string }, group: string): ExactlyOnceOptions | undefined {
+  if (values['exactly-once'] !== true) {
+    if (values['transactional-id'] !== undefined || values['transaction-timeout'] !== undefined) throw new UsageError('--transactional-id and --transaction-timeout need --exactly-once');
+    return undefined;
+  }
+  if (values['kafka-topic'] === undefined || values['out-topic'] === undefined) throw new UsageError('--exactly-once needs --kafka-topic and --out-topic (standard output is not transactional)');
+  return { transactionalId: values['transactional-id'] ?? `infiniformer-${group}`, transactionTimeoutMs: intOption('transaction-timeout', values['transaction-timeout'], 60_000, 1000) };
+}
 
 /** Builds the key function of --key-by: a JSON field, or the first group of /regex/. */
 export function keySelector(spec: string | undefined): ((text: string, fallback: string) => string) | undefined {
@@ -179,6 +204,9 @@ const command: Command = {
         group: { type: 'string' },
         'out-topic': { type: 'string' },
         'create-topics': { type: 'boolean' },
+        'exactly-once': { type: 'boolean' },
+        'transactional-id': { type: 'string' },
+        'transaction-timeout': { type: 'string' },
         'max-line-bytes': { type: 'string' },
         'key-by': { type: 'string' },
         'anomaly-threshold': { type: 'string' },
@@ -230,6 +258,7 @@ const command: Command = {
     const commitIntervalMs = Math.round(1000 * numberOption('commit-interval', values['commit-interval'], 5, 0.05, 3600));
     const sessionTimeoutMs = intOption('session-timeout', values['session-timeout'], 45_000, 3000);
     if (kafkaTopic !== undefined && values['state-dir'] !== undefined) throw new UsageError(`--state-dir is for files and stdin; over Kafka the state lives in the changelog topic ${stateTopicOf(group)}`);
+    const exactlyOnce = exactlyOnceOption(values, group);
     if (values['out-topic'] !== undefined) await checkOutTopic(kafka, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     await initBackend({ backend: backend, workload: 'segments' });
     const model = await loadModel(modelDir);
@@ -239,7 +268,7 @@ const command: Command = {
     const note = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(event)}\n`);
     // Over Kafka the state lives in the changelog topic <group>.state: the shared part now, each
     // partition's keys when it is assigned.
-    const kafkaState = kafkaTopic === undefined ? undefined : await KafkaStreamState.open(kafka, group, kafkaTopic, fingerprint, note);
+    const kafkaState = kafkaTopic === undefined ? undefined : await KafkaStreamState.open(kafka, group, kafkaTopic, fingerprint, note, exactlyOnce?.transactionTimeoutMs);
     const saveEvery = intOption('save-every', values['save-every'], 60, 1);
     const maxKeys = intOption('max-keys', values['max-keys'], 1000, 1);
     const statePath = values['no-state'] === true ? undefined : (values['state-dir'] ?? (values.follow !== undefined ? defaultStateDir(fingerprint, values.follow) : undefined));
@@ -255,7 +284,7 @@ const command: Command = {
     const spec: SourceSpec =
       values.follow !== undefined ? { kind: 'follow', path: values.follow, ...(followFrom ? { startAt: followFrom } : {}) }
       : values.stdin === true ? { kind: 'stdin' }
-      : kafkaTopic !== undefined ? { kind: 'kafka', connection: kafka, group, topic: kafkaTopic, commitIntervalMs, sessionTimeoutMs, checkpoint: kafkaState!.state.checkpoint() }
+      : kafkaTopic !== undefined ? { kind: 'kafka', connection: kafka, group, topic: kafkaTopic, commitIntervalMs, sessionTimeoutMs, checkpoint: kafkaState!.state.checkpoint(), ...(exactlyOnce ? { exactlyOnce } : {}) }
       : { kind: 'demo', path: DEMO_LOG, rate };
 
     const counters = new IngestCounters();
@@ -389,7 +418,15 @@ const command: Command = {
     const written$ =
       values['out-topic'] !== undefined
         ? scored$.pipe(
-            toKafka({ ...kafka, topic: values['out-topic'], key: (x) => x.out.key, value: (x) => JSON.stringify(x.out), onDelivered: (x) => x.line.done() }),
+            toKafka({
+              ...kafka,
+              topic: values['out-topic'],
+              key: (x) => x.out.key,
+              value: (x) => JSON.stringify(x.out),
+              onDelivered: (x) => x.line.done(),
+              // --exactly-once: in the transaction of the line's input partition, which commits with its offset.
+              ...(exactlyOnce ? { exactlyOnce: true, transaction: (x) => x.line.transaction } : {}),
+            }),
             mergeMap(() => EMPTY),
           )
         : scored$.pipe(
