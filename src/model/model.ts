@@ -354,6 +354,30 @@ export class InfiniFormer {
     state.setDerived(derived, rng.getState());
   }
 
+  /**
+   * What a compiled inference forward ({@link forwardIds}) reads besides the token ids: the
+   * tensors it must be fed by name on every run (weights and the views derived from them, which
+   * learning replaces; the states' caches), and the kept constants it may bake in (fixed per
+   * config).
+   */
+  graphInputs(states: readonly StreamState[]): { fed: Map<string, tf.Tensor>; constants: tf.Tensor[] } {
+    const fed = new Map<string, tf.Tensor>();
+    for (const [name, v] of this.params.byName) fed.set(`param:${name}`, v);
+    for (const [name, v] of this.views.entries()) fed.set(`view:${name}`, v);
+    const fields = ['prevK', 'prevV', 'curK', 'curV', 'memKeys', 'memValues', 'active'] as const;
+    states.forEach((s, i) =>
+      s.layers.forEach((ls, li) => {
+        for (const f of fields) {
+          const v = ls[f];
+          if (v !== undefined && v !== null) fed.set(`state:${i}:${li}:${f}`, v);
+        }
+      }),
+    );
+    const constants = [...this.constants.values()];
+    if (this.rotaryAngles !== undefined) constants.push(this.rotaryAngles.cos, this.rotaryAngles.sin, this.rotaryAngles.rotate);
+    return { fed, constants };
+  }
+
   // ---- the chunk forward ----
 
   private checkChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], training: boolean): { pos: number; t: number } {
@@ -394,26 +418,45 @@ export class InfiniFormer {
   forwardChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], options: ForwardOptions = {}): ChunkOutput {
     const training = options.training === true;
     const { pos, t } = this.checkChunk(states, tokens, training);
+    if (!training) for (const s of states) this.prepare(s);
+    const ids = new Int32Array(states.length * t);
+    tokens.forEach((row, i) => {
+      for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
+    });
+    return this.forwardIds(states, tf.tensor1d(ids, 'int32'), pos, t, options);
+  }
+
+  /**
+   * Prepares the states' segment-start caches (inference) and checks the chunk: what has to
+   * run eagerly before {@link forwardIds}. Returns the chunk's position and length.
+   */
+  prepareChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): { pos: number; t: number } {
+    const chunk = this.checkChunk(states, tokens, false);
+    for (const s of states) this.prepare(s);
+    return chunk;
+  }
+
+  /**
+   * The chunk forward on token ids `[b * T]` (stream-major), for checked and (inference)
+   * prepared states: tensor ops only, no host reads, so a compiled graph can stand in for it.
+   */
+  forwardIds(states: readonly StreamState[], idsTensor: tf.Tensor1D, pos: number, t: number, options: ForwardOptions = {}): ChunkOutput {
+    const training = options.training === true;
     const c = this.config;
     const L = c.segmentLength;
     const b = states.length;
     const e = c.width;
     const H = c.numHeads;
     const d = e / H;
-    if (!training) for (const s of states) this.prepare(s);
     const rngs = states.map((s) => {
       const r = createRng(0);
       r.setState(s.rngState);
       return r;
     });
-    const ids = new Int32Array(b * t);
-    tokens.forEach((row, i) => {
-      for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
-    });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
       training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
     // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
-    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1));
+    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, idsTensor, 1));
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
     // One token with a previous segment sees every key: no mask needed (the token-mode fast path).
