@@ -53,7 +53,7 @@ export interface CompiledForwardStats {
 }
 
 export interface CompiledForwardOptions {
-  /** Graphs kept (least recently used dropped first). Default 32. */
+  /** Graphs kept (least recently used dropped first). Default 512: token mode needs one per segment position. */
   maxGraphs?: number;
 }
 
@@ -71,7 +71,7 @@ export class CompiledForward {
   ) {
     this.tracer = new OpTracer(backend);
     this.builder = new GraphDefBuilder(backend.binding);
-    this.maxGraphs = options.maxGraphs ?? 32;
+    this.maxGraphs = options.maxGraphs ?? 512;
   }
 
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
@@ -99,6 +99,11 @@ export class CompiledForward {
     }
     this.stats.eagerRuns++;
     return this.model.forwardIds(states, ids, pos, t);
+  }
+
+  /** Whether the backend it compiled for is still the active one. */
+  isCurrent(): boolean {
+    return nativeBackend() === this.backend;
   }
 
   /** Frees every compiled graph. */

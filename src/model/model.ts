@@ -35,6 +35,8 @@ import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
 import { appendRows, StreamState } from './state.js';
 import { WeightViews } from './weightViews.js';
+import { CompiledForward } from './compiledForward.js';
+import type { CompiledForwardStats } from './compiledForward.js';
 import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
 /** Options of a forward pass. */
@@ -106,6 +108,14 @@ export class InfiniFormer {
   private readonly constants = new Map<string, tf.Tensor>();
   /** Inference's exact copies of weight parts (the key/value columns, the gate's three kernels). */
   private readonly views = new WeightViews();
+  /**
+   * Run inference chunks as compiled native graphs ({@link CompiledForward}) when the backend is
+   * tensorflow. Default true unless the environment sets INFINIFORMER_COMPILED=0; training and
+   * forwards inside a gradient tape always run eagerly.
+   */
+  compiled = process.env['INFINIFORMER_COMPILED'] !== '0';
+  /** Built on the first inference chunk on the native backend. */
+  private compiledRunner: CompiledForward | undefined;
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -193,6 +203,24 @@ export class InfiniFormer {
     tf.dispose([...this.constants.values()]);
     this.constants.clear();
     this.views.dispose();
+    this.compiledRunner?.dispose();
+    this.compiledRunner = undefined;
+  }
+
+  /** Counters of the compiled forward (undefined before its first use). */
+  get compiledStats(): Readonly<CompiledForwardStats> | undefined {
+    return this.compiledRunner?.stats;
+  }
+
+  /** The compiled forward to use for an inference chunk now, if any. */
+  private compiledForward(): CompiledForward | undefined {
+    if (!this.compiled || tf.engine().state.gradientDepth > 0 || tf.getBackend() !== 'tensorflow') return undefined;
+    // Made per backend instance: graphs live in one native session set.
+    if (this.compiledRunner === undefined || !this.compiledRunner.isCurrent()) {
+      this.compiledRunner?.dispose();
+      this.compiledRunner = CompiledForward.create(this);
+    }
+    return this.compiledRunner;
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -417,6 +445,8 @@ export class InfiniFormer {
    */
   forwardChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], options: ForwardOptions = {}): ChunkOutput {
     const training = options.training === true;
+    const compiled = training ? undefined : this.compiledForward();
+    if (compiled !== undefined) return compiled.forward(states, tokens);
     const { pos, t } = this.checkChunk(states, tokens, training);
     if (!training) for (const s of states) this.prepare(s);
     const ids = new Int32Array(states.length * t);
