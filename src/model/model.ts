@@ -36,6 +36,7 @@ import { fingerprint } from './checksum.js';
 import { appendRows, StreamState } from './state.js';
 import { WeightViews } from './weightViews.js';
 import { CompiledForward } from './compiledForward.js';
+import { markGraphConstant } from '../graph/constants.js';
 import type { CompiledForwardStats } from './compiledForward.js';
 import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
@@ -78,6 +79,18 @@ export interface ChunkLayerOutput {
   sigmaSq?: tf.Tensor;
   /** Training mode: each stream's absorbed memory `[N, e]` (or null). */
   active?: (tf.Tensor | null)[];
+}
+
+/** One layer's caches at a segment start (inference): see {@link InfiniFormer.segmentStartTensors}. */
+export interface SegmentStartOutput {
+  /** Keys and values of the previous segment `[1, H, L, d]` (zeros without one). */
+  prevK: tf.Tensor;
+  prevV: tf.Tensor;
+  /** The memory for this segment `[N, e]`, or null. */
+  active: tf.Tensor | null;
+  /** Its keys and values per head `[1, H, N, d]`. */
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
 }
 
 /** Options of {@link InfiniFormer.create}. */
@@ -126,11 +139,13 @@ export class InfiniFormer {
     const c = this.config;
     const angles = c.positions === 'rotary' ? fullRotaryTable(2 * c.segmentLength, c.width / c.numHeads) : undefined;
     // Kept: a model built inside a caller's tf.tidy must not lose its table.
-    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin), rotate: tf.keep(angles.rotate) };
+    const kept = <T extends tf.Tensor>(x: T): T => markGraphConstant(tf.keep(x));
+    this.rotaryAngles = angles === undefined ? undefined : { cos: kept(angles.cos), sin: kept(angles.sin), rotate: kept(angles.rotate) };
     if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
     this.buildConstants();
+    for (const x of this.constants.values()) markGraphConstant(x);
     // Built now, like the constants: the tensor count does not grow on first use.
     this.params.layers.forEach((lp) => this.weightParts(lp, false));
   }
@@ -208,7 +223,7 @@ export class InfiniFormer {
   }
 
   /** Counters of the compiled forward (undefined before its first use). */
-  get compiledStats(): Readonly<CompiledForwardStats> | undefined {
+  get compiledStats(): Readonly<{ forward: CompiledForwardStats; segmentStart: CompiledForwardStats }> | undefined {
     return this.compiledRunner?.stats;
   }
 
@@ -229,9 +244,16 @@ export class InfiniFormer {
    * Computes, for a batch of streams and one layer, the keys/values of the previous segment
    * `[b, H, L, d]` and the memory for the current segment `[b, N, e]` (absorbing the previous
    * segment: fit the first time, contract after). Streams without a memory get zero rows and
-   * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`.
+   * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`, unless the
+   * read-out at them is given (`readOut`, one stream).
    */
-  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[], training: boolean): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
+  private segmentStart(
+    lp: LayerParams,
+    layerStates: readonly LayerState[],
+    rngs: readonly Rng[],
+    training: boolean,
+    readOut?: tf.Tensor,
+  ): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
     const c = this.config;
     const e = c.width;
     const zerosX = (): tf.Tensor => tf.zeros([c.segmentLength, e]);
@@ -250,8 +272,8 @@ export class InfiniFormer {
     let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
-      const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
+      const positions = c.sticky && readOut === undefined ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
+      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions, readOut });
     }
     // Every stream fitted, or every one contracted: the batch is the memory as it is.
     const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
@@ -348,23 +370,16 @@ export class InfiniFormer {
     if (state.layers.every((l) => l.prevK !== undefined)) return;
     const rng = createRng(0);
     rng.setState(state.rngState);
+    const readOuts = this.stickyReadOuts(state, rng);
+    let starts: SegmentStartOutput[] = [];
+    tf.tidy(() => {
+      const compiled = this.compiledForward();
+      starts = compiled === undefined ? this.segmentStartTensors(state, readOuts) : compiled.segmentStart(state, readOuts);
+      for (const l of starts) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
+    });
+    tf.dispose(readOuts.filter((r): r is tf.Tensor => r !== undefined));
     const derived = this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
-      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues'> | undefined;
-      tf.tidy(() => {
-        const s = this.segmentStart(lp, [ls], [rng], false);
-        d = {
-          prevK: tf.keep(s.prevK),
-          prevV: tf.keep(s.prevV),
-          active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
-        };
-        // The memory's keys and values per head: the same for every chunk of the segment.
-        if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
-          const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
-          d.memKeys = tf.keep(heads.keys);
-          d.memValues = tf.keep(heads.values);
-        }
-      });
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
       let curK: tf.Tensor | null = null;
@@ -377,22 +392,54 @@ export class InfiniFormer {
           curV = tf.keep(appendRows(curV, tf.keep(tf.squeeze(kv.v, [0])), 1));
         });
       }
-      return { ...d!, curK, curV };
+      return { ...starts[i]!, curK, curV };
     });
     state.setDerived(derived, rng.getState());
   }
 
   /**
-   * What a compiled inference forward ({@link forwardIds}) reads besides the token ids: the
-   * tensors it must be fed by name on every run (weights and the views derived from them, which
-   * learning replaces; the states' caches), and the kept constants it may bake in (fixed per
-   * config).
+   * The host half of a segment start: each layer's sticky read-out Psi(s) `[1, M, N]` at the
+   * positions drawn from the stream's RNG (in layer order), for the layers that contract a
+   * memory with sticky sampling; undefined for the others. The caller disposes them.
    */
-  graphInputs(states: readonly StreamState[]): { fed: Map<string, tf.Tensor>; constants: tf.Tensor[] } {
+  private stickyReadOuts(state: StreamState, rng: Rng): (tf.Tensor | undefined)[] {
+    const c = this.config;
+    return state.layers.map((ls) => {
+      if (!c.sticky || this.basis === undefined || ls.prevX === null || ls.memory === null) return undefined;
+      const positions = stickyResample({ mass: ls.prevMass }, { numSamples: c.numSamples, rng });
+      return tf.tidy(() => tf.expandDims(this.basis!.evaluate(positions), 0));
+    });
+  }
+
+  /**
+   * The tensor half of a segment start of one stream (inference): per layer the previous
+   * segment's keys and values, the absorbed memory and its heads. `readOuts` from
+   * {@link stickyReadOuts}. Tensor ops only, so a compiled graph can stand in for it.
+   */
+  segmentStartTensors(state: StreamState, readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[] {
+    return this.params.layers.map((lp, i) => {
+      const s = this.segmentStart(lp, [state.layers[i]!], [], false, readOuts[i]);
+      const out: SegmentStartOutput = { prevK: s.prevK, prevV: s.prevV, active: s.active === null || !s.hasMem[0] ? null : tf.squeeze(s.active, [0]) };
+      // The memory's keys and values per head: the same for every chunk of the segment.
+      if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
+        const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
+        out.memKeys = heads.keys;
+        out.memValues = heads.values;
+      }
+      return out;
+    });
+  }
+
+  /**
+   * The tensors a compiled inference forward or segment start reads, by name, to be fed on
+   * every run: the weights and the views derived from them (learning replaces both), and the
+   * states' tensors. The kept constants of the config are marked instead ({@link markGraphConstant}).
+   */
+  graphInputs(states: readonly StreamState[]): Map<string, tf.Tensor> {
     const fed = new Map<string, tf.Tensor>();
     for (const [name, v] of this.params.byName) fed.set(`param:${name}`, v);
     for (const [name, v] of this.views.entries()) fed.set(`view:${name}`, v);
-    const fields = ['prevK', 'prevV', 'curK', 'curV', 'memKeys', 'memValues', 'active'] as const;
+    const fields = ['prevK', 'prevV', 'curK', 'curV', 'memKeys', 'memValues', 'active', 'memory', 'prevX'] as const;
     states.forEach((s, i) =>
       s.layers.forEach((ls, li) => {
         for (const f of fields) {
@@ -401,9 +448,7 @@ export class InfiniFormer {
         }
       }),
     );
-    const constants = [...this.constants.values()];
-    if (this.rotaryAngles !== undefined) constants.push(this.rotaryAngles.cos, this.rotaryAngles.sin, this.rotaryAngles.rotate);
-    return { fed, constants };
+    return fed;
   }
 
   // ---- the chunk forward ----

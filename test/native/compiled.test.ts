@@ -45,8 +45,9 @@ function runChunks(model: InfiniFormer, compiled: boolean, states: StreamState[]
   });
 }
 
-test.serial('compiled and eager forwards give the same logits over segments and tokens across boundaries', (t) => {
-  const model = InfiniFormer.create({}, { seed: 4 });
+for (const sticky of [false, true]) {
+test.serial(`compiled and eager forwards give the same logits over segments and tokens across boundaries (sticky ${sticky})`, (t) => {
+  const model = InfiniFormer.create({ sticky }, { seed: 4 });
   const L = model.config.segmentLength;
   const a = tokens(7 * L, 1);
   const b = tokens(7 * L, 2);
@@ -70,12 +71,17 @@ test.serial('compiled and eager forwards give the same logits over segments and 
   const worst = Math.max(...results.eager.map((e, i) => maxAbsDiff(e, results.compiled[i]!)));
   t.log(`max |eager - compiled| = ${worst.toExponential(2)} over ${results.eager.length} chunks; ${JSON.stringify(model.compiledStats)}`);
   t.true(worst <= TOL, `max |diff| ${worst}`);
-  const stats = model.compiledStats!;
+  const stats = model.compiledStats!.forward;
   // None failed; the second segment of tokens and the repeated segment signatures ran as graphs.
   t.is(stats.failed, 0);
   t.true(stats.graphRuns >= L + 1, `graph runs ${stats.graphRuns}`);
+  // Segment starts: a graph per cache pattern (first segment, fit, contraction), the rest reused.
+  const starts = model.compiledStats!.segmentStart;
+  t.is(starts.failed, 0);
+  t.true(starts.graphRuns >= 6, JSON.stringify(starts));
   model.dispose();
 });
+}
 
 test.serial('no tensors leak through compiled forwards (tfjs tensors and native handles)', (t) => {
   const model = InfiniFormer.create({}, { seed: 5 });
@@ -89,7 +95,7 @@ test.serial('no tensors leak through compiled forwards (tfjs tensors and native 
   step(3);
   t.is(tf.memory().numTensors, before.tensors);
   t.is(native(), before.native);
-  t.true(model.compiledStats!.graphRuns >= 2);
+  t.true(model.compiledStats!.forward.graphRuns >= 2);
   state.dispose();
   model.dispose();
 });
@@ -137,7 +143,7 @@ for (const Model of [HostReadingModel, ForeignInputModel]) {
     const compiled = runChunks(model, true, [model.createState(1)], chunks);
     const eager = runChunks(base, false, [base.createState(1)], chunks);
     t.true(Math.max(...eager.map((e, i) => maxAbsDiff(e, compiled[i]!))) === 0);
-    const stats = model.compiledStats!;
+    const stats = model.compiledStats!.forward;
     t.is(stats.graphRuns, 0);
     t.true(stats.failed >= 2, JSON.stringify(stats));
     t.is(stats.eagerRuns, 3);

@@ -1,0 +1,199 @@
+/**
+ * Runs a computation as one native TensorFlow graph per key. The first call of a key runs the
+ * computation eagerly while {@link OpTracer} records it; the recording becomes a graph whose
+ * placeholders are the named input tensors (fed again on every call, so weights may change) and
+ * whose constants are values made inside the computation or kept tensors marked by
+ * {@link markGraphConstant}. Later calls of the key run the graph in one native call. A key
+ * whose computation cannot be compiled (a host read, a tensor of unknown origin, a graph
+ * TensorFlow refuses) runs eagerly; it is traced again a few times (caches the first calls
+ * fill may have been the cause), then stays eager.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GraphCompileError } from '../errors.js';
+import { rootLogger } from '../logger.js';
+import { CompiledGraph } from './compiledGraph.js';
+import { isGraphConstant } from './constants.js';
+import { GraphDefBuilder } from './graphDef.js';
+import { nativeBackend } from './nativeBackend.js';
+import type { NativeKernelBackend } from './nativeBackend.js';
+import { OpTracer } from './opTrace.js';
+import type { HostTensor, OpTrace } from './opTrace.js';
+
+const log = rootLogger.child('graph');
+
+/** One call: what decides the program, the named inputs, and the eager computation. */
+export interface TracedCall<M> {
+  /** Everything that decides the traced program besides the inputs' values. */
+  key: string;
+  /** The tensors to feed by name; the same names (and shapes) on every call of the key. */
+  inputs: ReadonlyMap<string, tf.Tensor>;
+  /** The computation, eagerly: its outputs in a fixed order, and what the caller needs to read them. */
+  eager: () => { outputs: tf.Tensor[]; meta: M };
+}
+
+/** An output of a graph: fetched, or a constant the computation made on the host. */
+type OutputSlot = { fetch: number } | { host: { values: number[]; shape: number[]; dtype: tf.DataType } };
+
+interface GraphEntry<M> {
+  graph: CompiledGraph;
+  /** Input names in feed order and the shapes they were traced with. */
+  feeds: { name: string; shape: number[] }[];
+  outputs: OutputSlot[];
+  meta: M;
+}
+
+interface EagerEntry {
+  failures: number;
+  reason: string;
+}
+
+/** Counters, for tests and benchmarks. */
+export interface GraphCacheStats {
+  /** Keys compiled into graphs. */
+  compiled: number;
+  /** Calls run as a graph. */
+  graphRuns: number;
+  /** Calls run eagerly (tracing runs and keys that could not be compiled). */
+  eagerRuns: number;
+  /** Failed compilations. */
+  failed: number;
+}
+
+export interface GraphCacheOptions {
+  /** Graphs kept (least recently used dropped first). Default 512. */
+  maxGraphs?: number;
+  /** Traces of a key that fail before it stays eager. Default 3. */
+  maxAttempts?: number;
+}
+
+export class GraphCache<M> {
+  private readonly graphs = new Map<string, GraphEntry<M>>();
+  private readonly eager = new Map<string, EagerEntry>();
+  private readonly tracer: OpTracer;
+  private readonly builder: GraphDefBuilder;
+  private readonly maxGraphs: number;
+  private readonly maxAttempts: number;
+  readonly stats: GraphCacheStats = { compiled: 0, graphRuns: 0, eagerRuns: 0, failed: 0 };
+
+  private constructor(
+    private readonly backend: NativeKernelBackend,
+    options: GraphCacheOptions,
+  ) {
+    this.tracer = new OpTracer(backend);
+    this.builder = new GraphDefBuilder(backend.binding);
+    this.maxGraphs = options.maxGraphs ?? 512;
+    this.maxAttempts = options.maxAttempts ?? 3;
+  }
+
+  /** A cache on the active backend, or undefined when it is not native TensorFlow. */
+  static create<M>(options: GraphCacheOptions = {}): GraphCache<M> | undefined {
+    const backend = nativeBackend();
+    return backend === undefined ? undefined : new GraphCache<M>(backend, options);
+  }
+
+  /** Whether the backend it compiled for is still the active one. */
+  isCurrent(): boolean {
+    return nativeBackend() === this.backend;
+  }
+
+  /** The call's outputs (new tensors, in the active tidy scope) and its meta. */
+  run(call: TracedCall<M>): { outputs: tf.Tensor[]; meta: M } {
+    const entry = this.graphs.get(call.key);
+    if (entry !== undefined) {
+      this.graphs.delete(call.key);
+      this.graphs.set(call.key, entry);
+      const outputs = this.runGraph(entry, call.inputs);
+      if (outputs !== undefined) return { outputs, meta: entry.meta };
+    }
+    const failed = this.eager.get(call.key);
+    if (entry !== undefined || (failed !== undefined && failed.failures >= this.maxAttempts)) {
+      this.stats.eagerRuns++;
+      return call.eager();
+    }
+    return this.traceAndCompile(call);
+  }
+
+  /** Frees every graph. */
+  dispose(): void {
+    for (const e of this.graphs.values()) e.graph.dispose();
+    this.graphs.clear();
+    this.eager.clear();
+  }
+
+  private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
+    const feeds: tf.Tensor[] = [];
+    for (const f of entry.feeds) {
+      const x = inputs.get(f.name);
+      // An input of another shape than traced: the key missed something; stay correct.
+      if (x === undefined || !sameShape(x.shape, f.shape)) return undefined;
+      feeds.push(x);
+    }
+    const fetched = entry.graph.run(feeds);
+    this.stats.graphRuns++;
+    return entry.outputs.map((slot) => ('fetch' in slot ? fetched[slot.fetch]! : hostTensor(slot.host)));
+  }
+
+  private traceAndCompile(call: TracedCall<M>): { outputs: tf.Tensor[]; meta: M } {
+    const { result, trace } = this.tracer.trace(call.eager);
+    this.stats.eagerRuns++;
+    try {
+      const entry = this.compile(trace, call.inputs, result);
+      this.graphs.set(call.key, entry);
+      this.eager.delete(call.key);
+      this.stats.compiled++;
+      log.debug('compiled', { key: call.key, ops: trace.ops.length, feeds: entry.feeds.length });
+      while (this.graphs.size > this.maxGraphs) {
+        const [oldest, e] = this.graphs.entries().next().value as [string, GraphEntry<M>];
+        e.graph.dispose();
+        this.graphs.delete(oldest);
+      }
+    } catch (error) {
+      if (!(error instanceof GraphCompileError)) throw error;
+      const failures = (this.eager.get(call.key)?.failures ?? 0) + 1;
+      this.eager.set(call.key, { failures, reason: error.message });
+      this.stats.failed++;
+      log.debug('stays eager', { key: call.key, failures, reason: error.message });
+    }
+    return result;
+  }
+
+  private compile(trace: OpTrace, inputs: ReadonlyMap<string, tf.Tensor>, result: { outputs: tf.Tensor[]; meta: M }): GraphEntry<M> {
+    if (trace.hostReads > 0) throw new GraphCompileError(`the computation read ${trace.hostReads} tensor(s) back to the host`);
+    const names = new Map<object, string>();
+    for (const [name, x] of inputs) if (!names.has(x.dataId)) names.set(x.dataId, name);
+    const feedIds: number[] = [];
+    const feeds: GraphEntry<M>['feeds'] = [];
+    const baked = new Map<number, HostTensor>();
+    for (const [id, ext] of trace.external) {
+      const name = names.get(ext.dataId);
+      if (name !== undefined) {
+        feedIds.push(id);
+        feeds.push({ name, shape: ext.shape });
+      } else if (ext.host !== undefined && (trace.written.has(ext.dataId) || isGraphConstant(ext.dataId))) {
+        baked.set(id, ext.host);
+      } else if (isGraphConstant(ext.dataId)) {
+        baked.set(id, { shape: ext.shape, dtype: ext.dtype, values: Array.from(this.backend.binding.tensorDataSync(id)) });
+      } else {
+        throw new GraphCompileError(`the computation reads a tensor of shape [${ext.shape.join(', ')}] that is neither an input nor a marked constant`);
+      }
+    }
+    const fetches: number[] = [];
+    const outputs = result.outputs.map((x): OutputSlot => {
+      const info = this.backend.tensorMap.get(x.dataId);
+      if (info === undefined) throw new GraphCompileError('an output has no native data');
+      if (info.values != null) return { host: { values: Array.from(info.values), shape: [...x.shape], dtype: x.dtype } };
+      fetches.push(info.id);
+      return { fetch: fetches.length - 1 };
+    });
+    const built = this.builder.build({ trace, feeds: feedIds, constants: baked, fetches });
+    return { graph: CompiledGraph.load(this.backend, built), feeds, outputs, meta: result.meta };
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+function hostTensor(h: { values: number[]; shape: number[]; dtype: tf.DataType }): tf.Tensor {
+  return tf.tensor(h.values, h.shape, h.dtype);
+}
