@@ -1,6 +1,7 @@
 /**
- * Runs a computation as one native TensorFlow graph per key. The first call of a key runs the
- * computation eagerly while {@link OpTracer} records it; the recording becomes a graph whose
+ * Runs a computation as one native TensorFlow graph per key. The first call of a key runs
+ * eagerly (a shape seen once never pays for a compile); the second runs eagerly too while
+ * {@link OpTracer} records it, and the recording becomes a graph whose
  * placeholders are the named input tensors (fed again on every call, so weights may change) and
  * whose constants are values made inside the computation or kept tensors marked by
  * {@link markGraphConstant}. Later calls of the key run the graph in one native call. A key
@@ -25,8 +26,10 @@ const log = rootLogger.child('graph');
 export interface TracedCall<M> {
   /** Everything that decides the traced program besides the inputs' values. */
   key: string;
-  /** The tensors to feed by name; the same names (and shapes) on every call of the key. */
+  /** The tensors to feed by name; the same names (and shapes, but for `dynamic` ones) on every call of the key. */
   inputs: ReadonlyMap<string, tf.Tensor>;
+  /** Inputs whose shape may differ between calls of the key (their placeholders have no static shape). */
+  dynamic?: (name: string) => boolean;
   /** The computation, eagerly: its outputs in a fixed order, and what the caller needs to read them. */
   eager: () => { outputs: tf.Tensor[]; meta: M };
 }
@@ -36,8 +39,8 @@ type OutputSlot = { fetch: number } | { host: { values: number[]; shape: number[
 
 interface GraphEntry<M> {
   graph: CompiledGraph;
-  /** Input names in feed order and the shapes they were traced with. */
-  feeds: { name: string; shape: number[] }[];
+  /** Input names in feed order and the shapes they were traced with (undefined: any shape). */
+  feeds: { name: string; shape: number[] | undefined }[];
   outputs: OutputSlot[];
   meta: M;
 }
@@ -60,8 +63,13 @@ export interface GraphCacheStats {
 }
 
 export interface GraphCacheOptions {
-  /** Graphs kept (least recently used dropped first). Default 512. */
+  /**
+   * Graphs kept (least recently used dropped first). Default 64: a loaded graph holds about
+   * 2 MB of native memory (a TensorFlow session), whatever its size.
+   */
   maxGraphs?: number;
+  /** Calls of a key that run eagerly, untraced, before it is compiled (one-off shapes never pay for a compile). Default 1. */
+  warmUp?: number;
   /** Traces of a key that fail before it stays eager. Default 3. */
   maxAttempts?: number;
 }
@@ -73,6 +81,9 @@ export class GraphCache<M> {
   private readonly builder: GraphDefBuilder;
   private readonly maxGraphs: number;
   private readonly maxAttempts: number;
+  private readonly warmUp: number;
+  /** Calls seen per key not compiled yet (bounded: cleared when it grows past 4096 keys). */
+  private readonly seen = new Map<string, number>();
   readonly stats: GraphCacheStats = { compiled: 0, graphRuns: 0, eagerRuns: 0, failed: 0 };
 
   private constructor(
@@ -81,8 +92,9 @@ export class GraphCache<M> {
   ) {
     this.tracer = new OpTracer(backend);
     this.builder = new GraphDefBuilder(backend.binding);
-    this.maxGraphs = options.maxGraphs ?? 512;
+    this.maxGraphs = options.maxGraphs ?? 64;
     this.maxAttempts = options.maxAttempts ?? 3;
+    this.warmUp = options.warmUp ?? 1;
   }
 
   /** A cache on the active backend, or undefined when it is not native TensorFlow. */
@@ -106,10 +118,16 @@ export class GraphCache<M> {
       if (outputs !== undefined) return { outputs, meta: entry.meta };
     }
     const failed = this.eager.get(call.key);
-    if (entry !== undefined || (failed !== undefined && failed.failures >= this.maxAttempts)) {
+    const calls = (this.seen.get(call.key) ?? 0) + 1;
+    if (entry !== undefined || (failed !== undefined && failed.failures >= this.maxAttempts) || calls <= this.warmUp) {
+      if (entry === undefined && calls <= this.warmUp) {
+        if (this.seen.size >= 4096) this.seen.clear();
+        this.seen.set(call.key, calls);
+      }
       this.stats.eagerRuns++;
       return call.eager();
     }
+    this.seen.delete(call.key);
     return this.traceAndCompile(call);
   }
 
@@ -118,6 +136,7 @@ export class GraphCache<M> {
     for (const e of this.graphs.values()) e.graph.dispose();
     this.graphs.clear();
     this.eager.clear();
+    this.seen.clear();
   }
 
   private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
@@ -125,7 +144,7 @@ export class GraphCache<M> {
     for (const f of entry.feeds) {
       const x = inputs.get(f.name);
       // An input of another shape than traced: the key missed something; stay correct.
-      if (x === undefined || !sameShape(x.shape, f.shape)) return undefined;
+      if (x === undefined || (f.shape !== undefined && !sameShape(x.shape, f.shape))) return undefined;
       feeds.push(x);
     }
     const fetched = entry.graph.run(feeds);
@@ -137,7 +156,7 @@ export class GraphCache<M> {
     const { result, trace } = this.tracer.trace(call.eager);
     this.stats.eagerRuns++;
     try {
-      const entry = this.compile(trace, call.inputs, result);
+      const entry = this.compile(trace, call, result);
       this.graphs.set(call.key, entry);
       this.eager.delete(call.key);
       this.stats.compiled++;
@@ -157,18 +176,21 @@ export class GraphCache<M> {
     return result;
   }
 
-  private compile(trace: OpTrace, inputs: ReadonlyMap<string, tf.Tensor>, result: { outputs: tf.Tensor[]; meta: M }): GraphEntry<M> {
+  private compile(trace: OpTrace, call: TracedCall<M>, result: { outputs: tf.Tensor[]; meta: M }): GraphEntry<M> {
     if (trace.hostReads > 0) throw new GraphCompileError(`the computation read ${trace.hostReads} tensor(s) back to the host`);
     const names = new Map<object, string>();
-    for (const [name, x] of inputs) if (!names.has(x.dataId)) names.set(x.dataId, name);
+    for (const [name, x] of call.inputs) if (!names.has(x.dataId)) names.set(x.dataId, name);
     const feedIds: number[] = [];
+    const anyShape = new Set<number>();
     const feeds: GraphEntry<M>['feeds'] = [];
     const baked = new Map<number, HostTensor>();
     for (const [id, ext] of trace.external) {
       const name = names.get(ext.dataId);
       if (name !== undefined) {
         feedIds.push(id);
-        feeds.push({ name, shape: ext.shape });
+        const dynamic = call.dynamic?.(name) === true;
+        if (dynamic) anyShape.add(id);
+        feeds.push({ name, shape: dynamic ? undefined : ext.shape });
       } else if (ext.host !== undefined && (trace.written.has(ext.dataId) || isGraphConstant(ext.dataId))) {
         baked.set(id, ext.host);
       } else if (isGraphConstant(ext.dataId)) {
@@ -185,7 +207,7 @@ export class GraphCache<M> {
       fetches.push(info.id);
       return { fetch: fetches.length - 1 };
     });
-    const built = this.builder.build({ trace, feeds: feedIds, constants: baked, fetches });
+    const built = this.builder.build({ trace, feeds: feedIds, anyShape, constants: baked, fetches });
     return { graph: CompiledGraph.load(this.backend, built), feeds, outputs, meta: result.meta };
   }
 }

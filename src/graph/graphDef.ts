@@ -14,6 +14,8 @@ export interface GraphSpec {
   trace: OpTrace;
   /** External native ids fed at run time (placeholders), in feed order. */
   feeds: readonly number[];
+  /** Feeds whose placeholder gets no static shape (their shape varies between runs). */
+  anyShape?: ReadonlySet<number>;
   /** External native ids baked in as constants. */
   constants: ReadonlyMap<number, HostTensor>;
   /** Native ids to fetch (op outputs, feeds or constants), in order. */
@@ -51,7 +53,7 @@ export class GraphDefBuilder {
       if (ext === undefined) throw new GraphCompileError(`feed ${k} (native tensor ${id}) is not an input of the traced program`);
       const node = this.node(`feed_${k}`, 'Placeholder', []);
       this.setAttr(node, 'dtype', (a) => a.setType(ext.dtype));
-      this.setAttr(node, 'shape', (a) => a.setShape(this.shape(ext.shape)));
+      if (spec.anyShape?.has(id) !== true) this.setAttr(node, 'shape', (a) => a.setShape(this.shape(ext.shape)));
       graph.addNode(node);
       names.set(id, `feed_${k}`);
     });

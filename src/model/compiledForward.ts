@@ -1,9 +1,10 @@
 /**
  * The model's inference work as native TensorFlow graphs ({@link GraphCache}): the chunk
  * forward, keyed by its shape signature (batch, length, position, which caches each stream
- * holds), and the segment start of one stream (absorbing the last segment into the memory,
- * keys and values of the short-term cache). Both are fed the weights and the states' tensors by
- * name, so learning and new states need no recompiling.
+ * holds; in token mode one graph serves every position after the first), and the segment start
+ * of one stream (absorbing the last segment into the memory, keys and values of the short-term
+ * cache). Both are fed the weights and the states' tensors by name, so learning and new states
+ * need no recompiling.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GraphCache } from '../graph/graphCache.js';
@@ -14,6 +15,13 @@ import type { StreamState } from './state.js';
 export type CompiledForwardStats = GraphCacheStats;
 
 const TOKENS = 'tokens';
+const ROTARY_COS = 'rotary:cos:token';
+const ROTARY_SIN = 'rotary:sin:token';
+
+/** The current segment's keys and values so far: `[H, pos, d]`, one row longer every token. */
+function isCurrentCache(name: string): boolean {
+  return name.endsWith(':curK') || name.endsWith(':curV');
+}
 
 export class CompiledForward {
   private constructor(
@@ -25,7 +33,7 @@ export class CompiledForward {
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
   static create(model: InfiniFormer): CompiledForward | undefined {
     const forwards = GraphCache.create<boolean[]>();
-    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 64 });
+    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16 });
     return forwards === undefined || starts === undefined ? undefined : new CompiledForward(model, forwards, starts);
   }
 
@@ -49,9 +57,18 @@ export class CompiledForward {
     const ids = tf.tensor1d(flat, 'int32');
     const inputs = this.model.graphInputs(states);
     inputs.set(TOKENS, ids);
+    // One token after the first of a segment, every stream with a previous segment (no mask):
+    // only the rotary rows of the position and the lengths of the current keys/values depend on
+    // the position, so one graph serves every position, fed those rows.
+    const rows = t === 1 && pos > 0 && states.every((s) => s.layers[0]!.prevX !== null) ? this.model.tokenRotaryRows(pos) : undefined;
+    if (rows !== undefined) {
+      inputs.set(ROTARY_COS, rows.cos);
+      inputs.set(ROTARY_SIN, rows.sin);
+    }
     const { outputs, meta } = this.forwards.run({
-      key: forwardKey(states, pos, t),
+      key: forwardKey(states, rows === undefined ? String(pos) : 'any', t),
       inputs,
+      dynamic: rows === undefined ? undefined : isCurrentCache,
       eager: () => flatten(this.model.forwardIds(states, ids, pos, t)),
     });
     return unflatten(outputs, meta, states.length);
@@ -90,7 +107,7 @@ export class CompiledForward {
 }
 
 /** What decides the traced forward besides the config: batch, chunk, position, which caches each stream holds. */
-function forwardKey(states: readonly StreamState[], pos: number, t: number): string {
+function forwardKey(states: readonly StreamState[], pos: string, t: number): string {
   const flags = states.map((s) => s.layers.map((l) => `${Number(l.prevX !== null)}${Number((l.active ?? null) !== null)}${Number(l.memKeys !== undefined)}${Number((l.curK ?? null) !== null)}`).join('.'));
   return `${states.length}|${t}|${pos}|${flags.join('/')}`;
 }

@@ -122,9 +122,9 @@ export class InfiniFormer {
   /** Inference's exact copies of weight parts (the key/value columns, the gate's three kernels). */
   private readonly views = new WeightViews();
   /**
-   * Run inference chunks as compiled native graphs ({@link CompiledForward}) when the backend is
-   * tensorflow. Default true unless the environment sets INFINIFORMER_COMPILED=0; training and
-   * forwards inside a gradient tape always run eagerly.
+   * Run inference chunks and segment starts as compiled native graphs ({@link CompiledForward})
+   * when the backend is tensorflow. Default true unless the environment sets
+   * INFINIFORMER_COMPILED=0; training and forwards inside a gradient tape always run eagerly.
    */
   compiled = process.env['INFINIFORMER_COMPILED'] !== '0';
   /** Built on the first inference chunk on the native backend. */
@@ -358,6 +358,18 @@ export class InfiniFormer {
     const same = hasPrev.every((p) => p === hasPrev[0]);
     if (pos !== 0 || t !== L || !same) return causalMask(hasPrev, L, pos, t);
     return this.constant(`mask:${String(hasPrev[0])}`);
+  }
+
+  /**
+   * The rotary rows a single token at segment position `pos` uses (kept constants), or undefined
+   * when its forward depends on the position otherwise (relative positions).
+   */
+  tokenRotaryRows(pos: number): { cos: tf.Tensor; sin: tf.Tensor } | undefined {
+    if (this.rotaryAngles === undefined) return undefined;
+    const L = this.config.segmentLength;
+    const cos = this.constants.get(`rotary:cos:${L + pos}:1:110`);
+    const sin = this.constants.get(`rotary:sin:${L + pos}:1:110`);
+    return cos === undefined || sin === undefined ? undefined : { cos, sin };
   }
 
   /** One of the kept constants ({@link buildConstants}). */

@@ -72,9 +72,10 @@ test.serial(`compiled and eager forwards give the same logits over segments and 
   t.log(`max |eager - compiled| = ${worst.toExponential(2)} over ${results.eager.length} chunks; ${JSON.stringify(model.compiledStats)}`);
   t.true(worst <= TOL, `max |diff| ${worst}`);
   const stats = model.compiledStats!.forward;
-  // None failed; the second segment of tokens and the repeated segment signatures ran as graphs.
+  // None failed; token mode past the first token of a segment is one graph whatever the position.
   t.is(stats.failed, 0);
-  t.true(stats.graphRuns >= L + 1, `graph runs ${stats.graphRuns}`);
+  t.true(stats.graphRuns >= 2 * L - 8, `graph runs ${stats.graphRuns}`);
+  t.true(stats.compiled <= 8, `compiled ${stats.compiled}`);
   // Segment starts: a graph per cache pattern (first segment, fit, contraction), the rest reused.
   const starts = model.compiledStats!.segmentStart;
   t.is(starts.failed, 0);
@@ -87,15 +88,19 @@ test.serial('no tensors leak through compiled forwards (tfjs tensors and native 
   const model = InfiniFormer.create({}, { seed: 5 });
   const L = model.config.segmentLength;
   const state = model.createState(3);
-  const toks = tokens(4 * L, 3);
+  const toks = tokens(7 * L, 3);
   const step = (k: number): void => runChunks(model, true, [state], [[toks.slice(k * L, (k + 1) * L)]]).forEach(() => undefined);
-  for (let k = 0; k < 3; k++) step(k); // traced and compiled: every signature seen
+  // First segment, fit, then contractions: seen once, traced and compiled, run as graphs.
+  for (let k = 0; k < 5; k++) step(k);
   const native = (): number => (tf.backend() as unknown as { getNumOfTFTensors(): number }).getNumOfTFTensors();
-  const before = { tensors: tf.memory().numTensors, native: native() };
-  step(3);
+  const before = { tensors: tf.memory().numTensors, native: native(), runs: model.compiledStats!.forward.graphRuns, starts: model.compiledStats!.segmentStart.graphRuns };
+  step(5);
+  step(6);
   t.is(tf.memory().numTensors, before.tensors);
   t.is(native(), before.native);
-  t.true(model.compiledStats!.forward.graphRuns >= 2);
+  // The measured segments ran as graphs (forward and segment start).
+  t.is(model.compiledStats!.forward.graphRuns, before.runs + 2);
+  t.is(model.compiledStats!.segmentStart.graphRuns, before.starts + 2);
   state.dispose();
   model.dispose();
 });
@@ -138,15 +143,17 @@ for (const Model of [HostReadingModel, ForeignInputModel]) {
     const base = InfiniFormer.create({}, { seed: 7 });
     const model = new Model(base.config, base.params, base.tokenizer);
     const L = model.config.segmentLength;
-    const toks = tokens(3 * L, 4);
-    const chunks = [0, 1, 2].map((k) => [toks.slice(k * L, (k + 1) * L)]);
+    const toks = tokens(7 * L, 4);
+    const chunks = [0, 1, 2, 3, 4, 5, 6].map((k) => [toks.slice(k * L, (k + 1) * L)]);
     const compiled = runChunks(model, true, [model.createState(1)], chunks);
     const eager = runChunks(base, false, [base.createState(1)], chunks);
     t.true(Math.max(...eager.map((e, i) => maxAbsDiff(e, compiled[i]!))) === 0);
     const stats = model.compiledStats!.forward;
+    // The contraction signature (segments 2-6): seen once, then traced three times (every trace
+    // fails), then left eager.
     t.is(stats.graphRuns, 0);
-    t.true(stats.failed >= 2, JSON.stringify(stats));
-    t.is(stats.eagerRuns, 3);
+    t.is(stats.failed, 3, JSON.stringify(stats));
+    t.is(stats.eagerRuns, 7);
     base.dispose();
   });
 }
