@@ -450,6 +450,8 @@ export class InfiniFormer {
   graphInputs(states: readonly StreamState[]): Map<string, tf.Tensor> {
     const fed = new Map<string, tf.Tensor>();
     for (const [name, v] of this.params.byName) fed.set(`param:${name}`, v);
+    // Rebuilds the views of weights that changed (a graph reads them instead of the eager code).
+    for (const lp of this.params.layers) this.weightParts(lp, false);
     for (const [name, v] of this.views.entries()) fed.set(`view:${name}`, v);
     const fields = ['prevK', 'prevV', 'curK', 'curV', 'memKeys', 'memValues', 'active', 'memory', 'prevX'] as const;
     states.forEach((s, i) =>

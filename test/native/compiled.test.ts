@@ -105,6 +105,35 @@ test.serial('no tensors leak through compiled forwards (tfjs tensors and native 
   model.dispose();
 });
 
+test.serial('after the weights change (a learning step), the compiled graphs compute with the new weights', (t) => {
+  const model = InfiniFormer.create({ sticky: true }, { seed: 8 });
+  const L = model.config.segmentLength;
+  const toks = tokens(6 * L, 5);
+  const state = model.createState(2);
+  runChunks(model, true, [state], [0, 1, 2, 3, 4].map((k) => [toks.slice(k * L, (k + 1) * L)]));
+  const bytes = state.serialize();
+  const next = [[toks.slice(5 * L)]];
+  const restored: StreamState[] = [];
+  const fresh = (): StreamState => restored[restored.push(model.restoreState(bytes)) - 1]!;
+  const before = runChunks(model, true, [fresh()], next)[0]!;
+  // A stand-in for a learning step: every weight moves (new data ids, as Variable.assign gives).
+  tf.tidy(() => {
+    for (const v of model.params.byName.values()) v.assign(tf.add(tf.mul(v, 1.05), 0.001));
+  });
+  const runs = { ...model.compiledStats!.forward };
+  const starts = { ...model.compiledStats!.segmentStart };
+  const compiled = runChunks(model, true, [fresh()], next)[0]!;
+  t.is(model.compiledStats!.forward.graphRuns, runs.graphRuns + 1);
+  t.is(model.compiledStats!.segmentStart.graphRuns, starts.graphRuns + 1);
+  const eager = runChunks(model, false, [fresh()], next)[0]!;
+  t.true(maxAbsDiff(before, eager) > 1e-3, 'the weight change matters');
+  const diff = maxAbsDiff(eager, compiled);
+  t.log(`max |eager - compiled| after the change = ${diff.toExponential(2)}`);
+  t.true(diff <= TOL, `max |diff| ${diff}`);
+  [state, ...restored].forEach((s) => s.dispose());
+  model.dispose();
+});
+
 test.serial('bad input on the compiled path is a typed error and advances nothing', (t) => {
   const model = InfiniFormer.create({}, { seed: 6 });
   const L = model.config.segmentLength;
