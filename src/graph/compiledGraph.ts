@@ -46,10 +46,14 @@ export class CompiledGraph {
 
   /** Runs the graph on `feeds` (in feed order); returns new tensors in fetch order (caller owns). */
   run(feeds: readonly tf.Tensor[]): tf.Tensor[] {
+    return this.runIds(this.backend.getInputTensorIds(feeds));
+  }
+
+  /** Like {@link run}, with the feeds given as native tensor ids. */
+  runIds(ids: readonly number[]): tf.Tensor[] {
     if (this.id === undefined) throw new GraphCompileError('the compiled graph was disposed');
-    if (feeds.length !== this.numFeeds) throw new GraphCompileError(`expected ${this.numFeeds} feeds, got ${feeds.length}`);
-    const ids = this.backend.getInputTensorIds(feeds);
-    const metas = this.backend.binding.runSavedModel(this.id, ids, this.feedNames, this.fetchNames);
+    if (ids.length !== this.numFeeds) throw new GraphCompileError(`expected ${this.numFeeds} feeds, got ${ids.length}`);
+    const metas = this.backend.binding.runSavedModel(this.id, [...ids], this.feedNames, this.fetchNames);
     return metas.map((m) => this.backend.createOutputTensor(m));
   }
 

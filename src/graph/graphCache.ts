@@ -39,8 +39,10 @@ type OutputSlot = { fetch: number } | { host: { values: number[]; shape: number[
 
 interface GraphEntry<M> {
   graph: CompiledGraph;
-  /** Input names in feed order and the shapes they were traced with (undefined: any shape). */
-  feeds: { name: string; shape: number[] | undefined }[];
+  /** In feed order: an input by name with the shape it was traced with (undefined: any shape), or one of `constants`. */
+  feeds: ({ name: string; shape: number[] | undefined } | { constant: number })[];
+  /** The computation's constants as native tensor ids (outside tfjs's tensor count), fed when not folded into the graph. */
+  constants: number[];
   outputs: OutputSlot[];
   meta: M;
 }
@@ -72,6 +74,13 @@ export interface GraphCacheOptions {
   warmUp?: number;
   /** Traces of a key that fail before it stays eager. Default 3. */
   maxAttempts?: number;
+  /**
+   * Bake the computation's constants into the graph, where TensorFlow's optimiser folds and
+   * fuses them (reassociating floating point: results then differ from the eager ones in the
+   * last bits). Default false: constants are fed like inputs, and a graph computes bit for bit
+   * what the eager ops computed.
+   */
+  foldConstants?: boolean;
 }
 
 export class GraphCache<M> {
@@ -82,6 +91,7 @@ export class GraphCache<M> {
   private readonly maxGraphs: number;
   private readonly maxAttempts: number;
   private readonly warmUp: number;
+  private readonly foldConstants: boolean;
   /** Calls seen per key not compiled yet (bounded: cleared when it grows past 4096 keys). */
   private readonly seen = new Map<string, number>();
   readonly stats: GraphCacheStats = { compiled: 0, graphRuns: 0, eagerRuns: 0, failed: 0 };
@@ -95,6 +105,7 @@ export class GraphCache<M> {
     this.maxGraphs = options.maxGraphs ?? 64;
     this.maxAttempts = options.maxAttempts ?? 3;
     this.warmUp = options.warmUp ?? 1;
+    this.foldConstants = options.foldConstants ?? false;
   }
 
   /** A cache on the active backend, or undefined when it is not native TensorFlow. */
@@ -133,21 +144,30 @@ export class GraphCache<M> {
 
   /** Frees every graph. */
   dispose(): void {
-    for (const e of this.graphs.values()) e.graph.dispose();
+    for (const e of this.graphs.values()) this.disposeEntry(e);
     this.graphs.clear();
     this.eager.clear();
     this.seen.clear();
   }
 
+  private disposeEntry(e: GraphEntry<M>): void {
+    e.graph.dispose();
+    for (const id of e.constants) this.backend.binding.deleteTensor(id);
+  }
+
   private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
-    const feeds: tf.Tensor[] = [];
+    const named: tf.Tensor[] = [];
     for (const f of entry.feeds) {
+      if ('constant' in f) continue;
       const x = inputs.get(f.name);
       // An input of another shape than traced: the key missed something; stay correct.
       if (x === undefined || (f.shape !== undefined && !sameShape(x.shape, f.shape))) return undefined;
-      feeds.push(x);
+      named.push(x);
     }
-    const fetched = entry.graph.run(feeds);
+    const namedIds = this.backend.getInputTensorIds(named);
+    let k = 0;
+    const ids = entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : namedIds[k++]!));
+    const fetched = entry.graph.runIds(ids);
     this.stats.graphRuns++;
     return entry.outputs.map((slot) => ('fetch' in slot ? fetched[slot.fetch]! : hostTensor(slot.host)));
   }
@@ -163,7 +183,7 @@ export class GraphCache<M> {
       log.debug('compiled', { key: call.key, ops: trace.ops.length, feeds: entry.feeds.length });
       while (this.graphs.size > this.maxGraphs) {
         const [oldest, e] = this.graphs.entries().next().value as [string, GraphEntry<M>];
-        e.graph.dispose();
+        this.disposeEntry(e);
         this.graphs.delete(oldest);
       }
     } catch (error) {
@@ -207,9 +227,33 @@ export class GraphCache<M> {
       fetches.push(info.id);
       return { fetch: fetches.length - 1 };
     });
-    const built = this.builder.build({ trace, feeds: feedIds, anyShape, constants: baked, fetches });
-    return { graph: CompiledGraph.load(this.backend, built), feeds, outputs, meta: result.meta };
+    // Unfolded constants become placeholders fed from native copies.
+    const constants: number[] = [];
+    const binding = this.backend.binding;
+    try {
+      if (!this.foldConstants) {
+        for (const [id, h] of baked) {
+          feedIds.push(id);
+          feeds.push({ constant: constants.length });
+          constants.push(binding.createTensor(h.shape, h.dtype, typedValues(h)));
+        }
+        baked.clear();
+      }
+      const built = this.builder.build({ trace, feeds: feedIds, anyShape, constants: baked, fetches });
+      return { graph: CompiledGraph.load(this.backend, built), feeds, constants, outputs, meta: result.meta };
+    } catch (error) {
+      for (const id of constants) binding.deleteTensor(id);
+      throw error;
+    }
   }
+}
+
+/** The values of a constant as the binding uploads them (TF_FLOAT, TF_INT32, TF_BOOL). */
+function typedValues(h: HostTensor): ArrayLike<number> {
+  if (h.dtype === 1) return Float32Array.from(h.values);
+  if (h.dtype === 3) return Int32Array.from(h.values);
+  if (h.dtype === 10) return Uint8Array.from(h.values);
+  throw new GraphCompileError(`a constant of dtype code ${h.dtype} is not supported`);
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -26,6 +26,8 @@ export interface TensorMeta {
 export interface NativeBinding {
   executeOp(name: string, attrs: OpAttr[], inputIds: number[], numOutputs: number): TensorMeta[];
   tensorDataSync(id: number): ArrayLike<number>;
+  createTensor(shape: number[], dtype: number, values: ArrayLike<number>): number;
+  deleteTensor(id: number): void;
   loadSavedModel(dir: string, tags: string): number;
   deleteSavedModel(id: number): void;
   runSavedModel(id: number, inputIds: number[], inputNames: string, outputNames: string): TensorMeta[];
@@ -62,7 +64,7 @@ export function nativeBackend(): NativeKernelBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
   const b = tf.backend() as unknown as Partial<NativeKernelBackend>;
   const binding = b.binding as Partial<NativeBinding> | undefined;
-  const fns = ['executeOp', 'tensorDataSync', 'loadSavedModel', 'deleteSavedModel', 'runSavedModel'] as const;
+  const fns = ['executeOp', 'tensorDataSync', 'createTensor', 'deleteTensor', 'loadSavedModel', 'deleteSavedModel', 'runSavedModel'] as const;
   if (binding === undefined || fns.some((f) => typeof binding[f] !== 'function')) return undefined;
   if (typeof b.getInputTensorIds !== 'function' || typeof b.createOutputTensor !== 'function' || b.tensorMap === undefined) return undefined;
   return b as NativeKernelBackend;

@@ -28,7 +28,7 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias } from './layers.js';
+import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
 import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
@@ -592,7 +592,7 @@ export class InfiniFormer {
       let scores = tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d));
       if (mask !== undefined) scores = tf.add(scores, mask);
       if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
-      const merged = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), values), [0, 2, 1, 3]), [b * t, e]);
+      const merged = tf.reshape(tf.transpose(tf.matMul(softmaxLastAxis(scores), values), [0, 2, 1, 3]), [b * t, e]);
       let a = tf.matMul(merged as tf.Tensor2D, lp.wO);
       const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
       if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {
