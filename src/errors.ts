@@ -116,3 +116,14 @@ export class StateStoreError extends InfiniformerError {
     super(message, 'ERR_STATE_STORE', options);
   }
 }
+
+/**
+ * A computation could not be compiled into one native TensorFlow graph (a host read inside the
+ * traced region, an input of unknown origin, a graph TensorFlow refuses). Callers fall back to
+ * eager execution.
+ */
+export class GraphCompileError extends InfiniformerError {
+  constructor(message: string, options: InfiniformerErrorOptions = {}) {
+    super(message, 'ERR_GRAPH_COMPILE', options);
+  }
+}

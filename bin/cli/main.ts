@@ -48,7 +48,8 @@ ${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 Run 'infiniformer <command> --help' for a command's options.
 Exit codes: 0 success, 1 runtime failure, 2 bad arguments or missing files.
 Environment: INFINIFORMER_BACKEND (tensorflow | wasm | cpu), INFINIFORMER_LOG_LEVEL,
-INFINIFORMER_DEBUG=1 (stack traces).
+INFINIFORMER_DEBUG=1 (stack traces), INFINIFORMER_COMPILED=0 (native backend: eager inference
+instead of compiled graphs).
 `;
 }
 

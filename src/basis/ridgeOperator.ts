@@ -11,6 +11,7 @@ import { BadConfigError, BadInputError } from '../errors.js';
 import { requireFiniteArray, requirePositive, requirePositiveInt } from '../validate.js';
 import type { GaussianBasis } from './gaussianBasis.js';
 import { centredPositions, paddedPositions } from './positions.js';
+import { markGraphConstant } from '../graph/constants.js';
 
 /** Options of {@link ridgeOperator}. */
 export interface RidgeOptions {
@@ -200,7 +201,7 @@ export function ridgeTransposed(options: RidgeOptions): tf.Tensor2D {
   const gt = tf.tensor2d(Float32Array.from(gt64), [n, k]);
   if (r.key === undefined) return gt;
   // tf.keep: a cached operator must survive any tf.tidy the caller is inside.
-  cache.set(r.key, tf.keep(gt));
+  cache.set(r.key, markGraphConstant(tf.keep(gt)));
   return gt;
 }
 

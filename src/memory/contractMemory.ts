@@ -14,6 +14,7 @@ import { leftMultiply } from '../basis/leftMultiply.js';
 import { centredPositions, contractionPositions } from '../basis/positions.js';
 import { ridgeTransposed } from '../basis/ridgeOperator.js';
 import { BadConfigError, BadInputError } from '../errors.js';
+import { markGraphConstant } from '../graph/constants.js';
 import { requireDim, requireFinite, requireFiniteArray, requireOpenInterval, requirePositiveInt, requireTensor } from '../validate.js';
 
 /** Options of {@link contractMemory}. */
@@ -29,6 +30,12 @@ export interface ContractMemoryOptions {
    * (m - 1/2)/M. The values are laid at tau (m - 1/2)/M whatever the positions.
    */
   positions?: ArrayLike<number> | readonly ArrayLike<number>[];
+  /**
+   * The read-out Psi(s) already evaluated at per-item positions, `[b, M, N]` (the model draws
+   * sticky positions on the host before a compiled segment start, which feeds this). Replaces
+   * `positions`; for {@link contractUnchecked} only.
+   */
+  readOut?: tf.Tensor;
   /** Ridge penalty. Default 0.5. */
   lambda?: number;
   /** Zero-padding as in the reference. Default true. */
@@ -43,7 +50,7 @@ function uniformSamplesPsi(basis: GaussianBasis, m: number): tf.Tensor2D {
   const key = `${basis.key}:M${m}`;
   const hit = uniformPsi.get(key);
   if (hit !== undefined && !hit.isDisposed) return hit;
-  const psi = tf.keep(basis.evaluate(centredPositions(m)));
+  const psi = markGraphConstant(tf.keep(basis.evaluate(centredPositions(m))));
   uniformPsi.set(key, psi);
   return psi;
 }
@@ -99,7 +106,7 @@ export function contractUnchecked(bPast: tf.Tensor, x: tf.Tensor, options: Contr
   const pos = options.positions;
   const perItem = pos !== undefined && pos.length > 0 && typeof (pos as ArrayLike<unknown>)[0] !== 'number';
   return tf.tidy(() => {
-    const old = readOld(basis, bPast, pos, m, perItem);
+    const old = options.readOut === undefined ? readOld(basis, bPast, pos, m, perItem) : tf.matMul(options.readOut as tf.Tensor3D, bPast as tf.Tensor3D);
     const all = tf.concat([old, x], x.rank - 2);
     // The laid positions are a function of (M, L, tau) only: one cached operator for all reads.
     const where = contractionPositions(m, length, tau);

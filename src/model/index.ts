@@ -2,6 +2,7 @@ export { DEFAULT_CONFIG, makeConfig, validateConfig } from './config.js';
 export type { ModelConfig, PositionScheme } from './config.js';
 export { InfiniFormer, keepChunk } from './model.js';
 export type { ChunkOutput, ChunkLayerOutput, CreateOptions, ForwardOptions } from './model.js';
+export type { CompiledForwardStats } from './compiledForward.js';
 export { StreamState, STATE_FORMAT_VERSION } from './state.js';
 export type { LayerState } from './state.js';
 export { paramSpecs } from './params.js';

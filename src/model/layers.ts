@@ -30,6 +30,21 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
 }
 
+/**
+ * Softmax over the last axis from elementwise ops and reductions (exp(x - max) / sum), with
+ * softmax's own gradient y (dy - sum(dy y)). Not TensorFlow's Softmax kernel: on the native
+ * backend it runs another implementation (oneDNN) in a graph than eagerly, so a compiled
+ * forward would differ from the eager one in the last bits; these ops agree bit for bit.
+ */
+export const softmaxLastAxis = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  const ex = tf.exp(tf.sub(x, tf.max(x, -1, true)));
+  const y = tf.div(ex, tf.sum(ex, -1, true));
+  save([y]);
+  return { value: y, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0]!, tf.sub(dy, tf.sum(tf.mul(dy, saved[0]!), -1, true))) };
+}) as (x: tf.Tensor) => tf.Tensor;
+
 /** `[b, T, e]` -> `[b, H, T, d]`. */
 export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor {
   const [b, t, e] = x.shape as [number, number, number];

@@ -28,13 +28,16 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias } from './layers.js';
+import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
 import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
 import { fingerprint } from './checksum.js';
 import { appendRows, StreamState } from './state.js';
 import { WeightViews } from './weightViews.js';
+import { CompiledForward } from './compiledForward.js';
+import { markGraphConstant } from '../graph/constants.js';
+import type { CompiledForwardStats } from './compiledForward.js';
 import type { DerivedLayer, LayerChunk, LayerState } from './state.js';
 
 /** Options of a forward pass. */
@@ -78,6 +81,18 @@ export interface ChunkLayerOutput {
   active?: (tf.Tensor | null)[];
 }
 
+/** One layer's caches at a segment start (inference): see {@link InfiniFormer.segmentStartTensors}. */
+export interface SegmentStartOutput {
+  /** Keys and values of the previous segment `[1, H, L, d]` (zeros without one). */
+  prevK: tf.Tensor;
+  prevV: tf.Tensor;
+  /** The memory for this segment `[N, e]`, or null. */
+  active: tf.Tensor | null;
+  /** Its keys and values per head `[1, H, N, d]`. */
+  memKeys?: tf.Tensor;
+  memValues?: tf.Tensor;
+}
+
 /** Options of {@link InfiniFormer.create}. */
 export interface CreateOptions {
   /** Seed of the weight initialisation. Default 0. */
@@ -106,6 +121,14 @@ export class InfiniFormer {
   private readonly constants = new Map<string, tf.Tensor>();
   /** Inference's exact copies of weight parts (the key/value columns, the gate's three kernels). */
   private readonly views = new WeightViews();
+  /**
+   * Run inference chunks and segment starts as compiled native graphs ({@link CompiledForward})
+   * when the backend is tensorflow. Default true unless the environment sets
+   * INFINIFORMER_COMPILED=0; training and forwards inside a gradient tape always run eagerly.
+   */
+  compiled = process.env['INFINIFORMER_COMPILED'] !== '0';
+  /** Built on the first inference chunk on the native backend. */
+  private compiledRunner: CompiledForward | undefined;
 
   constructor(config: Readonly<ModelConfig>, params: ModelParams, tokenizer?: Tokenizer) {
     this.config = validateConfig(config);
@@ -116,11 +139,13 @@ export class InfiniFormer {
     const c = this.config;
     const angles = c.positions === 'rotary' ? fullRotaryTable(2 * c.segmentLength, c.width / c.numHeads) : undefined;
     // Kept: a model built inside a caller's tf.tidy must not lose its table.
-    this.rotaryAngles = angles === undefined ? undefined : { cos: tf.keep(angles.cos), sin: tf.keep(angles.sin), rotate: tf.keep(angles.rotate) };
+    const kept = <T extends tf.Tensor>(x: T): T => markGraphConstant(tf.keep(x));
+    this.rotaryAngles = angles === undefined ? undefined : { cos: kept(angles.cos), sin: kept(angles.sin), rotate: kept(angles.rotate) };
     if (tokenizer !== undefined && tokenizer.vocabSize > this.config.vocabSize) {
       throw new BadInputError('tokenizer', `vocabulary of ${tokenizer.vocabSize} exceeds the model's vocabSize ${this.config.vocabSize}`);
     }
     this.buildConstants();
+    for (const x of this.constants.values()) markGraphConstant(x);
     // Built now, like the constants: the tensor count does not grow on first use.
     this.params.layers.forEach((lp) => this.weightParts(lp, false));
   }
@@ -193,6 +218,24 @@ export class InfiniFormer {
     tf.dispose([...this.constants.values()]);
     this.constants.clear();
     this.views.dispose();
+    this.compiledRunner?.dispose();
+    this.compiledRunner = undefined;
+  }
+
+  /** Counters of the compiled forward (undefined before its first use). */
+  get compiledStats(): Readonly<{ forward: CompiledForwardStats; segmentStart: CompiledForwardStats }> | undefined {
+    return this.compiledRunner?.stats;
+  }
+
+  /** The compiled forward to use for an inference chunk now, if any. */
+  private compiledForward(): CompiledForward | undefined {
+    if (!this.compiled || tf.engine().state.gradientDepth > 0 || tf.getBackend() !== 'tensorflow') return undefined;
+    // Made per backend instance: graphs live in one native session set.
+    if (this.compiledRunner === undefined || !this.compiledRunner.isCurrent()) {
+      this.compiledRunner?.dispose();
+      this.compiledRunner = CompiledForward.create(this);
+    }
+    return this.compiledRunner;
   }
 
   // ---- segment start: absorb the last segment into the memory, keys/values of the cache ----
@@ -201,9 +244,16 @@ export class InfiniFormer {
    * Computes, for a batch of streams and one layer, the keys/values of the previous segment
    * `[b, H, L, d]` and the memory for the current segment `[b, N, e]` (absorbing the previous
    * segment: fit the first time, contract after). Streams without a memory get zero rows and
-   * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`.
+   * `hasMem` false. Draws each stream's sticky positions from its own `rngs[i]`, unless the
+   * read-out at them is given (`readOut`, one stream).
    */
-  private segmentStart(lp: LayerParams, layerStates: readonly LayerState[], rngs: readonly Rng[], training: boolean): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
+  private segmentStart(
+    lp: LayerParams,
+    layerStates: readonly LayerState[],
+    rngs: readonly Rng[],
+    training: boolean,
+    readOut?: tf.Tensor,
+  ): { prevK: tf.Tensor; prevV: tf.Tensor; active: tf.Tensor | null; hasMem: boolean[] } {
     const c = this.config;
     const e = c.width;
     const zerosX = (): tf.Tensor => tf.zeros([c.segmentLength, e]);
@@ -222,8 +272,8 @@ export class InfiniFormer {
     let contracted: tf.Tensor | undefined;
     if (contractIdx.length > 0) {
       const memory = tf.stack(contractIdx.map((i) => layerStates[i]!.memory!));
-      const positions = c.sticky ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
-      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions });
+      const positions = c.sticky && readOut === undefined ? contractIdx.map((i) => stickyResample({ mass: layerStates[i]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! })) : undefined;
+      contracted = contractUnchecked(memory, pick(contractIdx), { ...fit, tau: c.tau, numSamples: c.numSamples, positions, readOut });
     }
     // Every stream fitted, or every one contracted: the batch is the memory as it is.
     const whole = fitIdx.length === layerStates.length ? fitted : contractIdx.length === layerStates.length ? contracted : undefined;
@@ -310,6 +360,18 @@ export class InfiniFormer {
     return this.constant(`mask:${String(hasPrev[0])}`);
   }
 
+  /**
+   * The rotary rows a single token at segment position `pos` uses (kept constants), or undefined
+   * when its forward depends on the position otherwise (relative positions).
+   */
+  tokenRotaryRows(pos: number): { cos: tf.Tensor; sin: tf.Tensor } | undefined {
+    if (this.rotaryAngles === undefined) return undefined;
+    const L = this.config.segmentLength;
+    const cos = this.constants.get(`rotary:cos:${L + pos}:1:110`);
+    const sin = this.constants.get(`rotary:sin:${L + pos}:1:110`);
+    return cos === undefined || sin === undefined ? undefined : { cos, sin };
+  }
+
   /** One of the kept constants ({@link buildConstants}). */
   private constant(name: string): tf.Tensor {
     return this.constants.get(name)!;
@@ -320,23 +382,16 @@ export class InfiniFormer {
     if (state.layers.every((l) => l.prevK !== undefined)) return;
     const rng = createRng(0);
     rng.setState(state.rngState);
+    const readOuts = this.stickyReadOuts(state, rng);
+    let starts: SegmentStartOutput[] = [];
+    tf.tidy(() => {
+      const compiled = this.compiledForward();
+      starts = compiled === undefined ? this.segmentStartTensors(state, readOuts) : compiled.segmentStart(state, readOuts);
+      for (const l of starts) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
+    });
+    tf.dispose(readOuts.filter((r): r is tf.Tensor => r !== undefined));
     const derived = this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
-      let d: Pick<DerivedLayer, 'prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues'> | undefined;
-      tf.tidy(() => {
-        const s = this.segmentStart(lp, [ls], [rng], false);
-        d = {
-          prevK: tf.keep(s.prevK),
-          prevV: tf.keep(s.prevV),
-          active: s.active === null || !s.hasMem[0] ? null : tf.keep(tf.squeeze(s.active, [0])),
-        };
-        // The memory's keys and values per head: the same for every chunk of the segment.
-        if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
-          const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
-          d.memKeys = tf.keep(heads.keys);
-          d.memValues = tf.keep(heads.values);
-        }
-      });
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
       let curK: tf.Tensor | null = null;
@@ -349,9 +404,65 @@ export class InfiniFormer {
           curV = tf.keep(appendRows(curV, tf.keep(tf.squeeze(kv.v, [0])), 1));
         });
       }
-      return { ...d!, curK, curV };
+      return { ...starts[i]!, curK, curV };
     });
     state.setDerived(derived, rng.getState());
+  }
+
+  /**
+   * The host half of a segment start: each layer's sticky read-out Psi(s) `[1, M, N]` at the
+   * positions drawn from the stream's RNG (in layer order), for the layers that contract a
+   * memory with sticky sampling; undefined for the others. The caller disposes them.
+   */
+  private stickyReadOuts(state: StreamState, rng: Rng): (tf.Tensor | undefined)[] {
+    const c = this.config;
+    return state.layers.map((ls) => {
+      if (!c.sticky || this.basis === undefined || ls.prevX === null || ls.memory === null) return undefined;
+      const positions = stickyResample({ mass: ls.prevMass }, { numSamples: c.numSamples, rng });
+      return tf.tidy(() => tf.expandDims(this.basis!.evaluate(positions), 0));
+    });
+  }
+
+  /**
+   * The tensor half of a segment start of one stream (inference): per layer the previous
+   * segment's keys and values, the absorbed memory and its heads. `readOuts` from
+   * {@link stickyReadOuts}. Tensor ops only, so a compiled graph can stand in for it.
+   */
+  segmentStartTensors(state: StreamState, readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[] {
+    return this.params.layers.map((lp, i) => {
+      const s = this.segmentStart(lp, [state.layers[i]!], [], false, readOuts[i]);
+      const out: SegmentStartOutput = { prevK: s.prevK, prevV: s.prevV, active: s.active === null || !s.hasMem[0] ? null : tf.squeeze(s.active, [0]) };
+      // The memory's keys and values per head: the same for every chunk of the segment.
+      if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
+        const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
+        out.memKeys = heads.keys;
+        out.memValues = heads.values;
+      }
+      return out;
+    });
+  }
+
+  /**
+   * The tensors a compiled inference forward or segment start reads, by name, to be fed on
+   * every run: the weights and the views derived from them (learning replaces both), and the
+   * states' tensors. The kept constants of the config are marked instead ({@link markGraphConstant}).
+   */
+  graphInputs(states: readonly StreamState[]): Map<string, tf.Tensor> {
+    const fed = new Map<string, tf.Tensor>();
+    for (const [name, v] of this.params.byName) fed.set(`param:${name}`, v);
+    // Rebuilds the views of weights that changed (a graph reads them instead of the eager code).
+    for (const lp of this.params.layers) this.weightParts(lp, false);
+    for (const [name, v] of this.views.entries()) fed.set(`view:${name}`, v);
+    const fields = ['prevK', 'prevV', 'curK', 'curV', 'memKeys', 'memValues', 'active', 'memory', 'prevX'] as const;
+    states.forEach((s, i) =>
+      s.layers.forEach((ls, li) => {
+        for (const f of fields) {
+          const v = ls[f];
+          if (v !== undefined && v !== null) fed.set(`state:${i}:${li}:${f}`, v);
+        }
+      }),
+    );
+    return fed;
   }
 
   // ---- the chunk forward ----
@@ -393,27 +504,48 @@ export class InfiniFormer {
    */
   forwardChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[], options: ForwardOptions = {}): ChunkOutput {
     const training = options.training === true;
+    const compiled = training ? undefined : this.compiledForward();
+    if (compiled !== undefined) return compiled.forward(states, tokens);
     const { pos, t } = this.checkChunk(states, tokens, training);
+    if (!training) for (const s of states) this.prepare(s);
+    const ids = new Int32Array(states.length * t);
+    tokens.forEach((row, i) => {
+      for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
+    });
+    return this.forwardIds(states, tf.tensor1d(ids, 'int32'), pos, t, options);
+  }
+
+  /**
+   * Prepares the states' segment-start caches (inference) and checks the chunk: what has to
+   * run eagerly before {@link forwardIds}. Returns the chunk's position and length.
+   */
+  prepareChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): { pos: number; t: number } {
+    const chunk = this.checkChunk(states, tokens, false);
+    for (const s of states) this.prepare(s);
+    return chunk;
+  }
+
+  /**
+   * The chunk forward on token ids `[b * T]` (stream-major), for checked and (inference)
+   * prepared states: tensor ops only, no host reads, so a compiled graph can stand in for it.
+   */
+  forwardIds(states: readonly StreamState[], idsTensor: tf.Tensor1D, pos: number, t: number, options: ForwardOptions = {}): ChunkOutput {
+    const training = options.training === true;
     const c = this.config;
     const L = c.segmentLength;
     const b = states.length;
     const e = c.width;
     const H = c.numHeads;
     const d = e / H;
-    if (!training) for (const s of states) this.prepare(s);
     const rngs = states.map((s) => {
       const r = createRng(0);
       r.setState(s.rngState);
       return r;
     });
-    const ids = new Int32Array(b * t);
-    tokens.forEach((row, i) => {
-      for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
-    });
     const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
       training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
     // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
-    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, tf.tensor1d(ids, 'int32'), 1));
+    let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, idsTensor, 1));
     h = dropout(h, 0);
     const hasPrev = states.map((s) => s.layers[0]!.prevX !== null);
     // One token with a previous segment sees every key: no mask needed (the token-mode fast path).
@@ -460,7 +592,7 @@ export class InfiniFormer {
       let scores = tf.mul(tf.matMul(qh, keys, false, true), 1 / Math.sqrt(d));
       if (mask !== undefined) scores = tf.add(scores, mask);
       if (lp.relBias !== undefined) scores = tf.add(scores, relativeBias(lp.relBias, L, pos, t));
-      const merged = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), values), [0, 2, 1, 3]), [b * t, e]);
+      const merged = tf.reshape(tf.transpose(tf.matMul(softmaxLastAxis(scores), values), [0, 2, 1, 3]), [b * t, e]);
       let a = tf.matMul(merged as tf.Tensor2D, lp.wO);
       const out: ChunkLayerOutput = { x: tf.reshape(x, [b, t, e]), k: kh, v: vh };
       if (this.basis !== undefined && (memory !== null || cachedHeads !== undefined) && hasMem.some(Boolean)) {

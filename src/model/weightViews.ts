@@ -25,6 +25,11 @@ export class WeightViews {
     return tensors;
   }
 
+  /** Every view's tensors by name (`name:index`), as built so far. */
+  entries(): [string, tf.Tensor][] {
+    return [...this.views].flatMap(([name, v]) => v.tensors.map((t, i): [string, tf.Tensor] => [`${name}:${i}`, t]));
+  }
+
   /** Frees every view. */
   dispose(): void {
     for (const v of this.views.values()) tf.dispose(v.tensors);

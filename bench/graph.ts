@@ -1,0 +1,134 @@
+/**
+ * The compiled inference (src/model/compiledForward.ts) against eager execution, side by side
+ * in one process on the native backend, with the default model (batch 1):
+ *
+ * - parity: the logits of 5 segments and L + 8 tokens across a boundary, eager vs compiled;
+ * - forward only: the median time of one chunk forward on a prepared state with a memory
+ *   (segment: T = L = 128; token: T = 1 at position 5), eager and compiled in alternating blocks;
+ * - whole steps (`model.run`: segment start, forward, commit, logits read back): per segment
+ *   and per token, in alternating blocks (eager on one stream, compiled on another), medians of
+ *   the block means.
+ *
+ * `npm run bench -- graph`, or `npx tsx bench/graph.ts`. BENCH_GRAPH_RUNS (default 40) sets
+ * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadavg } from 'node:os';
+import { InfiniFormer, initBackend, setLogLevel } from '../src/index.js';
+import type { StreamState } from '../src/index.js';
+
+const RUNS = Number(process.env['BENCH_GRAPH_RUNS'] ?? 40);
+const BLOCKS = Number(process.env['BENCH_GRAPH_BLOCKS'] ?? 6);
+
+function tokensOf(n: number, seed: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i * 37 + seed * 11 + ((i * i) % 13)) % 256);
+}
+
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+/** One chunk through `model.run` with the compiled path on or off; the logits. */
+function step(model: InfiniFormer, compiled: boolean, s: StreamState, tokens: number[]): Float32Array {
+  model.compiled = compiled;
+  const out = model.run([s], [tokens]);
+  const logits = out.dataSync() as Float32Array;
+  out.dispose();
+  return logits;
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/**
+ * Median ms of two functions over RUNS runs each, in alternating blocks of 5 (the first block
+ * of each warms up): run for run alternation would measure each path just after the other,
+ * whose native thread pools are still spinning.
+ */
+function timePair(a: () => void, b: () => void): [number, number] {
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let block = 0; block <= Math.ceil(RUNS / 5); block++) {
+    for (const [f, times] of [[a, ta], [b, tb]] as const) {
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        f();
+        if (block > 0) times.push(performance.now() - t0);
+      }
+    }
+  }
+  return [median(ta), median(tb)];
+}
+
+function parity(model: InfiniFormer): void {
+  const L = model.config.segmentLength;
+  const eager = model.createState(7);
+  const comp = model.createState(7);
+  let seg = 0;
+  for (let k = 0; k < 5; k++) seg = Math.max(seg, maxDiff(step(model, false, eager, tokensOf(L, k)), step(model, true, comp, tokensOf(L, k))));
+  let tok = 0;
+  for (let i = 0; i < L + 8; i++) tok = Math.max(tok, maxDiff(step(model, false, eager, [tokensOf(1, i)[0]!]), step(model, true, comp, [tokensOf(1, i)[0]!])));
+  console.log(`parity: max |logit diff| ${seg.toExponential(2)} over 5 segments, ${tok.toExponential(2)} over ${L + 8} tokens`);
+  eager.dispose();
+  comp.dispose();
+}
+
+function forwardOnly(model: InfiniFormer): void {
+  const L = model.config.segmentLength;
+  const s = model.createState(3);
+  for (let k = 0; k < 3; k++) step(model, false, s, tokensOf(L, k));
+  const fwd = (compiled: boolean, toks: number[][]) => (): void => {
+    model.compiled = compiled;
+    // A block body: tidy scans a returned value for tensors, slowly for a typed array.
+    tf.tidy(() => {
+      model.forwardChunk([s], toks).logits.dataSync();
+    });
+  };
+  const seg = [tokensOf(L, 9)];
+  const [es, cs] = timePair(fwd(false, seg), fwd(true, seg));
+  console.log(`forward only, segment (T ${L}): eager ${es.toFixed(2)} ms, compiled ${cs.toFixed(2)} ms, ${(es / cs).toFixed(2)}x`);
+  step(model, false, s, tokensOf(5, 1));
+  const [et, ct] = timePair(fwd(false, [[42]]), fwd(true, [[42]]));
+  console.log(`forward only, token (pos 5): eager ${et.toFixed(3)} ms, compiled ${ct.toFixed(3)} ms, ${(et / ct).toFixed(2)}x`);
+  s.dispose();
+}
+
+/** Per-chunk ms of whole steps, eager and compiled, in alternating blocks of `perBlock` chunks. */
+function wholeSteps(model: InfiniFormer, t: number, perBlock: number): [number, number] {
+  const L = model.config.segmentLength;
+  const states = { eager: model.createState(5), compiled: model.createState(5) };
+  const means: Record<'eager' | 'compiled', number[]> = { eager: [], compiled: [] };
+  let k = 0;
+  for (let block = 0; block <= BLOCKS; block++) {
+    for (const mode of ['eager', 'compiled'] as const) {
+      const t0 = performance.now();
+      for (let i = 0; i < perBlock; i++) step(model, mode === 'compiled', states[mode], tokensOf(t, k + i));
+      // Block 0 warms up (first segments, memory fit, compiles).
+      if (block > 0) means[mode].push((performance.now() - t0) / perBlock);
+    }
+    k += perBlock;
+  }
+  void L;
+  states.eager.dispose();
+  states.compiled.dispose();
+  return [median(means.eager), median(means.compiled)];
+}
+
+export async function run(): Promise<void> {
+  setLogLevel('warn');
+  await initBackend({ backend: 'tensorflow' });
+  const model = InfiniFormer.create();
+  const L = model.config.segmentLength;
+  console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  parity(model);
+  forwardOnly(model);
+  const [es, cs] = wholeSteps(model, L, 8);
+  console.log(`whole segment steps (run: segment start, forward, commit, read): eager ${es.toFixed(2)} ms, compiled ${cs.toFixed(2)} ms, ${(es / cs).toFixed(2)}x`);
+  const [et, ct] = wholeSteps(model, 1, L);
+  console.log(`whole token steps (run, one token): eager ${et.toFixed(3)} ms, compiled ${ct.toFixed(3)} ms, ${(et / ct).toFixed(2)}x`);
+  console.log(`compiled: ${JSON.stringify(model.compiledStats)}; tensors ${tf.memory().numTensors}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  model.dispose();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
