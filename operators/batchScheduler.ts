@@ -17,6 +17,7 @@ import { OverflowError } from '../src/errors.js';
 import type { ChunkRunner } from './chunkRunner.js';
 import type { OverflowStrategy } from './infiniteFormerSettings.js';
 import type { KeyCache } from './keyCache.js';
+import { positionOf } from './keyState.js';
 import type { ModelOutput } from './types.js';
 
 /** What the scheduler needs of the checked options. */
@@ -59,7 +60,7 @@ interface Pending<T> {
 interface Entry<T> {
   key: string;
   queue: Pending<T>[];
-  /** Segment position, when known (the state is or was in memory while tokens wait). */
+  /** Segment position (the state's, plus the tokens held ahead of it), when known (the state is or was in memory while tokens wait). */
   pos: number | undefined;
   /** Tokens run since the state was last brought into memory (fair admission). */
   ran: number;
@@ -129,7 +130,8 @@ export class BatchScheduler<T> {
       return;
     }
     if (e === undefined) {
-      e = { key, queue: [], pos: this.cache.get(key)?.state.pos, ran: 0, timer: undefined, flushDue: false };
+      const live = this.cache.get(key);
+      e = { key, queue: [], pos: live === undefined ? undefined : positionOf(live), ran: 0, timer: undefined, flushDue: false };
       this.entries.set(key, e);
     }
     const at = this.cfg.scheduler.now();
@@ -288,14 +290,15 @@ export class BatchScheduler<T> {
   /** Brings the key's state into memory (evicting others, never one in `protect`); a key brought in starts a new quantum. */
   private load(e: Entry<T>, protect: ReadonlySet<string>): void {
     if (this.cache.get(e.key) === undefined) e.ran = 0;
-    e.pos = this.cache.load(e.key, protect).state.pos;
+    e.pos = positionOf(this.cache.load(e.key, protect));
   }
 
-  /** One forward pass per segment position and chunk length (with `batch`), else one per key. */
+  /** One forward pass per segment position (the state's, and the tokens held ahead of it) and chunk length (with `batch`), else one per key. */
   private groupsOf(items: Item<T>[]): Item<T>[][] {
     const groups = new Map<string, Item<T>[]>();
     items.forEach((item, n) => {
-      const id = this.cfg.batch ? `${item.e.pos}:${item.take}` : String(n);
+      const ks = this.cache.get(item.e.key)!;
+      const id = this.cfg.batch ? `${ks.state.pos}:${ks.held?.length ?? 0}:${item.take}` : String(n);
       const group = groups.get(id);
       if (group === undefined) groups.set(id, [item]);
       else group.push(item);
@@ -320,7 +323,7 @@ export class BatchScheduler<T> {
       item.e.queue.splice(0, T);
       this.pending -= T;
       item.e.ran += T;
-      item.e.pos = this.cache.get(item.e.key)!.state.pos;
+      item.e.pos = positionOf(this.cache.get(item.e.key)!);
     }
     return outputs;
   }
