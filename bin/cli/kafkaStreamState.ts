@@ -9,7 +9,7 @@
  */
 import type { Message } from 'kafkajs';
 import { restoreFromChangelog, type RestoredState } from '../../connectors/kafka/changelog.js';
-import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, digestOf, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
+import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, digestOf, sealMessage, sealedEpoch, sharedStateMessages } from '../../connectors/kafka/changelogStore.js';
 import { ensureTopics, kafkaClient, kafkaFailure } from '../../connectors/kafka/client.js';
 import type { KafkaConnectionSettings } from '../../connectors/kafka/config.js';
 import type { AlignedCheckpoint } from '../../connectors/kafka/sourceTypes.js';
@@ -131,8 +131,10 @@ export class KafkaStreamState {
     }
     const states = restored.get(`${SHARED_STATE_TOPIC}:0`) ?? new Map<string, RestoredState>();
     const shared: RestoredShared = {};
+    // Only shared state sealed with its checkpoint's key states (none before the first seal).
+    const sealed = sealedEpoch(states, fingerprint) ?? -1;
     for (const name of ['learner', 'mixer'] as const) {
-      const found = assembleSharedState(states, `${fingerprint}/${name}`);
+      const found = assembleSharedState(states, `${fingerprint}/${name}`, sealed);
       if (found === undefined) continue;
       shared[name] = found.bytes;
       state.nextSlot.set(name, found.slot === 0 ? 1 : 0);
@@ -185,7 +187,7 @@ export class KafkaStreamState {
     };
   }
 
-  private async snapshot(positionsOf: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; written(): void }> {
+  private async snapshot(positionsOf: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; seal: Message[]; written(): void }> {
     const parts = this.parts;
     if (parts === undefined) throw new CliError('checkpoint before the pipeline runs');
     const resume = this.final === undefined ? await parts.quiesce() : () => undefined;
@@ -198,13 +200,18 @@ export class KafkaStreamState {
       const a = this.models.changes(positions);
       const b = this.mixes.changes(positions);
       const shared = this.sharedMessages({ learner, mixer: mix?.mixer });
-      // Shared state first: a kill while its (large) chunks are written leaves every key at the
-      // previous checkpoint, consistent with the previous complete slot; keys written first
-      // could run ahead of a mixer or learner that never landed, skipping what it never saw.
+      // Shared state first, then the keys, then (sent once all landed) the seal: a kill before
+      // the seal leaves the previous sealed shared state in force. Without the seal a learner
+      // that landed while the mixer's chunks or the keys did not was restored ahead of the keys
+      // and learned the replayed records twice (measured: 1,321 segments learned for 1,116).
+      // Keys written first could run ahead of a mixer or learner that never landed, skipping
+      // what it never saw.
       const messages = [...shared.messages, ...a.messages, ...b.messages];
+      const seal = shared.messages.length > 0 ? [sealMessage(this.fingerprint, shared.epoch)] : [];
       const bytes = messages.reduce((n, m) => n + ((m.value as Buffer | null)?.length ?? 0), 0);
       return {
         messages,
+        seal,
         written: () => {
           a.durable();
           b.durable();
@@ -220,7 +227,7 @@ export class KafkaStreamState {
   }
 
   /** Shared state changed since its last write, in the slot not holding the last complete write. */
-  private sharedMessages(values: Record<'learner' | 'mixer', Uint8Array | undefined>): { messages: Message[]; durable(): void } {
+  private sharedMessages(values: Record<'learner' | 'mixer', Uint8Array | undefined>): { messages: Message[]; epoch: number; durable(): void } {
     const messages: Message[] = [];
     const done: Array<() => void> = [];
     this.epoch = Math.max(Date.now(), this.epoch + 1);
@@ -236,7 +243,7 @@ export class KafkaStreamState {
         this.nextSlot.set(name, slot === 0 ? 1 : 0);
       });
     }
-    return { messages, durable: () => done.forEach((d) => d()) };
+    return { messages, epoch: this.epoch, durable: () => done.forEach((d) => d()) };
   }
 
   private restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void {

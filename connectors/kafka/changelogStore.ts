@@ -180,12 +180,33 @@ function assembleSlot(states: ReadonlyMap<string, RestoredState>, name: string, 
   return { bytes, epoch: first.covered };
 }
 
-/** The newest complete write of shared state `name` among restored records (and its slot), or undefined. */
-export function assembleSharedState(states: ReadonlyMap<string, RestoredState>, name: string): { bytes: Uint8Array; slot: 0 | 1 } | undefined {
-  const a = assembleSlot(states, name, 0);
-  const b = assembleSlot(states, name, 1);
+/**
+ * The newest complete write of shared state `name` among restored records (and its slot), or
+ * undefined; with `upTo`, the newest of epoch `upTo` or older (a newer one was not sealed).
+ */
+export function assembleSharedState(states: ReadonlyMap<string, RestoredState>, name: string, upTo = Infinity): { bytes: Uint8Array; slot: 0 | 1 } | undefined {
+  const upToEpoch = (w: { bytes: Uint8Array; epoch: number } | undefined) => (w !== undefined && w.epoch <= upTo ? w : undefined);
+  const a = upToEpoch(assembleSlot(states, name, 0));
+  const b = upToEpoch(assembleSlot(states, name, 1));
   if (a === undefined && b === undefined) return undefined;
   return b === undefined || (a !== undefined && a.epoch >= b.epoch) ? { bytes: a!.bytes, slot: 0 } : { bytes: b.bytes, slot: 1 };
+}
+
+/**
+ * The record sealing a checkpoint's shared state `name`: sent once every record of the
+ * checkpoint (shared state and key states) is acknowledged, it says the writes of `epoch` and
+ * before are consistent with the key states. A write newer than the seal (a crash before the
+ * seal landed) is not restored: its key states may not have landed, and restoring it would
+ * learn the records replayed for them a second time.
+ */
+export function sealMessage(name: string, epoch: number): Message {
+  return changelogMessage(SHARED_STATE_TOPIC, 0, `${name}/sealed`, new Uint8Array([1]), epoch);
+}
+
+/** The newest sealed epoch of shared state `name` among restored records, or undefined. */
+export function sealedEpoch(states: ReadonlyMap<string, RestoredState>, name: string): number | undefined {
+  const seal = states.get(`${name}/sealed`);
+  return seal?.bytes == null ? undefined : seal.covered;
 }
 
 /** Sends `messages` to `topic` in requests under {@link MAX_CHANGELOG_MESSAGE_BYTES} each (the broker rejects larger record batches). */

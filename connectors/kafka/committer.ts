@@ -71,6 +71,8 @@ export class Committer<T, S> {
         return positions;
       });
       await sendGrouped(this.rt.producer, checkpoint.topic, snap.messages);
+      // Only once every record of the checkpoint is acknowledged.
+      if (snap.seal !== undefined && snap.seal.length > 0) await sendGrouped(this.rt.producer, checkpoint.topic, snap.seal);
       snap.written();
       this.rt.stats.snapshotsWritten += snap.messages.length;
     } catch (error) {

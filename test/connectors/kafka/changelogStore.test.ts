@@ -4,7 +4,7 @@ import test from 'ava';
 import type { Message } from 'kafkajs';
 import { crc32 } from '../../../src/model/checksum.js';
 import { CHANGELOG_HEADERS, type RestoredState } from '../../../connectors/kafka/changelog.js';
-import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, sharedStateMessages, MAX_CHANGELOG_MESSAGE_BYTES } from '../../../connectors/kafka/changelogStore.js';
+import { ChangelogKeyStore, SHARED_STATE_TOPIC, assembleSharedState, sealMessage, sealedEpoch, sharedStateMessages, MAX_CHANGELOG_MESSAGE_BYTES } from '../../../connectors/kafka/changelogStore.js';
 
 const header = (m: Message, name: string): string => String((m.headers as Record<string, unknown>)[name]);
 /** What restoreFromChangelog would return for these records of one partition (the one covering the most input per key). */
@@ -75,6 +75,24 @@ test('shared state: chunked under the message limit, reassembled from the newest
   t.is(fallback?.slot, 1);
   t.deepEqual(fallback?.bytes, big);
   t.is(assembleSharedState(restored(older), 'fp/mixer'), undefined);
+});
+
+test('shared state: a complete write newer than the last seal (its checkpoint\'s keys may not have landed) is not restored; the sealed one is', (t) => {
+  const sealedWrite = sharedStateMessages('fp/learner', 0, Uint8Array.of(1, 2, 3), 100);
+  const unsealed = sharedStateMessages('fp/learner', 1, Uint8Array.of(4, 5, 6), 200);
+  // Checkpoint 100 landed whole and was sealed; checkpoint 200's learner landed, the crash came before its seal.
+  const states = restored([...sealedWrite, sealMessage('fp', 100), ...unsealed]);
+  t.is(sealedEpoch(states, 'fp'), 100);
+  t.deepEqual(assembleSharedState(states, 'fp/learner', 100), { bytes: Uint8Array.of(1, 2, 3), slot: 0 });
+  // Without the seal the newer write would win (what a restore did before seals).
+  t.deepEqual(assembleSharedState(states, 'fp/learner')?.bytes, Uint8Array.of(4, 5, 6));
+  // Sealed too: the newer one.
+  const both = restored([...sealedWrite, sealMessage('fp', 100), ...unsealed, sealMessage('fp', 200)]);
+  t.is(sealedEpoch(both, 'fp'), 200);
+  t.deepEqual(assembleSharedState(both, 'fp/learner', 200)?.bytes, Uint8Array.of(4, 5, 6));
+  // Nothing sealed yet: nothing restored.
+  t.is(sealedEpoch(restored(unsealed), 'fp'), undefined);
+  t.is(assembleSharedState(restored(unsealed), 'fp/learner', -1), undefined);
 });
 
 test('states that end with their own CRC-32 (every CRC-32 of such bytes is one constant) are still told apart', (t) => {
