@@ -193,11 +193,11 @@ export function assembleSharedState(states: ReadonlyMap<string, RestoredState>, 
 }
 
 /**
- * The record sealing a checkpoint's shared state `name`: sent once every record of the
- * checkpoint (shared state and key states) is acknowledged, it says the writes of `epoch` and
- * before are consistent with the key states. A write newer than the seal (a crash before the
- * seal landed) is not restored: its key states may not have landed, and restoring it would
- * learn the records replayed for them a second time.
+ * The record sealing a checkpoint's shared state `name`: sent once that shared state is
+ * acknowledged, in one request with the checkpoint's key states, it says the writes of `epoch`
+ * and before go with the key states written. A write newer than the seal (a crash before the
+ * seal landed) is not restored: its key states did not land, and restoring it would learn the
+ * records replayed for them a second time.
  */
 export function sealMessage(name: string, epoch: number): Message {
   return changelogMessage(SHARED_STATE_TOPIC, 0, `${name}/sealed`, new Uint8Array([1]), epoch);

@@ -74,7 +74,7 @@ export class Committer<T, S> {
       // Only once every record of the checkpoint is acknowledged.
       if (snap.seal !== undefined && snap.seal.length > 0) await sendGrouped(this.rt.producer, checkpoint.topic, snap.seal);
       snap.written();
-      this.rt.stats.snapshotsWritten += snap.messages.length;
+      this.rt.stats.snapshotsWritten += snap.messages.length + (snap.seal?.length ?? 0);
     } catch (error) {
       log.warn('checkpoint failed; nothing committed, retried at the next tick', { error: String(error) });
       return;

@@ -62,8 +62,9 @@ export interface AlignedCheckpoint {
    * applied) and returns the changelog records of the state changed since the last checkpoint,
    * each naming its input partition and covering its input up to that position - 1. It may
    * apply records again once it has the records in hand. They are sent (acks all), then `seal`
-   * (records saying the others all landed), `written()` is called, then the positions are
-   * committed.
+   * (records valid only with the others landed, sent in one request when under the size
+   * limit, so a killed client writes all of them or none), `written()` is called, then the
+   * positions are committed.
    */
   snapshot(positions: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; seal?: Message[]; written(): void }>;
   /**
