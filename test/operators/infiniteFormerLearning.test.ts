@@ -91,7 +91,7 @@ test('with a learner, every segment is learned from once however the input was c
   for (const m of [modelA, modelB]) m.dispose();
 });
 
-test('with a learner, a restart at a checkpoint (key states with held tokens in a store, learner bytes) continues as an uninterrupted run would: same outputs, same weights', (t) => {
+test('with a learner, a restart at a checkpoint (key states with held tokens in a store, learner bytes) continues as an uninterrupted run would: same outputs, same weights', async (t) => {
   const L = 8;
   const toks = randomTokens(8 * L + 5, 23, 3);
   const records = Array.from({ length: Math.ceil(toks.length / 5) }, (_, i): TokenInput => ({ key: i % 3 === 2 ? 'b' : 'a', tokens: toks.slice(5 * i, 5 * i + 5) }));
@@ -112,6 +112,18 @@ test('with a learner, a restart at a checkpoint (key states with held tokens in 
     t.deepEqual(keyStateFromBytes(model1, keyStateToBytes(ks)).held, ks.held);
     ks.state.dispose();
   }
+  // The same checkpoint continued without a learner: the held tokens are run into the state first.
+  const copy = new MemoryKeyStore();
+  for (const key of store.keys()) copy.put(key, store.get(key)!);
+  const model3 = tinyModel({}, 5);
+  OnlineLearner.restore(model3, saved).dispose();
+  const frozen = await lastValueFrom(from(records.slice(k)).pipe(infiniteFormer(model3, { mode: 'segment', store: copy }), toArray()));
+  for (const key of ['a', 'b']) {
+    const idx = frozen.filter((o) => o.key === key).map((o) => o.index);
+    t.deepEqual(idx, ref.outs.filter((o) => o.key === key).map((o) => o.index).slice(-idx.length), `key ${key}: indices continue`);
+  }
+  t.true(frozen.every((o) => Number.isFinite(o.surprisal)));
+  model3.dispose();
   const model2 = tinyModel({}, 5);
   const learner2 = OnlineLearner.restore(model2, saved);
   t.deepEqual(learner2.saveState(), saved, 'the restored learner is the saved one, byte for byte');
