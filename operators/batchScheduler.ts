@@ -293,12 +293,18 @@ export class BatchScheduler<T> {
     e.pos = positionOf(this.cache.load(e.key, protect));
   }
 
-  /** One forward pass per segment position (the state's, and the tokens held ahead of it) and chunk length (with `batch`), else one per key. */
+  /**
+   * One forward pass per state position and length of the chunk run (with `batch`), else one
+   * per key. The chunk run is the held tokens and the new ones: keys completing a segment from
+   * different held lengths go into one pass (one learning step).
+   */
   private groupsOf(items: Item<T>[]): Item<T>[][] {
     const groups = new Map<string, Item<T>[]>();
     items.forEach((item, n) => {
       const ks = this.cache.get(item.e.key)!;
-      const id = this.cfg.batch ? `${ks.state.pos}:${ks.held?.length ?? 0}:${item.take}` : String(n);
+      const held = ks.held?.length ?? 0;
+      // Without holding, held tokens (a state saved by a learning run) are run in first.
+      const id = !this.cfg.batch ? String(n) : this.runner.hold ? `${ks.state.pos}:${held + item.take}` : `${ks.state.pos + held}:${item.take}`;
       const group = groups.get(id);
       if (group === undefined) groups.set(id, [item]);
       else group.push(item);
@@ -306,23 +312,23 @@ export class BatchScheduler<T> {
     return [...groups.values()];
   }
 
+  /** Runs one group; each key takes its own `take` tokens (with held tokens, takes differ within a group). */
   private runGroup(group: Item<T>[]): ModelOutput[] {
-    const T = group[0]!.take;
     let outputs: ModelOutput[];
     try {
-      outputs = this.runner.run(group.map((i) => ({ key: i.e.key, ks: this.cache.get(i.e.key)!, tokens: i.e.queue.slice(0, T) })));
+      outputs = this.runner.run(group.map((i) => ({ key: i.e.key, ks: this.cache.get(i.e.key)!, tokens: i.e.queue.slice(0, i.take) })));
     } catch (error) {
       // Not expected (records are checked on arrival): report the tokens, drop them, go on.
       for (const item of group) {
-        for (const p of item.e.queue.splice(0, T)) this.hooks.fail(error, p.record, item.e.key, p.token);
-        this.pending -= T;
+        for (const p of item.e.queue.splice(0, item.take)) this.hooks.fail(error, p.record, item.e.key, p.token);
+        this.pending -= item.take;
       }
       return [];
     }
     for (const item of group) {
-      item.e.queue.splice(0, T);
-      this.pending -= T;
-      item.e.ran += T;
+      item.e.queue.splice(0, item.take);
+      this.pending -= item.take;
+      item.e.ran += item.take;
       item.e.pos = positionOf(this.cache.get(item.e.key)!);
     }
     return outputs;

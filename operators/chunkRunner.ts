@@ -49,34 +49,33 @@ export class ChunkRunner {
   }
 
   /**
-   * Runs the group (every key at the same state position with as many tokens held, all chunks
-   * of one length) and returns each key's outputs in order; the states advance. Throws when the
-   * model does.
+   * Runs the group (every key at the same state position; its held tokens plus its new ones of
+   * one length for all) and returns each key's outputs in order; the states advance. Throws when
+   * the model does.
    */
   run(group: readonly ChunkItem[]): ModelOutput[] {
     const V = this.model.config.vocabSize;
     const width = this.model.config.width;
-    const T = group[0]!.tokens.length;
     if (!this.hold) this.settleHeld(group);
-    const H = group[0]!.ks.held?.length ?? 0;
     const states = group.map((i) => i.ks.state);
-    const before = states.map((s) => s.tokensSeen + H);
-    // Rows of the forward: the held tokens, then the new ones.
-    const rows = H + T;
+    // Rows of a key's forward: its held tokens, then its new ones (as many rows for every key).
     const chunks = group.map((i) => [...(i.ks.held ?? []), ...i.tokens.map((p) => p.token)]);
+    const rows = chunks[0]!.length;
+    const before = states.map((s) => s.tokensSeen);
     const { lp, hidden, ahead } = this.forward(states, chunks);
     this.forwardPasses++;
-    this.tokens += group.length * T;
-    // Row-major [b, H + T, V] and [b, H + T, e]: row i * (H + T) + H + j is key i's j-th new token.
+    // Row-major [b, rows, V] and [b, rows, e]: row i * rows + H + j is key i's j-th new token (H held).
     const outputs: ModelOutput[] = [];
     group.forEach((item, i) => {
+      const H = rows - item.tokens.length;
+      this.tokens += item.tokens.length;
       let prev = H > 0 ? lp.slice((i * rows + H - 1) * V, (i * rows + H) * V) : item.ks.nextLogProbs;
       item.tokens.forEach((p, j) => {
         const row = i * rows + H + j;
         const next = lp.slice(row * V, (row + 1) * V);
         const rec: ModelOutput = {
           key: item.key,
-          index: before[i]! + j,
+          index: before[i]! + H + j,
           token: p.token,
           surprisal: prev === undefined ? Number.NaN : -prev[p.token]! / Math.LN2,
           nextLogProbs: next,
@@ -135,18 +134,18 @@ export class ChunkRunner {
     return tidyData(() => tf.logSoftmax(this.model.forwardChunk(states, chunks).logits)) as Float32Array;
   }
 
-  /** Without `hold` (e.g. a state saved by a learning run, restored without one): runs the held tokens into the states first. */
+  /** Without `hold` (e.g. a state saved by a learning run, restored without one): runs the held tokens into the states first (rare: one pass per key). */
   private settleHeld(group: readonly ChunkItem[]): void {
-    const H = group[0]!.ks.held?.length ?? 0;
-    if (H === 0) return;
-    const states = group.map((i) => i.ks.state);
-    let out: ChunkOutput | undefined;
-    tf.tidy(() => {
-      out = this.model.forwardChunk(states, group.map((i) => i.ks.held!));
-      keepChunk(out);
-    });
-    this.model.commit(states, out!);
-    tf.dispose([out!.hidden, out!.logits, out!.kl]);
-    for (const i of group) delete i.ks.held;
+    for (const item of group) {
+      if (item.ks.held === undefined || item.ks.held.length === 0) continue;
+      let out: ChunkOutput | undefined;
+      tf.tidy(() => {
+        out = this.model.forwardChunk([item.ks.state], [item.ks.held!]);
+        keepChunk(out);
+      });
+      this.model.commit([item.ks.state], out!);
+      tf.dispose([out!.hidden, out!.logits, out!.kl]);
+      delete item.ks.held;
+    }
   }
 }

@@ -143,3 +143,47 @@ test('with a learner, a restart at a checkpoint (key states with held tokens in 
   for (const x of [learnerA, learner1, learner2]) x.dispose();
   for (const m of [modelA, model1, model2]) m.dispose();
 });
+
+test('with a learner, keys completing their segments from different held lengths in one round take one batched step, each key its own tokens', (t) => {
+  const L = 8;
+  const [a, b] = [randomTokens(L, 23, 41), randomTokens(L, 23, 42)];
+  // t=0: a 3 tokens, b 5 (flushed ahead at 5 ms, held); t=10: the rest of both segments arrive together.
+  const scheduler = new VirtualTimeScheduler();
+  const model = tinyModel({}, 9);
+  const learner = new OnlineLearner(model, { learningRate: 1e-2 });
+  const source = new Observable<TokenInput>((subscriber) => {
+    scheduler.schedule(() => {
+      subscriber.next({ key: 'a', tokens: a.slice(0, 3) });
+      subscriber.next({ key: 'b', tokens: b.slice(0, 5) });
+    }, 0);
+    scheduler.schedule(() => {
+      subscriber.next({ key: 'a', tokens: a.slice(3) });
+      subscriber.next({ key: 'b', tokens: b.slice(5) });
+      subscriber.complete();
+    }, 10);
+  });
+  const lm = infiniteFormer(model, { mode: 'segment', learner, scheduler, maxDelayMs: 5 });
+  const outs: ModelOutput[] = [];
+  source.pipe(lm).subscribe((o) => outs.push(o));
+  scheduler.flush();
+  // Reference: one learner step on both whole segments, batched.
+  const refModel = tinyModel({}, 9);
+  const refLearner = new OnlineLearner(refModel, { learningRate: 1e-2 });
+  const states = [refModel.createState(0), refModel.createState(0)];
+  const r = refLearner.scoreThenLearn(states, [a, b]);
+  t.is(lm.stats().segmentsLearned, 2);
+  t.is(learner.stats().step, 1, 'one step for both keys');
+  for (const [k, key] of ['a', 'b'].entries()) {
+    const got = outs.filter((o) => o.key === key);
+    t.deepEqual(got.map((o) => o.index), Array.from({ length: L }, (_, i) => i));
+    t.deepEqual(got.map((o) => o.token), Array.from(k === 0 ? a : b));
+    // Each token's prediction (the held ones scored ahead with the same weights).
+    const worst = Math.max(...got.map((o, j) => maxDiff(o.nextLogProbs, r.scores[k]!.logProbs.subarray(j * 23, (j + 1) * 23))));
+    t.true(worst < 1e-4, `key ${key}: predictions differ by ${worst}`);
+  }
+  const w = weightsOf(refModel);
+  weightsOf(model).forEach((x, i) => t.true(maxDiff(x, w[i]!) < 1e-5, `weights ${i} differ by ${maxDiff(x, w[i]!)}`));
+  for (const s of states) s.dispose();
+  for (const x of [learner, refLearner]) x.dispose();
+  for (const m of [model, refModel]) m.dispose();
+});
