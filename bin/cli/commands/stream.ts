@@ -119,8 +119,8 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     segment is learned from once through kills (a partial chunk is held in the key's state and
     learned with the rest of its segment; shared state is restored only once sealed with its
     checkpoint's keys): one partition and one key give outputs equal to an uninterrupted run's;
-    16 keys over 4 partitions, 3 kills: +0.02 to +0.25 bits/byte worse (uninterrupted runs
-    spread with sd 0.03; not explained yet). A SIGTERM scores the lines in hand without
+    16 keys over 4 partitions, 3 kills: +0.02 to +0.25 bits/byte worse (mean +0.13; between
+    uninterrupted runs sd 0.14; not explained yet). A SIGTERM scores the lines in hand without
     learning from them. Each process learns its own
     weights (not merged). Checkpoints write only what changed. No exactly-once mode here.
   --follow / --stdin with --state-dir: saved every --save-every seconds and at exit, aligned
