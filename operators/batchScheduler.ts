@@ -17,6 +17,7 @@ import { OverflowError } from '../src/errors.js';
 import type { ChunkRunner } from './chunkRunner.js';
 import type { OverflowStrategy } from './infiniteFormerSettings.js';
 import type { KeyCache } from './keyCache.js';
+import { positionOf } from './keyState.js';
 import type { ModelOutput } from './types.js';
 
 /** What the scheduler needs of the checked options. */
@@ -59,7 +60,7 @@ interface Pending<T> {
 interface Entry<T> {
   key: string;
   queue: Pending<T>[];
-  /** Segment position, when known (the state is or was in memory while tokens wait). */
+  /** Segment position (the state's, plus the tokens held ahead of it), when known (the state is or was in memory while tokens wait). */
   pos: number | undefined;
   /** Tokens run since the state was last brought into memory (fair admission). */
   ran: number;
@@ -129,7 +130,8 @@ export class BatchScheduler<T> {
       return;
     }
     if (e === undefined) {
-      e = { key, queue: [], pos: this.cache.get(key)?.state.pos, ran: 0, timer: undefined, flushDue: false };
+      const live = this.cache.get(key);
+      e = { key, queue: [], pos: live === undefined ? undefined : positionOf(live), ran: 0, timer: undefined, flushDue: false };
       this.entries.set(key, e);
     }
     const at = this.cfg.scheduler.now();
@@ -288,14 +290,21 @@ export class BatchScheduler<T> {
   /** Brings the key's state into memory (evicting others, never one in `protect`); a key brought in starts a new quantum. */
   private load(e: Entry<T>, protect: ReadonlySet<string>): void {
     if (this.cache.get(e.key) === undefined) e.ran = 0;
-    e.pos = this.cache.load(e.key, protect).state.pos;
+    e.pos = positionOf(this.cache.load(e.key, protect));
   }
 
-  /** One forward pass per segment position and chunk length (with `batch`), else one per key. */
+  /**
+   * One forward pass per state position and length of the chunk run (with `batch`), else one
+   * per key. The chunk run is the held tokens and the new ones: keys completing a segment from
+   * different held lengths go into one pass (one learning step).
+   */
   private groupsOf(items: Item<T>[]): Item<T>[][] {
     const groups = new Map<string, Item<T>[]>();
     items.forEach((item, n) => {
-      const id = this.cfg.batch ? `${item.e.pos}:${item.take}` : String(n);
+      const ks = this.cache.get(item.e.key)!;
+      const held = ks.held?.length ?? 0;
+      // Without holding, held tokens (a state saved by a learning run) are run in first.
+      const id = !this.cfg.batch ? String(n) : this.runner.hold ? `${ks.state.pos}:${held + item.take}` : `${ks.state.pos + held}:${item.take}`;
       const group = groups.get(id);
       if (group === undefined) groups.set(id, [item]);
       else group.push(item);
@@ -303,24 +312,24 @@ export class BatchScheduler<T> {
     return [...groups.values()];
   }
 
+  /** Runs one group; each key takes its own `take` tokens (with held tokens, takes differ within a group). */
   private runGroup(group: Item<T>[]): ModelOutput[] {
-    const T = group[0]!.take;
     let outputs: ModelOutput[];
     try {
-      outputs = this.runner.run(group.map((i) => ({ key: i.e.key, ks: this.cache.get(i.e.key)!, tokens: i.e.queue.slice(0, T) })));
+      outputs = this.runner.run(group.map((i) => ({ key: i.e.key, ks: this.cache.get(i.e.key)!, tokens: i.e.queue.slice(0, i.take) })));
     } catch (error) {
       // Not expected (records are checked on arrival): report the tokens, drop them, go on.
       for (const item of group) {
-        for (const p of item.e.queue.splice(0, T)) this.hooks.fail(error, p.record, item.e.key, p.token);
-        this.pending -= T;
+        for (const p of item.e.queue.splice(0, item.take)) this.hooks.fail(error, p.record, item.e.key, p.token);
+        this.pending -= item.take;
       }
       return [];
     }
     for (const item of group) {
-      item.e.queue.splice(0, T);
-      this.pending -= T;
-      item.e.ran += T;
-      item.e.pos = this.cache.get(item.e.key)!.state.pos;
+      item.e.queue.splice(0, item.take);
+      this.pending -= item.take;
+      item.e.ran += item.take;
+      item.e.pos = positionOf(this.cache.get(item.e.key)!);
     }
     return outputs;
   }

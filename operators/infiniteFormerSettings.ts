@@ -91,8 +91,11 @@ export interface InfiniteFormerOptions<T> extends ErrorSideOutput<T> {
    * Learn while streaming (prequential): whole segments (segment mode) are scored with the
    * weights as they are (those scores are the outputs), then `learner` takes a gradient step on
    * them (its budget and guard permitting). The learner must wrap this operator's `model`; the
-   * weights it adapts are shared by every key. Partial chunks and token mode only score.
-   * Default none (frozen weights).
+   * weights it adapts are shared by every key. In segment mode a partial chunk (a
+   * `maxDelayMs` flush, completion) is scored ahead and its tokens held in the key's state, to be
+   * run again with the rest of their segment: every segment is learned from once, however the
+   * input was cut (so a run through checkpoints and restarts learns what an uninterrupted one
+   * does). Token mode only scores. Default none (frozen weights).
    */
   learner?: OnlineLearner;
 }

@@ -64,7 +64,7 @@ export async function commitAlignedTransactions<T, S>(rt: SourceRuntime<T, S>, p
     })
     .then(
       (s) => {
-        snapshot.resolve(s.messages);
+        snapshot.resolve([...s.messages, ...(s.seal ?? [])]); // one transaction: the order inside it does not matter
         return s;
       },
       (error: unknown) => {
@@ -97,9 +97,9 @@ export async function commitAlignedTransactions<T, S>(rt: SourceRuntime<T, S>, p
   await Promise.all(commits.filter((c) => c !== first).map(settle));
   // The shared state and keys are durable when the carrier committed (other partitions' keys
   // that did not commit are written again next time: they count as changed until then).
-  if (carried && (first !== undefined || s.messages.every((m) => topicOf(m) !== SHARED_STATE_TOPIC))) {
+  if (carried && (first !== undefined || [...s.messages, ...(s.seal ?? [])].every((m) => topicOf(m) !== SHARED_STATE_TOPIC))) {
     s.written();
-    rt.stats.snapshotsWritten += s.messages.length;
+    rt.stats.snapshotsWritten += s.messages.length + (s.seal?.length ?? 0);
     rt.stats.transactions++;
   }
 }

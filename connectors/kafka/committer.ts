@@ -73,8 +73,10 @@ export class Committer<T, S> {
         return positions;
       });
       await sendGrouped(this.rt.producer, checkpoint.topic, snap.messages);
+      // Only once every record of the checkpoint is acknowledged.
+      if (snap.seal !== undefined && snap.seal.length > 0) await sendGrouped(this.rt.producer, checkpoint.topic, snap.seal);
       snap.written();
-      this.rt.stats.snapshotsWritten += snap.messages.length;
+      this.rt.stats.snapshotsWritten += snap.messages.length + (snap.seal?.length ?? 0);
     } catch (error) {
       log.warn('checkpoint failed; nothing committed, retried at the next tick', { error: String(error) });
       return;

@@ -49,7 +49,10 @@ export interface RestoredSharedState {
 
 /** What one checkpoint writes of one shared state. */
 export interface SharedStateWrite {
+  /** The base or delta chunks: sent first. */
   messages: Message[];
+  /** The manifest (and tombstones of records it supersedes): sent once `messages` landed, with the checkpoint's key states. */
+  seal: Message[];
   /** 'base' (whole), 'delta', or 'none' (unchanged). */
   kind: 'base' | 'delta' | 'none';
   /** Bytes of the base or delta (not counting the manifest). */
@@ -134,7 +137,7 @@ export class SharedStateLog {
     const digest = digestOf(bytes);
     const certain = this.certain;
     const cleanup = certain !== undefined && this.stale.length > 0;
-    if (certain !== undefined && !this.uncertain && certain.digest === digest && !cleanup) return { messages: [], kind: 'none', bytes: 0, durable: () => undefined };
+    if (certain !== undefined && !this.uncertain && certain.digest === digest && !cleanup) return { messages: [], seal: [], kind: 'none', bytes: 0, durable: () => undefined };
     let messages: Message[];
     let manifest: Manifest;
     const delta = certain === undefined ? undefined : encodeDelta(certain.bytes, bytes);
@@ -153,13 +156,14 @@ export class SharedStateLog {
       manifest = { ...certain!.manifest, length: bytes.length, digest, deltas: [...chain, { seq, epoch, bytes: delta!.length }] };
     }
     const written = rebase ? bytes.length : delta!.length;
-    messages.push(changelogMessage(SHARED_STATE_TOPIC, 0, `${manifestPrefix(this.name)}${this.writer}`, new TextEncoder().encode(JSON.stringify(manifest)), epoch));
+    const seal = [changelogMessage(SHARED_STATE_TOPIC, 0, `${manifestPrefix(this.name)}${this.writer}`, new TextEncoder().encode(JSON.stringify(manifest)), epoch)];
     const stale = cleanup ? this.stale : [];
-    for (const key of stale) messages.push(changelogMessage(SHARED_STATE_TOPIC, 0, key, null, epoch));
+    for (const key of stale) seal.push(changelogMessage(SHARED_STATE_TOPIC, 0, key, null, epoch));
     const attempt = { manifest, bytes, digest };
     this.attempt = attempt;
     return {
       messages,
+      seal,
       kind: rebase ? 'base' : 'delta',
       bytes: written,
       durable: () => {

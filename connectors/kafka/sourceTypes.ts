@@ -61,10 +61,12 @@ export interface AlignedCheckpoint {
    * `topic:partition`: every record below it is applied and acknowledged, none above it is
    * applied) and returns the changelog records of the state changed since the last checkpoint,
    * each naming its input partition and covering its input up to that position - 1. It may
-   * apply records again once it has the records in hand. They are sent (acks all), `written()`
-   * is called, then the positions are committed.
+   * apply records again once it has the records in hand. They are sent (acks all), then `seal`
+   * (records valid only with the others landed, sent in one request when under the size
+   * limit, so a killed client writes all of them or none), `written()` is called, then the
+   * positions are committed.
    */
-  snapshot(positions: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; written(): void }>;
+  snapshot(positions: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; seal?: Message[]; written(): void }>;
   /**
    * A partition was assigned: its restored snapshots (by changelog record key, each the one
    * covering the most input), before any of its records is emitted.

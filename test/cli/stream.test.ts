@@ -220,11 +220,13 @@ test('stream --state-dir: a run stopped and restarted on the rest of the input c
       if (learn[0] === '--no-learn') t.true(worst < 1e-6); // every memory and statistic continues exactly
       else {
         // Learning resumes from the saved weights and optimizer (the count goes on from the first
-        // run); the segment cut at the stop is scored but not learned from, and the segments after
-        // it start elsewhere, so later steps differ a little.
-        t.true(Math.abs(total(resumed) - total(straight)) / total(straight) < 0.01);
+        // run); the segment cut at the stop was held in the key's state and is learned whole by
+        // the second run, so (one key: the order of steps is fixed) the same segments are learned
+        // with the same weights as in one run.
+        t.true(worst < 1e-4, `worst line ${worst} relative`);
         const [r, s] = [resumed.at(-1)!.learned, straight.at(-1)!.learned];
-        t.true(r > 0 && Math.abs(r - s) <= 0.02 * s);
+        t.true(r > 0);
+        t.is(r, s);
       }
     }
   } finally {

@@ -47,15 +47,15 @@ const LINES = readFileSync(GCC_SLICE, 'utf8')
   .map((l) => l.slice(0, 60));
 
 /**
- * A topic of `count` short gcc log lines, key `k<i % 16>`, record i on partition i % partitions.
+ * A topic of `count` short gcc log lines, key `k<i % keys>`, record i on partition i % partitions.
  * Returns the records it holds (a producer retry on a loaded broker may have written a batch twice).
  */
-async function inputTopic(t: ExecutionContext, count: number, partitions = PARTITIONS): Promise<{ topic: string; count: number }> {
+async function inputTopic(t: ExecutionContext, count: number, partitions = PARTITIONS, keys = KEYS): Promise<{ topic: string; count: number }> {
   const kafka = testKafka();
   const topic = uniqueName('state-in');
   await createTopic(kafka, topic, partitions);
   t.teardown(() => deleteTopics(kafka, [topic]));
-  await produceRecords(kafka, topic, count, partitions, (i) => ({ key: `k${i % KEYS}`, value: LINES[i % LINES.length]! }));
+  await produceRecords(kafka, topic, count, partitions, (i) => ({ key: `k${i % keys}`, value: LINES[i % LINES.length]! }));
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -190,6 +190,8 @@ function compare(outs: KafkaOut[], ref: Map<string, KafkaOut>): { maxDiff: numbe
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** The learner's segment counter at a run's last output: the segments stepped on by then. */
+const learnedBy = (outs: Iterable<KafkaOut>): number => Math.max(0, ...[...outs].map((o) => (o as KafkaOut & { learned: number }).learned));
 
 test('SIGKILLed 3 times and restarted, --no-learn --no-mix: every record has an output, every key\'s outputs equal an uninterrupted run\'s, duplicates only past the last commit', async (t) => {
   const { topic, count } = await inputTopic(t, 640);
@@ -284,7 +286,18 @@ test('two processes in one group, one SIGKILLed: its partitions move to the surv
   t.true(restored.some((e) => (e.keys as number) > 0), 'the survivor restored keys of the victim\'s partitions');
 });
 
-test('learning on (--no-mix), SIGKILLed 3 times and restarted: the weights restored are those of the last checkpoint, every record has an output, none below the commit', async (t) => {
+/**
+ * Mean bits/byte of runs killed 3 times against uninterrupted ones, measured on this machine
+ * (a script running this test's steps, and this test): uninterrupted 6.221-6.568 (5 runs, sd
+ * 0.14; kafkajs hands the partitions over in an order that changes between runs), gaps of the
+ * killed runs +0.02, +0.10, +0.12, +0.14, +0.25. Every segment is learned from once either way (checked
+ * exactly below), so the learner is restored right; the remaining gap is not explained
+ * (docs/kafka.md). The bound guards against the faults found (a learner restored ahead of or
+ * behind its keys: gaps up to +0.53); it is not a within-noise claim.
+ */
+const LEARN_GAP_BOUND = 0.4;
+
+test('learning on (--no-mix), SIGKILLed 3 times and restarted: every segment is learned from once, the run\'s bits/byte within 0.4 of an uninterrupted run\'s, every record has an output, none below the commit', async (t) => {
   const { topic, count } = await inputTopic(t, 320);
   const group = uniqueName('state-learn');
   t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
@@ -294,19 +307,39 @@ test('learning on (--no-mix), SIGKILLed 3 times and restarted: the weights resto
   const first = new Map<string, KafkaOut>();
   for (const o of run.outs) if (!first.has(recordOf(o))) first.set(recordOf(o), o);
   t.is(first.size, count, 'every input record has an output');
-  const refBits = [...ref.values()].map((o) => o.bitsPerByte);
-  const refMean = mean(refBits);
-  const sd = Math.sqrt(mean(refBits.map((b) => (b - refMean) ** 2)));
-  // Noise: the standard error of a mean of `count` lines' bits/byte.
-  const noise = sd / Math.sqrt(count);
+  const refMean = mean([...ref.values()].map((o) => o.bitsPerByte));
   const gotMean = mean([...first.values()].map((o) => o.bitsPerByte));
   const learnedAt = (o: KafkaOut | undefined): number => (o as (KafkaOut & { learned: number }) | undefined)?.learned ?? 0;
-  const learned = run.runs.map((outs) => `${learnedAt(outs[0])}..${learnedAt(outs.at(-1))}`).join(', ');
-  t.log(`bits/byte mean ${gotMean.toFixed(4)} vs uninterrupted ${refMean.toFixed(4)} (standard error ${noise.toFixed(4)}); ${run.duplicates} duplicates; segments learned by run (first..last output) ${learned}; final run ${JSON.stringify(run.summary)}`);
-  // Not asserted: through kills the run scores 0.15-0.22 bits/byte worse than an uninterrupted
-  // one for this untrained model (2.8 and 5 standard errors in two runs), so "within noise" does
-  // not hold yet (issue 15, docs/kafka.md); the gap is logged above for each run.
+  const learnedRuns = run.runs.map((outs) => `${learnedAt(outs[0])}..${learnedAt(outs.at(-1))}`).join(', ');
+  const learned = [learnedBy(run.runs.at(-1)!), learnedBy(ref.values())];
+  t.log(`bits/byte mean ${gotMean.toFixed(4)} vs uninterrupted ${refMean.toFixed(4)} (gap ${(gotMean - refMean).toFixed(4)}); segments learned ${learned[0]} vs ${learned[1]} uninterrupted; by run (first..last output) ${learnedRuns}; ${run.duplicates} duplicates; final run ${JSON.stringify(run.summary)}`);
+  // Exact: each whole segment of each key is learned from once, through the kills (the records
+  // replayed after a kill are learned again by the learner restored from the checkpoint, which
+  // had not learned them; a segment cut by a checkpoint or restart is learned whole).
+  t.is(learned[0], learned[1], 'the segments learned through the kills are those of an uninterrupted run (each once)');
+  t.true(Math.abs(gotMean - refMean) <= LEARN_GAP_BOUND, `mean bits/byte ${gotMean} vs ${refMean}: more than ${LEARN_GAP_BOUND} apart`);
   t.is(run.belowCommit, 0);
   // The last run continued the learner restored from the changelog (its counter goes on, not from zero).
   t.true(learnedAt(run.runs.at(-1)![0]) > 0, 'the last run started with a fresh learner');
+});
+
+test('learning on, one partition and one key (the order of segments fixed): SIGKILLed 3 times and restarted, every output equals an uninterrupted run\'s and every segment is learned from once', async (t) => {
+  const { topic, count } = await inputTopic(t, 240, 1, 1);
+  const group = uniqueName('state-learn1');
+  t.teardown(() => deleteTopics(testKafka(), [`${group}.state`, `${group}.dlq`]));
+  const flags = ['--learn', 'always', '--no-mix'];
+  const ref = await reference(topic, count, flags);
+  t.is(ref.size, count);
+  const run = await crashAndRestart(t, topic, group, count, 3, flags);
+  const records = new Set(run.outs.map(recordOf));
+  t.is(records.size, count, 'every input record has an output');
+  // Every output, replays included: the weights a record is scored with are those of the
+  // segments before it, whichever run (and restored learner) scored it.
+  const { maxDiff, missing } = compare(run.outs, ref);
+  const learned = [learnedBy(run.runs.at(-1)!), learnedBy(ref.values())];
+  t.log(`${run.outs.length} outputs of ${count} records, ${run.duplicates} duplicates; max |bits/byte - uninterrupted| ${maxDiff}; segments learned ${learned[0]} vs ${learned[1]} uninterrupted; final run ${JSON.stringify(run.summary)}`);
+  t.is(missing, 0);
+  t.true(maxDiff <= 1e-4, `bits/byte differ by ${maxDiff}`);
+  t.is(learned[0], learned[1], 'the segments learned through the kills are those of an uninterrupted run (each once)');
+  t.is(run.belowCommit, 0);
 });

@@ -125,10 +125,13 @@ What survives (docs/kafka.md, "The main job over Kafka"):
     output again (at-least-once) and applied once. With --no-learn --no-mix every key's outputs
     then equal an uninterrupted run's (keys must stay in one partition: the default key does);
     the shared mixer statistics and learned weights depend on the order keys interleave, so
-    with them on single lines differ from an uninterrupted run (with learning on, restarted runs
-    measured 0.03-0.22 bits/byte worse: not yet within noise; the
-    shared state is written before the keys, so a kill mid-write leaves both as of the
-    previous checkpoint). Each process learns its own
+    with them on single lines differ from an uninterrupted run. With learning on every whole
+    segment is learned from once through kills (a partial chunk is held in the key's state and
+    learned with the rest of its segment; the shared state's manifests go with the checkpoint's
+    keys, so both are restored from one checkpoint): one partition and one key give outputs
+    equal to an uninterrupted run's; 16 keys over 4 partitions, 3 kills: +0.02 to +0.25
+    bits/byte worse (mean +0.13; between uninterrupted runs sd 0.14; not explained yet). A
+    SIGTERM scores the lines in hand without learning from them. Each process learns its own
     weights (not merged). Checkpoints write only what changed: changed keys, and of the mixer's
     34 MB the bytes changed since the last checkpoint (a delta: 0.04-1.9 MB, mean 0.49 MB
     measured at the default interval; a whole base at a process's first checkpoint and when

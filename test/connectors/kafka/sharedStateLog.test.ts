@@ -76,9 +76,10 @@ test('a byte delta turns the old bytes into the new ones, also across length cha
 function run(log: SharedStateLog, p: Partition, states: Uint8Array[], epoch0: number): Array<{ kind: string; bytes: number; messages: Message[] }> {
   return states.map((s, i) => {
     const w = log.write(s, epoch0 + i);
-    p.land(w.messages);
+    const messages = [...w.messages, ...w.seal]; // chunks, then the manifest (with the keys, in the CLI)
+    p.land(messages);
     w.durable();
-    return w;
+    return { ...w, messages };
   });
 }
 
@@ -92,7 +93,8 @@ test('deltas after a base; a kill after any record of any write restores the new
   let durable: Uint8Array | undefined;
   const kinds: string[] = [];
   states.forEach((s, i) => {
-    const w = log.write(s, 1000 + i);
+    const w0 = log.write(s, 1000 + i);
+    const w = { ...w0, messages: [...w0.messages, ...w0.seal] };
     kinds.push(w.kind);
     // A kill after each prefix of this write's records.
     for (let k = 0; k <= w.messages.length; k++) {
@@ -123,7 +125,8 @@ test('a write that failed (never acknowledged) may have landed: later writes nev
   // Writes 2..6 all fail after landing whole (the acknowledgement was lost), each also killed at every prefix.
   for (let i = 2; i <= 6; i++) {
     s = touched(s, i === 4 ? size : 5000, r); // write 4: a change that would otherwise rebase
-    const w = log.write(s, i);
+    const w0 = log.write(s, i);
+    const w = { ...w0, messages: [...w0.messages, ...w0.seal] };
     if (i === 4) t.is(w.kind, 'delta');
     for (let k = 0; k <= w.messages.length; k++) {
       const crashed = p.copy();
