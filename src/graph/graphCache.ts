@@ -170,7 +170,13 @@ export class GraphCache<M> {
     }
     const named = this.backend.getInputTensorIds(feeds);
     let k = 0;
-    tf.dispose(entry.graph.runIds(entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : named[k++]!))));
+    try {
+      tf.dispose(entry.graph.runIds(entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : named[k++]!))));
+    } catch (error) {
+      // A graph TensorFlow loads but cannot run: the key stays eager, like one it refuses.
+      this.disposeEntry(entry);
+      throw new GraphCompileError(`TensorFlow could not run the compiled graph: ${String(error)}`, { cause: error });
+    }
   }
 
   private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
