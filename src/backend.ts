@@ -29,7 +29,7 @@ export interface BackendOptions {
    * Threads of each native TensorFlow op (its intra-op pool), set when tfjs-node loads (later
    * calls cannot change it). Default: TensorFlow's own (one per core). 1 suits latency-bound
    * small ops (token mode, inference on one stream): measured token-mode p50 2.0 -> 1.2 ms and
-   * the `stream --no-learn` main job ~20% less CPU on 2 loaded cores (docs/backends.md); the
+   * the `stream --no-learn` main job ~15% less CPU on 2 loaded cores (docs/backends.md); the
    * environment variables `INFINIFORMER_NATIVE_THREADS` or TensorFlow's `TF_NUM_INTRAOP_THREADS`
    * take precedence.
    */

@@ -261,7 +261,7 @@ const command: Command = {
     const exactlyOnce = exactlyOnceOption(values, group);
     if (values['out-topic'] !== undefined) await checkOutTopic(kafka, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     // Without learning the job is inference on small chunks, latency-bound: one thread per
-    // native op costs less than waking a pool (measured ~20% less CPU; src/backend.ts).
+    // native op costs less than waking a pool (measured ~15% less CPU; src/backend.ts).
     await initBackend({ backend: backend, workload: 'segments', ...(values['no-learn'] === true ? { nativeThreads: 1 } : {}) });
     const model = await loadModel(modelDir);
     if (model.tokenizer === undefined) throw new CliError(`${modelDir}: the model has no tokenizer (stream needs a byte-level text model)`);
