@@ -25,6 +25,15 @@ export interface BackendOptions {
    * affects `auto`.
    */
   workload?: BackendWorkload;
+  /**
+   * Threads of each native TensorFlow op (its intra-op pool), set when tfjs-node loads (later
+   * calls cannot change it). Default: TensorFlow's own (one per core). 1 suits latency-bound
+   * small ops (token mode, inference on one stream): measured token-mode p50 2.0 -> 1.2 ms and
+   * the `stream --no-learn` main job ~15% less CPU on 2 loaded cores (docs/backends.md); the
+   * environment variables `INFINIFORMER_NATIVE_THREADS` or TensorFlow's `TF_NUM_INTRAOP_THREADS`
+   * take precedence.
+   */
+  nativeThreads?: number;
 }
 
 const AUTO_ORDER: Record<BackendWorkload, readonly BackendName[]> = {
@@ -36,6 +45,15 @@ const AUTO_ORDER: Record<BackendWorkload, readonly BackendName[]> = {
 const log = rootLogger.child('backend');
 let chosen: BackendName | undefined;
 let pending: Promise<BackendName> | undefined;
+
+/** Sets TensorFlow's intra-op thread count for tfjs-node to read when it loads (a value the user set wins). */
+function setNativeThreads(option: number | undefined): void {
+  const fromEnv = process.env['INFINIFORMER_NATIVE_THREADS'];
+  const n = fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : option;
+  if (n === undefined) return;
+  if (!Number.isInteger(n) || n < 1) throw new BadConfigError(fromEnv !== undefined && fromEnv !== '' ? 'INFINIFORMER_NATIVE_THREADS' : 'nativeThreads', `must be an integer >= 1, got ${String(fromEnv ?? option)}`);
+  process.env['TF_NUM_INTRAOP_THREADS'] ??= String(n);
+}
 
 async function tryLoad(name: BackendName): Promise<boolean> {
   try {
@@ -84,6 +102,7 @@ function requested(options: BackendOptions): BackendName | 'auto' {
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendName> {
   const want = requested(options);
+  setNativeThreads(options.nativeThreads);
   if (chosen !== undefined && (want === 'auto' || want === chosen)) return chosen;
   if (pending !== undefined && want === 'auto') return pending;
   pending = (async () => {

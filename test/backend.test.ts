@@ -37,6 +37,15 @@ test.serial('an unknown backend name is a typed config error', async (t) => {
   t.regex(err!.message, /backend/);
 });
 
+test.serial('a native thread count that is not a positive integer is a typed config error, and sets nothing', async (t) => {
+  const before = process.env['TF_NUM_INTRAOP_THREADS'];
+  for (const n of [0, 1.5, -2]) {
+    const err = await t.throwsAsync(() => initBackend({ backend: 'cpu', nativeThreads: n }), { instanceOf: BadConfigError });
+    t.regex(err!.message, /nativeThreads.*integer >= 1/);
+  }
+  t.is(process.env['TF_NUM_INTRAOP_THREADS'], before);
+});
+
 test.serial('wasm: transposed matMuls (the wrapper around wasm BatchMatMul) equal the cpu backend', async (t) => {
   const compute = (): number[][] => {
     const a = tf.randomNormal([3, 17, 9], 0, 1, 'float32', 1);

@@ -129,7 +129,7 @@ export function markdown(r: Results): string {
     '',
     ...mainTable(r),
     '',
-    'Ratios: how many times PyTorch is ahead, with its better thread count for that row (its throughput over the library\'s, the library\'s time over its); below 1 the library is ahead. Segment mode times a forward of whole segments after two warm-up segments (so every timed one contracts the memory; five for the library on native, whose compiled graphs are built on the third and fourth, once per model and shape) and includes reading the logits back; token mode times each of a run of single-token steps, after 2L warm-up tokens, across segment boundaries; the training step is forward, backward, gradient clipping and Adam over 4 streams of one segment each (segment start in the graph, dropout on).',
+    'Ratios: how many times PyTorch is ahead, with its better thread count for that row (its throughput over the library\'s, the library\'s time over its); below 1 the library is ahead. Segment mode times a forward of whole segments after two warm-up segments (so every timed one contracts the memory; five for the library on native, whose compiled graphs are built on the third and fourth, once per model and shape) and includes reading the logits back; token mode times each of a run of single-token steps, after 2L warm-up tokens (3L for the library on native, whose graphs are built on the first three segments), across segment boundaries; the training step is forward, backward, gradient clipping and Adam over 4 streams of one segment each (segment start in the graph, dropout on).',
     '',
     '## Cost per token against context',
     '',

@@ -155,6 +155,30 @@ export class GraphCache<M> {
     for (const id of e.constants) this.backend.binding.deleteTensor(id);
   }
 
+  /**
+   * Runs a new graph once, its outputs dropped: TensorFlow optimises a session on its first run
+   * (15-40 ms measured for the segment start), so that cost lands here, in the already slow
+   * compiling call, instead of on the key's next call (a latency spike one call later).
+   */
+  private warm(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): void {
+    const feeds: tf.Tensor[] = [];
+    for (const f of entry.feeds) {
+      if ('constant' in f) continue;
+      const x = inputs.get(f.name);
+      if (x === undefined) return;
+      feeds.push(x);
+    }
+    const named = this.backend.getInputTensorIds(feeds);
+    let k = 0;
+    try {
+      tf.dispose(entry.graph.runIds(entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : named[k++]!))));
+    } catch (error) {
+      // A graph TensorFlow loads but cannot run: the key stays eager, like one it refuses.
+      this.disposeEntry(entry);
+      throw new GraphCompileError(`TensorFlow could not run the compiled graph: ${String(error)}`, { cause: error });
+    }
+  }
+
   private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
     const named: tf.Tensor[] = [];
     for (const f of entry.feeds) {
@@ -177,6 +201,7 @@ export class GraphCache<M> {
     this.stats.eagerRuns++;
     try {
       const entry = this.compile(trace, call, result);
+      this.warm(entry, call.inputs);
       this.graphs.set(call.key, entry);
       this.eager.delete(call.key);
       this.stats.compiled++;

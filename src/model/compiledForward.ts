@@ -33,7 +33,9 @@ export class CompiledForward {
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
   static create(model: InfiniFormer): CompiledForward | undefined {
     const forwards = GraphCache.create<boolean[]>();
-    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16 });
+    // A segment start runs once per segment and has a handful of keys (which caches each layer
+    // holds): compiled on first sight, so the second boundary of a kind is not a slow eager one.
+    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16, warmUp: 0 });
     return forwards === undefined || starts === undefined ? undefined : new CompiledForward(model, forwards, starts);
   }
 
