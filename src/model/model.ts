@@ -525,6 +525,11 @@ export class InfiniFormer {
     return chunk;
   }
 
+  /** Checks a training chunk (whole segments at position 0) as {@link forwardChunk} does, for a caller running {@link forwardIds} itself. */
+  checkTrainingChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): void {
+    this.checkChunk(states, tokens, true);
+  }
+
   /**
    * The chunk forward on token ids `[b * T]` (stream-major), for checked and (inference)
    * prepared states: tensor ops only, no host reads, so a compiled graph can stand in for it.

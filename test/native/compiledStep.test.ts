@@ -1,0 +1,126 @@
+// The compiled online-learning step (src/model/compiledStep.ts) against the eager one on the
+// native backend: over several steps the same weights, Adam moments (through the next steps),
+// scores, losses and gradient norms within 1e-5; no tensor left behind; and the eager path
+// where the step cannot be one graph (sticky sampling draws on the host). Native is required:
+// missing, these tests fail, they never skip.
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { InfiniFormer, initBackend, OnlineLearner, setLogLevel } from '../../src/index.js';
+import type { OnlineResult, StreamState } from '../../src/index.js';
+
+setLogLevel('warn');
+test.before(async () => {
+  await initBackend({ backend: 'tensorflow' });
+});
+
+function tokens(count: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: count }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s >>> 24;
+  });
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length || a.length === 0) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+interface Run {
+  results: OnlineResult[];
+  /** Every weight after each step, concatenated. */
+  weights: Float32Array[];
+  learner: OnlineLearner;
+  model: InfiniFormer;
+  states: StreamState[];
+}
+
+/** `segments` steps of two streams (the second joins one segment late) with the compiled step on or off. */
+function learn(compiled: boolean, segments: number, config: Record<string, unknown>, options: Record<string, number>): Run {
+  const model = InfiniFormer.create(config, { seed: 9 });
+  model.compiled = compiled;
+  const L = model.config.segmentLength;
+  const learner = new OnlineLearner(model, { learningRate: 1e-3, ...options });
+  const a = tokens(segments * L, 1);
+  const b = tokens(segments * L, 2);
+  const s0 = model.createState(1);
+  const s1 = model.createState(2);
+  const results: OnlineResult[] = [];
+  const weights: Float32Array[] = [];
+  for (let k = 0; k < segments; k++) {
+    const seg = (xs: number[]): number[] => xs.slice(k * L, (k + 1) * L);
+    results.push(k === 0 ? learner.scoreThenLearn([s0], [seg(a)]) : learner.scoreThenLearn([s0, s1], [seg(a), seg(b)]));
+    weights.push(Float32Array.from([...model.params.byName.values()].flatMap((v) => Array.from(v.dataSync()))));
+  }
+  return { results, weights, learner, model, states: [s0, s1] };
+}
+
+function dispose(r: Run): void {
+  r.learner.dispose();
+  for (const s of r.states) s.dispose();
+  r.model.dispose();
+}
+
+for (const weightDecay of [0, 0.01]) {
+  test.serial(`compiled and eager learning steps give the same weights, scores and norms (weight decay ${weightDecay})`, (t) => {
+    const segments = 9;
+    const eager = learn(false, segments, {}, { weightDecay });
+    const comp = learn(true, segments, {}, { weightDecay });
+    let weights = 0;
+    let scores = 0;
+    for (let k = 0; k < segments; k++) {
+      const e = eager.results[k]!;
+      const c = comp.results[k]!;
+      t.is(c.learned, e.learned, `step ${k}`);
+      t.true(e.learned, `step ${k} learned`);
+      t.true(Math.abs(c.loss - e.loss) <= 1e-5, `step ${k}: loss ${c.loss} vs ${e.loss}`);
+      t.true(Math.abs(c.gradNorm! - e.gradNorm!) <= 1e-5 * Math.max(1, e.gradNorm!), `step ${k}: norm ${c.gradNorm} vs ${e.gradNorm}`);
+      e.scores.forEach((s, i) => (scores = Math.max(scores, maxAbsDiff(s.logProbs, c.scores[i]!.logProbs))));
+      weights = Math.max(weights, maxAbsDiff(eager.weights[k]!, comp.weights[k]!));
+    }
+    // The weights moved (the step is not a no-op): the first and last differ by far more than the tolerance.
+    t.true(maxAbsDiff(comp.weights[0]!, comp.weights[segments - 1]!) > 1e-3);
+    const stats = comp.learner.compiledStats!;
+    t.log(`max |eager - compiled|: weights ${weights.toExponential(2)}, log-probs ${scores.toExponential(2)}; ${JSON.stringify(stats)}`);
+    t.true(weights <= 1e-5, `weights differ by ${weights}`);
+    t.true(scores <= 1e-5, `log-probs differ by ${scores}`);
+    // Segments 3.. share one key (both streams contract a memory): warm-up, trace, then graphs.
+    t.is(stats.failed, 0);
+    t.true(stats.graphRuns >= segments - 5, `graph runs ${stats.graphRuns}`);
+    t.is(comp.learner.stats().step, eager.learner.stats().step);
+    dispose(eager);
+    dispose(comp);
+  });
+}
+
+test.serial('the compiled learning step leaves no tensor behind', (t) => {
+  const model = InfiniFormer.create({}, { seed: 3 });
+  const L = model.config.segmentLength;
+  const learner = new OnlineLearner(model, { learningRate: 1e-3 });
+  const s = model.createState(1);
+  const data = tokens(12 * L, 5);
+  const counts: number[] = [];
+  for (let k = 0; k < 12; k++) {
+    learner.scoreThenLearn([s], [data.slice(k * L, (k + 1) * L)]);
+    counts.push(tf.memory().numTensors);
+  }
+  t.true(learner.compiledStats!.graphRuns >= 6, JSON.stringify(learner.compiledStats));
+  // Once the graph runs, every step ends with as many tensors as the one before.
+  t.deepEqual(counts.slice(6), new Array<number>(6).fill(counts[6]!));
+  learner.dispose();
+  s.dispose();
+  model.dispose();
+});
+
+test.serial('with sticky sampling the learner stays eager and learns as before', (t) => {
+  const eager = learn(false, 5, { sticky: true }, {});
+  const comp = learn(true, 5, { sticky: true }, {});
+  t.is(comp.learner.compiledStats, undefined);
+  const worst = Math.max(...eager.weights.map((w, k) => maxAbsDiff(w, comp.weights[k]!)));
+  t.is(worst, 0);
+  t.true(comp.results.every((r) => r.learned));
+  dispose(eager);
+  dispose(comp);
+});
