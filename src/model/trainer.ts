@@ -170,7 +170,7 @@ export function learningRateAt(step: number, o: Pick<ResolvedTrainerOptions, 'le
  * weight total. Differentiable in the logits.
  */
 export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32Array[], weights?: readonly Float32Array[]): tf.Scalar {
-  const [b, t, v] = logits.shape as [number, number, number];
+  const [b, t] = logits.shape as [number, number, number];
   const flatTargets = new Int32Array(b * t);
   const flatWeights = new Float32Array(b * t).fill(1);
   targets.forEach((row, i) => flatTargets.set(row, i * t));
