@@ -182,8 +182,14 @@ export class OnlineLearner {
   private guard: GuardState = { average: NaN, learned: 0, consecutiveSpikes: 0 };
   private snapshot: Snapshot;
   private disposed = false;
+  /**
+   * Take the learning step as one compiled native graph ({@link CompiledStep}) when the model's
+   * compiled path is on too. Default on; INFINIFORMER_COMPILED_STEP=0 turns it off (e.g. to
+   * compare against the eager step).
+   */
+  compiled = process.env['INFINIFORMER_COMPILED_STEP'] !== '0';
   /** The compiled training step: undefined before first use, null where it does not apply. */
-  private compiled: CompiledStep | null | undefined;
+  private compiledRunner: CompiledStep | null | undefined;
 
   constructor(
     readonly model: InfiniFormer,
@@ -204,7 +210,7 @@ export class OnlineLearner {
 
   /** Counters of the compiled training step (undefined before its first use or where it does not apply). */
   get compiledStats(): Readonly<GraphCacheStats> | undefined {
-    return this.compiled?.stats;
+    return this.compiledRunner?.stats;
   }
 
   /**
@@ -295,12 +301,12 @@ export class OnlineLearner {
 
   /** The compiled step to use now, if any (model.compiled on native TensorFlow, no sticky sampling). */
   private compiledStep(): CompiledStep | undefined {
-    if (!this.model.compiled || tf.getBackend() !== 'tensorflow') return undefined;
-    if (this.compiled === undefined || (this.compiled !== null && !this.compiled.isCurrent())) {
-      this.compiled?.dispose();
-      this.compiled = CompiledStep.create(this.model) ?? null;
+    if (!this.compiled || !this.model.compiled || tf.getBackend() !== 'tensorflow') return undefined;
+    if (this.compiledRunner === undefined || (this.compiledRunner !== null && !this.compiledRunner.isCurrent())) {
+      this.compiledRunner?.dispose();
+      this.compiledRunner = CompiledStep.create(this.model) ?? null;
     }
-    return this.compiled ?? undefined;
+    return this.compiledRunner ?? undefined;
   }
 
   /**
@@ -435,7 +441,7 @@ export class OnlineLearner {
     if (this.disposed) return;
     this.adam.clear();
     disposeSnapshot(this.snapshot);
-    this.compiled?.dispose();
+    this.compiledRunner?.dispose();
     this.disposed = true;
   }
 
