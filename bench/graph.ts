@@ -123,7 +123,7 @@ function wholeSteps(model: InfiniFormer, t: number, perBlock: number): [number, 
 
 /** Ms per online learning step of 4 streams, eager and compiled, in alternating blocks of 3 steps after 5 warm-up steps. */
 function learningSteps(): void {
-  const STREAMS = 4;
+  const STREAMS = Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
   const side = (compiled: boolean) => {
     const model = InfiniFormer.create({}, { seed: 1 });
     const learner = new OnlineLearner(model);

@@ -7,13 +7,12 @@
  * so the learner's guard (spike, non-finite) still decides on the host, after the one native
  * call, whether to take them.
  *
- * Not used (the caller stays eager) with sticky sampling: its positions are drawn on the host
- * inside the forward, and a trace would bake one draw into the graph.
+ * Sticky sampling draws its positions on the host: they are drawn before the graph runs
+ * (`InfiniFormer.trainingReadOuts`) and their read-outs fed, so no draw is baked into a graph.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GraphCache } from '../graph/graphCache.js';
 import type { GraphCacheStats } from '../graph/graphCache.js';
-import { createRng } from '../memory/rng.js';
 import { fusedAdamUpdate } from './adam.js';
 import type { AdamOptions } from './adam.js';
 import { keepChunk } from './model.js';
@@ -63,9 +62,8 @@ export class CompiledStep {
     private readonly cache: GraphCache<StepMeta>,
   ) {}
 
-  /** A compiled step for `model`, or undefined off native TensorFlow or with sticky sampling. */
+  /** A compiled step for `model`, or undefined off native TensorFlow. */
   static create(model: InfiniFormer): CompiledStep | undefined {
-    if (model.config.sticky) return undefined;
     const cache = GraphCache.create<StepMeta>({ maxGraphs: 16 });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
   }
@@ -117,6 +115,8 @@ export class CompiledStep {
       ['adam:lr', scalar(o.learningRate)],
     ];
     if (adam.mask !== undefined) fed.push(['adam:mask', adam.mask]);
+    const { readOuts, rngNext } = model.trainingReadOuts(states);
+    readOuts.forEach((r, l) => r !== undefined && fed.push([`readOut:${l}`, r]));
     for (const [name, x] of fed) inputs.set(name, x);
     const key = this.key(states);
     const get = (name: string): tf.Tensor => inputs.get(name)!;
@@ -127,7 +127,7 @@ export class CompiledStep {
         let side: ChunkOutput | undefined;
         let ce: tf.Scalar | undefined;
         const { value, grads } = tf.variableGrads(() => {
-          const out = model.forwardIds(states, get('tokens') as tf.Tensor1D, 0, t, { training: true, dropout: false });
+          const out = model.forwardIds(states, get('tokens') as tf.Tensor1D, 0, t, { training: true, dropout: false, readOuts: readOuts.map((r, l) => (r === undefined ? undefined : get(`readOut:${l}`))) });
           // The gradient's forward is a tidy: what the step returns besides the loss is kept (the caller owns it).
           keepChunk(out);
           side = out;
@@ -160,7 +160,7 @@ export class CompiledStep {
       this.incomplete.add(key);
       return undefined;
     }
-    return unflatten(outputs, meta, states);
+    return unflatten(outputs, meta, rngNext);
   }
 
   dispose(): void {
@@ -168,7 +168,7 @@ export class CompiledStep {
   }
 }
 
-function unflatten(ts: readonly tf.Tensor[], meta: StepMeta, states: readonly StreamState[]): StepOutput {
+function unflatten(ts: readonly tf.Tensor[], meta: StepMeta, rngNext: number[][]): StepOutput {
   let k = 0;
   const next = (): tf.Tensor => ts[k++]!;
   const scalars = next() as tf.Tensor1D;
@@ -186,12 +186,6 @@ function unflatten(ts: readonly tf.Tensor[], meta: StepMeta, states: readonly St
     }
     if (l.active !== undefined) out.active = l.active.map((has) => (has ? next() : null));
     return out;
-  });
-  // Without sticky sampling the forward draws nothing: each stream's RNG words are unchanged.
-  const rngNext = states.map((s) => {
-    const r = createRng(0);
-    r.setState(s.rngState);
-    return r.getState();
   });
   return { out: { hidden, logits, kl, layers, rngNext }, scalars, weights, m, v };
 }
