@@ -64,7 +64,10 @@ export class CompiledStep {
 
   /** A compiled step for `model`, or undefined off native TensorFlow. */
   static create(model: InfiniFormer): CompiledStep | undefined {
-    const cache = GraphCache.create<StepMeta>({ maxGraphs: 16 });
+    // Every step of a compilable batch by the graph, the first one too: the graph's backward may
+    // round differently from the eager kernels, and a restored learner must reproduce an
+    // uninterrupted one bit for bit.
+    const cache = GraphCache.create<StepMeta>({ maxGraphs: 16, warmUp: 0, rerunTraced: true });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
   }
 
@@ -142,21 +145,28 @@ export class CompiledStep {
         const scale = o.maxGradNorm > 0 ? tf.where(tf.greater(norm, o.maxGradNorm), tf.div(o.maxGradNorm, norm), tf.onesLike(norm)) : 1;
         const next = complete
           ? fusedAdamUpdate(vars, gs as tf.Tensor[], adam, { lr: get('adam:lr') as tf.Scalar, scale: scale as tf.Scalar | number, c1: get('adam:c1') as tf.Scalar, c2: get('adam:c2') as tf.Scalar, mask: adam.mask === undefined ? undefined : (get('adam:mask') as tf.Tensor1D) }, o)
-          : { m: adam.m, v: adam.v, weights: [] };
+          : undefined;
         const out = side!;
         const layers = out.layers.map((l): LayerLayout => ({ dens: l.mu !== undefined && l.sigmaSq !== undefined, active: l.active?.map((a) => a !== null) }));
         const scalars = tf.stack([value, ce!, norm]);
         ce!.dispose();
-        const flat: tf.Tensor[] = [scalars, next.m, next.v, ...next.weights, out.hidden, out.logits, out.kl];
+        // An incomplete batch only reports so (the learner steps eagerly): nothing else to fetch.
+        if (!complete) {
+          tf.dispose([out.hidden, out.logits, out.kl, ...out.layers.flatMap((l) => [l.x, l.k, l.v, l.mu, l.sigmaSq, ...(l.active ?? [])].filter((x): x is tf.Tensor => x !== undefined && x !== null))]);
+          return { outputs: [scalars], meta: { layers: [], numWeights: 0, complete } };
+        }
+        const flat: tf.Tensor[] = [scalars, next!.m, next!.v, ...next!.weights, out.hidden, out.logits, out.kl];
         for (const l of out.layers) {
           flat.push(l.x, l.k, l.v);
           if (l.mu !== undefined && l.sigmaSq !== undefined) flat.push(l.mu, l.sigmaSq);
           for (const a of l.active ?? []) if (a !== null) flat.push(a);
         }
-        return { outputs: flat, meta: { layers, numWeights: next.weights.length, complete } };
+        return { outputs: flat, meta: { layers, numWeights: next!.weights.length, complete } };
       },
     });
     if (!meta.complete) {
+      // The forward's tensors were kept (see the gradient's tidy): free them here.
+      tf.dispose(outputs);
       this.incomplete.add(key);
       return undefined;
     }

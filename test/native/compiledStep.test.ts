@@ -86,9 +86,10 @@ for (const [weightDecay, sticky] of [[0, false], [0.01, false], [0, true]] as co
     t.log(`max |eager - compiled|: weights ${weights.toExponential(2)}, log-probs ${scores.toExponential(2)}; ${JSON.stringify(stats)}`);
     t.true(weights <= 1e-5, `weights differ by ${weights}`);
     t.true(scores <= 1e-5, `log-probs differ by ${scores}`);
-    // Segments 3.. share one key (both streams contract a memory): warm-up, trace, then graphs.
+    // Every compilable batch runs as a graph, its first call too (segments 1.. : mixed ages, then both contracting).
     t.is(stats.failed, 0);
-    t.true(stats.graphRuns >= segments - 5, `graph runs ${stats.graphRuns}`);
+    t.true(stats.graphRuns >= segments - 1, `graph runs ${stats.graphRuns}`);
+    t.true(stats.compiled <= 4, `compiled ${stats.compiled}`);
     t.is(comp.learner.stats().step, eager.learner.stats().step);
     // The sticky draws (host side, before the graph) advance each stream's RNG as the eager forward does.
     comp.states.forEach((s, i) => t.deepEqual(s.rngState, eager.states[i]!.rngState));
@@ -125,10 +126,11 @@ test.serial('a batch that reaches not every weight (no memory yet) takes the eag
   const eager = learn(false, 2, {}, {});
   const comp = learn(true, 2, {}, {});
   // Step 0: one stream, no memory: the memory's weights get no gradient, the fused update does
-  // not apply, the eager step runs. Step 1 (a fit) runs the step eagerly once (warm-up).
-  t.deepEqual(comp.learner.compiledStats, { compiled: 0, graphRuns: 0, eagerRuns: 2, failed: 0 });
+  // not apply, the eager step runs (the same weights bit for bit).
   t.is(maxAbsDiff(eager.weights[0]!, comp.weights[0]!), 0);
-  t.true(maxAbsDiff(eager.weights[1]!, comp.weights[1]!) <= 1e-6);
+  const step1 = maxAbsDiff(eager.weights[1]!, comp.weights[1]!);
+  t.true(step1 <= 1e-6, `step 1 differs by ${step1}`);
+  t.is(comp.learner.compiledStats!.failed, 0);
   const model = InfiniFormer.create({}, { seed: 9 });
   const learner = new OnlineLearner(model);
   learner.compiled = false;
