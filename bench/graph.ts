@@ -16,7 +16,8 @@
  *
  * `npm run bench -- graph`, or `npx tsx bench/graph.ts`. BENCH_GRAPH_RUNS (default 40) sets
  * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks; BENCH_GRAPH_ONLY=learn
- * runs the learning step only.
+ * runs the learning step only, BENCH_GRAPH_STREAMS (default 4) its streams, BENCH_GRAPH_STICKY=1 with
+ * sticky sampling (as the default model file).
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadavg } from 'node:os';
@@ -125,7 +126,7 @@ function wholeSteps(model: InfiniFormer, t: number, perBlock: number): [number, 
 function learningSteps(): void {
   const STREAMS = Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
   const side = (compiled: boolean) => {
-    const model = InfiniFormer.create({}, { seed: 1 });
+    const model = InfiniFormer.create({ sticky: process.env['BENCH_GRAPH_STICKY'] === '1' }, { seed: 1 });
     const learner = new OnlineLearner(model);
     learner.compiled = compiled;
     return { model, learner, states: Array.from({ length: STREAMS }, (_, i) => model.createState(i + 1)) };
