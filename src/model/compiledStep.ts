@@ -66,8 +66,9 @@ export class CompiledStep {
   static create(model: InfiniFormer): CompiledStep | undefined {
     // Every step of a compilable batch by the graph, the first one too: the graph's backward may
     // round differently from the eager kernels, and a restored learner must reproduce an
-    // uninterrupted one bit for bit.
-    const cache = GraphCache.create<StepMeta>({ maxGraphs: 16, warmUp: 0, rerunTraced: true });
+    // uninterrupted one bit for bit. A new batch signature so costs ~0.5 s once (trace, load,
+    // TensorFlow's first optimising run; ~5 eager steps): keep as many as the forwards keep.
+    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
   }
 
