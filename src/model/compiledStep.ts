@@ -85,8 +85,10 @@ export class CompiledStep {
     return states.map((s) => s.layers.map((l) => `${Number(l.prevX !== null)}${Number(l.memory !== null)}`).join('.')).join('/');
   }
 
-  /** Whether {@link run} can serve this batch (false once it found a variable without a gradient). */
+  /** Whether {@link run} can serve this batch (not for first segments only, nor once it found a variable without a gradient there). */
   applies(states: readonly StreamState[]): boolean {
+    // First segments only: no memory, whose weights then get no gradient (known without a compile).
+    if (states.every((s) => s.layers.every((l) => l.prevX === null))) return false;
     return !this.incomplete.has(this.key(states));
   }
 
