@@ -9,12 +9,19 @@
  *   and per token, in alternating blocks (eager on one stream, compiled on another), medians of
  *   the block means.
  *
+ * - the online learning step (`OnlineLearner.scoreThenLearn` on 4 streams x L tokens: forward,
+ *   backward, clip, Adam, scores read back, states committed), eager vs compiled
+ *   (src/model/compiledStep.ts), two learners on two copies of the model in alternating
+ *   blocks, and how far their weights drift apart.
+ *
  * `npm run bench -- graph`, or `npx tsx bench/graph.ts`. BENCH_GRAPH_RUNS (default 40) sets
- * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks.
+ * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks; BENCH_GRAPH_ONLY=learn
+ * runs the learning step only, BENCH_GRAPH_STREAMS (default 4) its streams, BENCH_GRAPH_STICKY=1 with
+ * sticky sampling (as the default model file).
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadavg } from 'node:os';
-import { InfiniFormer, initBackend, setLogLevel } from '../src/index.js';
+import { InfiniFormer, initBackend, OnlineLearner, setLogLevel } from '../src/index.js';
 import type { StreamState } from '../src/index.js';
 
 const RUNS = Number(process.env['BENCH_GRAPH_RUNS'] ?? 40);
@@ -115,9 +122,53 @@ function wholeSteps(model: InfiniFormer, t: number, perBlock: number): [number, 
   return [median(means.eager), median(means.compiled)];
 }
 
+/** Ms per online learning step of 4 streams, eager and compiled, in alternating blocks of 3 steps after 5 warm-up steps. */
+function learningSteps(): void {
+  const STREAMS = Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
+  const side = (compiled: boolean) => {
+    const model = InfiniFormer.create({ sticky: process.env['BENCH_GRAPH_STICKY'] === '1' }, { seed: 1 });
+    const learner = new OnlineLearner(model);
+    learner.compiled = compiled;
+    return { model, learner, states: Array.from({ length: STREAMS }, (_, i) => model.createState(i + 1)) };
+  };
+  const sides = { eager: side(false), compiled: side(true) };
+  const L = sides.eager.model.config.segmentLength;
+  let k = 0;
+  const learnOne = (mode: 'eager' | 'compiled', seg: number): void => {
+    const s = sides[mode];
+    const r = s.learner.scoreThenLearn(s.states, s.states.map((_, i) => tokensOf(L, seg * STREAMS + i)));
+    if (!r.learned) throw new Error(`${mode}: step ${seg} not learned (${r.skipped})`);
+  };
+  for (; k < 5; k++) for (const mode of ['eager', 'compiled'] as const) learnOne(mode, k);
+  const means: Record<'eager' | 'compiled', number[]> = { eager: [], compiled: [] };
+  for (let block = 0; block < BLOCKS; block++) {
+    for (const mode of ['eager', 'compiled'] as const) {
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) learnOne(mode, k + i);
+      means[mode].push((performance.now() - t0) / 3);
+    }
+    k += 3;
+  }
+  const flat = (m: InfiniFormer): Float32Array => Float32Array.from([...m.params.byName.values()].flatMap((v) => Array.from(v.dataSync())));
+  const drift = maxDiff(flat(sides.eager.model), flat(sides.compiled.model));
+  const [e, c] = [median(means.eager), median(means.compiled)];
+  console.log(`online learning step (${STREAMS} x ${L} tokens, scoreThenLearn): eager ${e.toFixed(1)} ms, compiled ${c.toFixed(1)} ms, ${(e / c).toFixed(2)}x; max |weight diff| after ${k} steps ${drift.toExponential(2)}; ${JSON.stringify(sides.compiled.learner.compiledStats)}`);
+  for (const s of Object.values(sides)) {
+    s.learner.dispose();
+    for (const st of s.states) st.dispose();
+    s.model.dispose();
+  }
+}
+
 export async function run(): Promise<void> {
   setLogLevel('warn');
   await initBackend({ backend: 'tensorflow' });
+  if (process.env['BENCH_GRAPH_ONLY'] === 'learn') {
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    learningSteps();
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    return;
+  }
   const model = InfiniFormer.create();
   const L = model.config.segmentLength;
   console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -127,6 +178,7 @@ export async function run(): Promise<void> {
   console.log(`whole segment steps (run: segment start, forward, commit, read): eager ${es.toFixed(2)} ms, compiled ${cs.toFixed(2)} ms, ${(es / cs).toFixed(2)}x`);
   const [et, ct] = wholeSteps(model, 1, L);
   console.log(`whole token steps (run, one token): eager ${et.toFixed(3)} ms, compiled ${ct.toFixed(3)} ms, ${(et / ct).toFixed(2)}x`);
+  learningSteps();
   console.log(`compiled: ${JSON.stringify(model.compiledStats)}; tensors ${tf.memory().numTensors}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   model.dispose();
 }

@@ -3,7 +3,8 @@
  * mode) over a fixed real log, timed end to end in a child process, for each case:
  *
  * - start-up: `--max-lines 1` (process start, model load, one line);
- * - `--no-learn` and `--learn always`, one key (the whole log);
+ * - `--no-learn` and `--learn always`, one key (the whole log); `learneager` is `--learn
+ *   always` with the learning step eager (INFINIFORMER_COMPILED_STEP=0; inference compiled);
  * - `--no-learn` with the lines dealt round-robin to 8 and 64 keys (`--key-by`), which the
  *   scheduler batches into one forward per segment position.
  *
@@ -14,7 +15,7 @@
  *
  * `npm run bench -- mainjob`. Environment: BENCH_MAINJOB_LOG (default
  * data/quality/apache-error.log, 771 lines, 64 KB), BENCH_MAINJOB_CASES (comma list of
- * startup,nolearn,learn,keys8,keys64; default all), BENCH_MAINJOB_ROUNDS (default 1; the
+ * startup,nolearn,learn,learneager,keys8,keys64; default all), BENCH_MAINJOB_ROUNDS (default 1; the
  * median is printed).
  */
 import { spawnSync } from 'node:child_process';
@@ -25,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LOG = process.env['BENCH_MAINJOB_LOG'] ?? join(ROOT, 'data', 'quality', 'apache-error.log');
-const CASES = new Set((process.env['BENCH_MAINJOB_CASES'] ?? 'startup,nolearn,learn,keys8,keys64').split(','));
+const CASES = new Set((process.env['BENCH_MAINJOB_CASES'] ?? 'startup,nolearn,learn,learneager,keys8,keys64').split(','));
 const ROUNDS = Number(process.env['BENCH_MAINJOB_ROUNDS'] ?? 1);
 
 interface Case {
@@ -33,12 +34,15 @@ interface Case {
   args: string[];
   /** Keys the lines are dealt to (a "k<i> " prefix; 0: the lines as they are). */
   keys: number;
+  /** Extra environment of the child. */
+  env?: Record<string, string>;
 }
 
 const ALL: Case[] = [
   { name: 'startup', args: ['--no-learn', '--max-lines', '1'], keys: 0 },
   { name: 'nolearn', args: ['--no-learn'], keys: 0 },
   { name: 'learn', args: ['--learn', 'always'], keys: 0 },
+  { name: 'learneager', args: ['--learn', 'always'], keys: 0, env: { INFINIFORMER_COMPILED_STEP: '0' } },
   { name: 'keys8', args: ['--no-learn', '--key-by', '/^(k\\d+) /'], keys: 8 },
   { name: 'keys64', args: ['--no-learn', '--key-by', '/^(k\\d+) /'], keys: 64 },
 ];
@@ -62,7 +66,7 @@ function runOnce(c: Case, text: string): { seconds: number; cpu: number; lines: 
   const command = [process.execPath, join(ROOT, 'bin', 'infiniformer'), 'stream', '--stdin', ...c.args];
   const timed = existsSync(TIME) ? [TIME, '-f', `${CPU_MARK} %U %S`, ...command] : command;
   const t0 = performance.now();
-  const r = spawnSync(timed[0]!, timed.slice(1), { input: text, maxBuffer: 1 << 30, encoding: 'utf8' });
+  const r = spawnSync(timed[0]!, timed.slice(1), { input: text, maxBuffer: 1 << 30, encoding: 'utf8', env: { ...process.env, ...c.env } });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`stream ${c.args.join(' ')} exited ${String(r.status)}: ${r.stderr.slice(-2000)}`);
   const out = r.stdout.split('\n').filter((l) => l.startsWith('{"key"'));
@@ -103,7 +107,7 @@ export async function run(): Promise<void> {
     const net = startup > 0 && s > startup ? ` | ${(lines / (s - startup)).toFixed(1)} lines/s, ${(kb / (s - startup)).toFixed(1)} KB/s without start-up` : '';
     const perCpu = Number.isFinite(cpu) ? ` | CPU ${cpu.toFixed(2)} s: ${(lines / (cpu - startupCpu)).toFixed(1)} lines per CPU-second without start-up` : '';
     const learnt = learned > 0 ? `  ${learned} segments learned` : '';
-    console.log(`${c.name.padEnd(9)} ${s.toFixed(2)} s  ${lines} lines  ${(lines / s).toFixed(1)} lines/s${net}${perCpu}${learnt}  load ${load()}`);
+    console.log(`${c.name.padEnd(10)} ${s.toFixed(2)} s  ${lines} lines  ${(lines / s).toFixed(1)} lines/s${net}${perCpu}${learnt}  load ${load()}`);
   }
 }
 

@@ -99,24 +99,33 @@ export class Adam {
    * arithmetic on every entry (weight decay through a 0/1 mask: exact), so the same numbers.
    */
   private applyFlat(grads: tf.NamedTensorMap, lr: number, scale: number, c1: number, c2: number): void {
-    const o = this.options;
     const vars = [...this.params.values()];
     const prev = this.flatten();
-    const mask = o.weightDecay > 0 ? this.maskOf(vars) : undefined;
-    const next = tf.tidy(() => {
-      const flatOf = (ts: tf.Tensor[]): tf.Tensor1D => tf.concat(ts.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D;
-      const w = flatOf(vars);
-      const g = tf.mul(flatOf(vars.map((v) => grads[v.name]!)), scale);
-      const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1)) as tf.Tensor1D;
-      const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2)) as tf.Tensor1D;
-      let update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(s, c2)), o.epsilon));
-      if (mask !== undefined) update = tf.add(update, tf.mul(tf.mul(w, o.weightDecay), mask));
-      const pieces = tf.split(tf.sub(w, tf.mul(update, lr)), vars.map((v) => v.size));
-      return { m, v: s, weights: pieces.map((p, i) => tf.reshape(p, vars[i]!.shape)) };
-    });
+    const mask = this.options.weightDecay > 0 ? this.maskOf(vars) : undefined;
+    const next = tf.tidy(() => fusedAdamUpdate(vars, vars.map((v) => grads[v.name]!), prev, { lr, scale, c1, c2, mask }, this.options));
     vars.forEach((v, i) => v.assign(next.weights[i]!));
     tf.dispose([prev.m, prev.v, ...next.weights]);
     this.flat = { m: next.m, v: next.v };
+  }
+
+  /**
+   * What a fused update computed elsewhere (a compiled training step) reads: the flat moments
+   * (built now if need be), the decay mask, and the bias corrections of the next update.
+   * Still owned by this optimizer.
+   */
+  fusedInputs(): { m: tf.Tensor1D; v: tf.Tensor1D; mask: tf.Tensor1D | undefined; c1: number; c2: number } {
+    const o = this.options;
+    const prev = this.flatten();
+    const mask = o.weightDecay > 0 ? this.maskOf([...this.params.values()]) : undefined;
+    return { ...prev, mask, c1: 1 - Math.pow(o.beta1, this.updates + 1), c2: 1 - Math.pow(o.beta2, this.updates + 1) };
+  }
+
+  /** Takes the moments of a fused update computed from {@link fusedInputs} (owns them now) and counts the update; the caller assigned the weights. */
+  acceptFused(m: tf.Tensor1D, v: tf.Tensor1D): void {
+    const prev = this.flatten();
+    tf.dispose([prev.m, prev.v]);
+    this.flat = { m, v };
+    this.updates += 1;
   }
 
   /** The flat moments, built from the per-parameter ones (zeros where there are none yet). */
@@ -209,4 +218,30 @@ export class Adam {
     this.decayMask?.dispose();
     this.decayMask = undefined;
   }
+}
+
+/** A scalar of the update: a number (eager) or a tensor (fed to a compiled graph). */
+export type ScalarLike = number | tf.Scalar;
+
+/**
+ * One AdamW update of every variable at once, as flat vectors (tensor ops only, so a compiled
+ * graph can stand in for it): gradients scaled by `scale`, weight decay through the 0/1 `mask`.
+ * Returns the new weights (shaped like `vars`) and moments; call inside a tidy.
+ */
+export function fusedAdamUpdate(
+  vars: readonly tf.Tensor[],
+  grads: readonly tf.Tensor[],
+  prev: { m: tf.Tensor1D; v: tf.Tensor1D },
+  at: { lr: ScalarLike; scale: ScalarLike; c1: ScalarLike; c2: ScalarLike; mask: tf.Tensor1D | undefined },
+  o: Readonly<AdamOptions>,
+): { m: tf.Tensor1D; v: tf.Tensor1D; weights: tf.Tensor[] } {
+  const flatOf = (ts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(ts.map((t) => tf.reshape(t, [-1]))) as tf.Tensor1D;
+  const w = flatOf(vars);
+  const g = tf.mul(flatOf(grads), at.scale);
+  const m = tf.add(tf.mul(prev.m, o.beta1), tf.mul(g, 1 - o.beta1)) as tf.Tensor1D;
+  const s = tf.add(tf.mul(prev.v, o.beta2), tf.mul(tf.square(g), 1 - o.beta2)) as tf.Tensor1D;
+  let update = tf.div(tf.div(m, at.c1), tf.add(tf.sqrt(tf.div(s, at.c2)), o.epsilon));
+  if (at.mask !== undefined) update = tf.add(update, tf.mul(tf.mul(w, o.weightDecay), at.mask));
+  const pieces = tf.split(tf.sub(w, tf.mul(update, at.lr)), vars.map((v) => v.size));
+  return { m, v: s, weights: pieces.map((p, i) => tf.reshape(p, vars[i]!.shape)) };
 }

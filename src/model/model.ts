@@ -51,6 +51,13 @@ export interface ForwardOptions {
    * doubles as the scoring pass (the online learner), whose outputs must be the model's own.
    */
   dropout?: boolean;
+  /**
+   * Training with sticky sampling: per layer the read-out Psi(s) `[c, M, N]` of its c
+   * contracting streams (in stream order), drawn beforehand by {@link InfiniFormer.trainingReadOuts}
+   * (a compiled step feeds them), instead of drawing positions inside the forward. The forward's
+   * `rngNext` then is not advanced: take the draws' own.
+   */
+  readOuts?: readonly (tf.Tensor | undefined)[];
 }
 
 /** What one chunk forward produces (all tensors owned by the receiver). */
@@ -526,6 +533,34 @@ export class InfiniFormer {
   }
 
   /**
+   * The host half of a training segment start with sticky sampling: per layer the read-out at
+   * the positions each contracting stream draws from its RNG, drawn in the order the training
+   * forward draws them (layer by layer), and each stream's RNG words after the draws. Read-outs
+   * are undefined for layers without a contraction (and everywhere without sticky sampling).
+   */
+  trainingReadOuts(states: readonly StreamState[]): { readOuts: (tf.Tensor | undefined)[]; rngNext: number[][] } {
+    const c = this.config;
+    const rngs = states.map((s) => {
+      const r = createRng(0);
+      r.setState(s.rngState);
+      return r;
+    });
+    const readOuts = this.params.layers.map((_, li) => {
+      const contract = states.flatMap((s, i) => (s.layers[li]!.prevX !== null && s.layers[li]!.memory !== null ? [i] : []));
+      if (!c.sticky || this.basis === undefined || contract.length === 0) return undefined;
+      const basis = this.basis;
+      const positions = contract.map((i) => stickyResample({ mass: states[i]!.layers[li]!.prevMass }, { numSamples: c.numSamples, rng: rngs[i]! }));
+      return tf.tidy(() => tf.stack(positions.map((p) => basis.evaluate(p))));
+    });
+    return { readOuts, rngNext: rngs.map((r) => r.getState()) };
+  }
+
+  /** Checks a training chunk (whole segments at position 0) as {@link forwardChunk} does, for a caller running {@link forwardIds} itself. */
+  checkTrainingChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): void {
+    this.checkChunk(states, tokens, true);
+  }
+
+  /**
    * The chunk forward on token ids `[b * T]` (stream-major), for checked and (inference)
    * prepared states: tensor ops only, no host reads, so a compiled graph can stand in for it.
    */
@@ -561,7 +596,7 @@ export class InfiniFormer {
       let cachedHeads: MemoryHeads | undefined;
       const batch = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.concat(ts, 0));
       if (training) {
-        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs, true);
+        const start = this.segmentStart(lp, states.map((s) => s.layers[li]!), rngs, true, options.readOuts?.[li]);
         ({ prevK, prevV, hasMem } = start);
         memory = start.active;
         const rows = memory === null ? [] : tf.unstack(memory);

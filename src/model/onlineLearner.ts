@@ -27,6 +27,9 @@ import type { MomentsManifest } from './adam.js';
 import { crc32, fingerprint } from './checksum.js';
 import { decodeWeights, encodeWeights } from './io.js';
 import type { WeightEntry } from './io.js';
+import { CompiledStep } from './compiledStep.js';
+import type { StepOutput } from './compiledStep.js';
+import type { GraphCacheStats } from '../graph/graphCache.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
@@ -179,6 +182,14 @@ export class OnlineLearner {
   private guard: GuardState = { average: NaN, learned: 0, consecutiveSpikes: 0 };
   private snapshot: Snapshot;
   private disposed = false;
+  /**
+   * Take the learning step as one compiled native graph ({@link CompiledStep}) when the model's
+   * compiled path is on too. Default on; INFINIFORMER_COMPILED_STEP=0 turns it off (e.g. to
+   * compare against the eager step).
+   */
+  compiled = process.env['INFINIFORMER_COMPILED_STEP'] !== '0';
+  /** The compiled training step: undefined before first use, null where it does not apply. */
+  private compiledRunner: CompiledStep | null | undefined;
 
   constructor(
     readonly model: InfiniFormer,
@@ -195,6 +206,11 @@ export class OnlineLearner {
   /** Counters and the guard's running loss. */
   stats(): OnlineStats {
     return { ...this.counts, step: this.adam.updates, runningLoss: this.guard.average };
+  }
+
+  /** Counters of the compiled training step (undefined before its first use or where it does not apply). */
+  get compiledStats(): Readonly<GraphCacheStats> | undefined {
+    return this.compiledRunner?.stats;
   }
 
   /**
@@ -247,6 +263,11 @@ export class OnlineLearner {
   }
 
   private learn(states: readonly StreamState[], segments: readonly ArrayLike<number>[], previous: readonly (ScoredSegment | undefined)[] | undefined): OnlineResult {
+    const compiled = this.compiledStep();
+    if (compiled !== undefined && compiled.applies(states)) {
+      const result = this.learnCompiled(compiled, states, segments, previous);
+      if (result !== undefined) return result;
+    }
     const model = this.model;
     let side: ChunkOutput | undefined;
     let ce: tf.Scalar | undefined;
@@ -271,15 +292,68 @@ export class OnlineLearner {
         this.counts.skippedByGuard += states.length;
         return again;
       }
-      const step = this.step(grads, loss, states.length);
+      const step = this.step(loss, states.length, () => this.adam.gradNorm(grads), (norm) => this.adam.apply(grads, this.options.learningRate, norm));
       return this.finish(states, segments, previous, out, step);
     } finally {
       tf.dispose(Object.values(grads));
     }
   }
 
-  /** The guarded Adam step on a batch of `b` segments with in-segment loss `loss`; returns what happened. */
-  private step(grads: tf.NamedTensorMap, loss: number, b: number): Pick<OnlineResult, 'learned' | 'skipped' | 'gradNorm'> {
+  /** The compiled step to use now, if any (model.compiled on native TensorFlow, no sticky sampling). */
+  private compiledStep(): CompiledStep | undefined {
+    if (!this.compiled || !this.model.compiled || tf.getBackend() !== 'tensorflow') return undefined;
+    if (this.compiledRunner === undefined || (this.compiledRunner !== null && !this.compiledRunner.isCurrent())) {
+      this.compiledRunner?.dispose();
+      this.compiledRunner = CompiledStep.create(this.model) ?? null;
+    }
+    return this.compiledRunner ?? undefined;
+  }
+
+  /**
+   * {@link learn} through the compiled step: one native call computes the scores, the gradient
+   * and the would-be update; the guard then takes or drops the update. Undefined when the batch
+   * reaches not every variable (the eager step handles it).
+   */
+  private learnCompiled(compiled: CompiledStep, states: readonly StreamState[], segments: readonly ArrayLike<number>[], previous: readonly (ScoredSegment | undefined)[] | undefined): OnlineResult | undefined {
+    this.model.checkTrainingChunk(states, segments);
+    let res: StepOutput | undefined;
+    // Outside the tidy: the moments it may build are the optimizer's.
+    const adam = this.adam.fusedInputs();
+    tf.tidy(() => {
+      res = compiled.run(states, segments, this.vars, adam, this.options);
+      if (res !== undefined) for (const x of [res.scalars, res.m, res.v, ...res.weights]) tf.keep(x);
+      if (res !== undefined) keepChunk(res.out);
+    });
+    if (res === undefined) return undefined;
+    const { out, weights, m, v } = res;
+    const [objective, loss, norm] = res.scalars.dataSync() as Float32Array;
+    res.scalars.dispose();
+    let taken = false;
+    try {
+      if (!Number.isFinite(objective!)) {
+        tf.dispose([out.hidden, out.logits, out.kl, ...out.layers.flatMap(layerTensors)]);
+        this.rollback();
+        const again = this.scoreOnly(states, segments, previous, 'nonFinite');
+        this.counts.skippedByGuard += states.length;
+        return again;
+      }
+      const step = this.step(loss!, states.length, () => norm!, () => {
+        this.vars.forEach((x, i) => x.assign(weights[i]!));
+        this.adam.acceptFused(m, v);
+        taken = true;
+      });
+      return this.finish(states, segments, previous, out, step);
+    } finally {
+      tf.dispose(weights);
+      if (!taken) tf.dispose([m, v]);
+    }
+  }
+
+  /**
+   * The guarded Adam step on a batch of `b` segments with in-segment loss `loss`: `gradNorm`
+   * gives the gradient's norm, `apply(norm)` takes the update. Returns what happened.
+   */
+  private step(loss: number, b: number, gradNorm: () => number, apply: (norm: number) => void): Pick<OnlineResult, 'learned' | 'skipped' | 'gradNorm'> {
     const g = this.guard;
     const o = this.options;
     const spike = o.spikeFactor > 0 && g.learned >= o.guardWarmup && loss > o.spikeFactor * g.average;
@@ -290,12 +364,12 @@ export class OnlineLearner {
       this.counts.skippedByGuard += b;
       return { learned: false, skipped: 'spike' };
     }
-    const norm = this.adam.gradNorm(grads);
+    const norm = gradNorm();
     if (!Number.isFinite(norm)) {
       this.counts.skippedByGuard += b;
       return { learned: false, skipped: 'nonFinite', gradNorm: norm };
     }
-    this.adam.apply(grads, o.learningRate, norm);
+    apply(norm);
     if (!this.weightsFinite()) {
       this.rollback();
       return { learned: false, skipped: 'nonFinite', gradNorm: norm };
@@ -367,6 +441,7 @@ export class OnlineLearner {
     if (this.disposed) return;
     this.adam.clear();
     disposeSnapshot(this.snapshot);
+    this.compiledRunner?.dispose();
     this.disposed = true;
   }
 

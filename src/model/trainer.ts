@@ -170,7 +170,7 @@ export function learningRateAt(step: number, o: Pick<ResolvedTrainerOptions, 'le
  * weight total. Differentiable in the logits.
  */
 export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32Array[], weights?: readonly Float32Array[]): tf.Scalar {
-  const [b, t, v] = logits.shape as [number, number, number];
+  const [b, t] = logits.shape as [number, number, number];
   const flatTargets = new Int32Array(b * t);
   const flatWeights = new Float32Array(b * t).fill(1);
   targets.forEach((row, i) => flatTargets.set(row, i * t));
@@ -178,11 +178,18 @@ export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32A
   let total = 0;
   for (const w of flatWeights) total += w;
   if (!(total > 0)) throw new BadInputError('weights', 'all loss weights are zero');
-  return tf.tidy(() => {
-    const logp = tf.logSoftmax(tf.reshape(logits, [b * t, v]));
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(flatTargets, 'int32'), v)), 1);
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(flatWeights)))), total) as tf.Scalar;
-  });
+  return tf.tidy(() => weightedCrossEntropyOf(logits, tf.tensor1d(flatTargets, 'int32'), tf.tensor1d(flatWeights), total));
+}
+
+/**
+ * {@link weightedCrossEntropy} on targets and weights already in tensors (`[b * T]`), divided
+ * by `total` (the weights' sum): tensor ops only, so a compiled graph can stand in for it.
+ */
+export function weightedCrossEntropyOf(logits: tf.Tensor, targets: tf.Tensor1D, weights: tf.Tensor1D, total: number): tf.Scalar {
+  const [b, t, v] = logits.shape as [number, number, number];
+  const logp = tf.logSoftmax(tf.reshape(logits, [b * t, v]));
+  const picked = tf.sum(tf.mul(logp, tf.oneHot(targets, v)), 1);
+  return tf.div(tf.neg(tf.sum(tf.mul(picked, weights))), total) as tf.Scalar;
 }
 
 interface LabelTargets {
