@@ -11,26 +11,12 @@ import { CompiledGraph } from '../../src/graph/compiledGraph.js';
 import { GraphDefBuilder } from '../../src/graph/graphDef.js';
 import { nativeBackend } from '../../src/graph/nativeBackend.js';
 import { OpTracer } from '../../src/graph/opTrace.js';
+import { lcgTokens as tokens, maxAbsDiff } from './helpers.js';
 
 setLogLevel('warn');
 test.before(async () => {
   await initBackend({ backend: 'tensorflow' });
 });
-
-function tokens(count: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: count }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s >>> 24;
-  });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length || a.length === 0) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 /** Runs chunks on `model` with the compiled forward on or off; returns each chunk's logits. */
 function runChunks(model: InfiniFormer, compiled: boolean, states: StreamState[], chunks: number[][][]): Float32Array[] {

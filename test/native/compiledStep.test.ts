@@ -1,32 +1,18 @@
 // The compiled online-learning step (src/model/compiledStep.ts) against the eager one on the
 // native backend: over several steps the same weights, Adam moments (through the next steps),
-// scores, losses and gradient norms within 1e-5; no tensor left behind; and the eager path
-// where the step cannot be one graph (sticky sampling draws on the host). Native is required:
+// scores, losses and gradient norms within 1e-5, sticky sampling too; no tensor left behind; and
+// the eager path where the step cannot be one graph (a batch with no memory yet). Native is required:
 // missing, these tests fail, they never skip.
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { InfiniFormer, initBackend, OnlineLearner, setLogLevel } from '../../src/index.js';
 import type { OnlineResult, StreamState } from '../../src/index.js';
+import { lcgTokens as tokens, maxAbsDiff } from './helpers.js';
 
 setLogLevel('warn');
 test.before(async () => {
   await initBackend({ backend: 'tensorflow' });
 });
-
-function tokens(count: number, seed: number): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: count }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s >>> 24;
-  });
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length || a.length === 0) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 interface Run {
   results: OnlineResult[];

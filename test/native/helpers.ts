@@ -60,3 +60,20 @@ export function compare(outputs: Record<ParityBackend, Outputs>): Record<string,
   }
   return report;
 }
+
+/** `count` pseudo-random byte tokens from a linear congruential generator seeded with `seed`. */
+export function lcgTokens(count: number, seed: number): number[] {
+  let s = seed >>> 0;
+  return Array.from({ length: count }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s >>> 24;
+  });
+}
+
+/** Largest |a[i] - b[i]|; Infinity when the lengths differ or both are empty. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length || a.length === 0) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
