@@ -70,9 +70,11 @@ const between = (lo: number, hi: number): number => lo + Math.floor(Math.random(
 /**
  * One process: SIGKILLed `killDelayMs` after its `killAfterCheckpoints`-th checkpoint (a random
  * moment: mid-line, mid-send, mid-commit), or, with `stopWhenCommitted`, stopped (SIGTERM) once
- * the group committed every input record.
+ * the group committed every input record. A process to be killed that commits every record
+ * before its checkpoint count (nothing left to checkpoint, so no more checkpoints) is SIGKILLed
+ * then.
  */
-function member(args: string[], plan: { killAfterCheckpoints: number; killDelayMs: number } | { stopWhenCommitted: () => Promise<boolean> }): Promise<CliResult> {
+function member(args: string[], allCommitted: () => Promise<boolean>, plan: { killAfterCheckpoints: number; killDelayMs: number } | 'stopWhenCommitted'): Promise<CliResult> {
   let child: ChildProcess | undefined;
   let checkpoints = 0;
   let signalled = false;
@@ -80,20 +82,18 @@ function member(args: string[], plan: { killAfterCheckpoints: number; killDelayM
   const done = cli(args, {
     onSpawn: (c) => {
       child = c;
-      if ('stopWhenCommitted' in plan) {
-        poll = setInterval(() => {
-          void plan.stopWhenCommitted().then((all) => {
-            if (all && !signalled) {
-              signalled = true;
-              child?.kill('SIGTERM');
-            }
-          });
-        }, 1000);
-      }
+      poll = setInterval(() => {
+        void allCommitted().then((all) => {
+          if (all && !signalled) {
+            signalled = true;
+            child?.kill(plan === 'stopWhenCommitted' ? 'SIGTERM' : 'SIGKILL');
+          }
+        });
+      }, 1000);
     },
     onStderr: (chunk) => {
       checkpoints += (chunk.match(/"event":"checkpoint"/g) ?? []).length;
-      if ('killAfterCheckpoints' in plan && !signalled && checkpoints >= plan.killAfterCheckpoints) {
+      if (plan !== 'stopWhenCommitted' && !signalled && checkpoints >= plan.killAfterCheckpoints) {
         signalled = true;
         setTimeout(() => child?.kill('SIGKILL'), plan.killDelayMs);
       }
@@ -101,6 +101,13 @@ function member(args: string[], plan: { killAfterCheckpoints: number; killDelayM
   });
   return done.finally(() => clearInterval(poll));
 }
+
+/**
+ * A read_committed reader stops at a partition's open transaction until it ends: a killed or
+ * fenced member's is aborted by the broker after --transaction-timeout (20 s here), so the reader
+ * waits longer than that for more records.
+ */
+const READ_COMMITTED_IDLE_MS = 30_000;
 
 const parseOut = (value: Buffer | null): KafkaOut => JSON.parse(value!.toString()) as KafkaOut;
 
@@ -121,17 +128,17 @@ test('--exactly-once --no-learn --no-mix, SIGKILLed 3 times at random moments an
     const before = await committedOffsets(kafka, group, input);
     if (run < 3) {
       const plan = { killAfterCheckpoints: between(1, 4), killDelayMs: between(0, 1500) };
-      const r = await member(args, plan);
+      const r = await member(args, allCommitted, plan);
       t.log(`run ${run}: SIGKILL ${plan.killDelayMs} ms after checkpoint ${plan.killAfterCheckpoints}; committed before it ${JSON.stringify([...before])}`);
       t.is(r.signal, 'SIGKILL', r.stderr.slice(-2000));
     } else {
-      const r = await member(args, { stopWhenCommitted: allCommitted });
+      const r = await member(args, allCommitted, 'stopWhenCommitted');
       t.log(`run ${run}: to the end, exit ${r.code}; committed before it ${JSON.stringify([...before])}; ${JSON.stringify(events(r.stderr).find((e) => 'summary' in e))}`);
       t.is(r.code, 0, r.stderr.slice(-2000));
     }
   }
 
-  const committedOuts = (await readTopic(kafka, output, count, 10_000)).map((m) => parseOut(m.value));
+  const committedOuts = (await readTopic(kafka, output, count, READ_COMMITTED_IDLE_MS)).map((m) => parseOut(m.value));
   const perRecord = new Map<string, KafkaOut[]>();
   for (const o of committedOuts) perRecord.set(recordOf(o), [...(perRecord.get(recordOf(o)) ?? []), o]);
   const twice = [...perRecord.values()].filter((os) => os.length > 1).length;
@@ -160,15 +167,15 @@ test('--exactly-once with learning and mixing on, SIGKILLed 3 times at random mo
   let lastStderr = '';
   for (let run = 0; run <= 3; run++) {
     const before = await committedOffsets(kafka, group, input);
-    const plan = run < 3 ? { killAfterCheckpoints: between(1, 3), killDelayMs: between(0, 1500) } : { stopWhenCommitted: allCommitted };
-    const r = await member(args, plan);
+    const plan = run < 3 ? { killAfterCheckpoints: between(1, 3), killDelayMs: between(0, 1500) } : ('stopWhenCommitted' as const);
+    const r = await member(args, allCommitted, plan);
     lastStderr = r.stderr;
     const checkpoints = r.stderr.split('\n').filter((l) => l.startsWith('{"event":"checkpoint"')).map((l) => JSON.parse(l) as { bytes: number; mixer?: string });
     t.log(`run ${run}: ${checkpoints.length} checkpoints, bytes ${checkpoints.map((c) => `${c.bytes} (mixer ${c.mixer ?? '-'})`).join(', ')}`);
-    t.log(`run ${run}: ${JSON.stringify(plan).replace(/"stopWhenCommitted":.*/, 'to the end')}, ${r.signal ?? `exit ${r.code}`}; committed before it ${JSON.stringify([...before])}`);
+    t.log(`run ${run}: ${plan === 'stopWhenCommitted' ? 'to the end' : JSON.stringify(plan)}, ${r.signal ?? `exit ${r.code}`}; committed before it ${JSON.stringify([...before])}`);
     t.is(run < 3 ? r.signal : r.code, run < 3 ? 'SIGKILL' : 0, r.stderr.slice(-2000));
   }
-  const committedOuts = (await readTopic(kafka, output, count, 10_000)).map((m) => parseOut(m.value));
+  const committedOuts = (await readTopic(kafka, output, count, READ_COMMITTED_IDLE_MS)).map((m) => parseOut(m.value));
   const records = new Set(committedOuts.map(recordOf));
   t.is(records.size, count, 'every input record has a committed output');
   t.is(committedOuts.length, count, 'and only one');
@@ -224,7 +231,7 @@ test('--exactly-once zombie: a process frozen (SIGSTOP) until the group moves it
   // Whether A's own sends hit the fence or it learns of the rebalance first depends on timing: logged, not asserted.
   const fenced = ra.stderr.split('\n').filter((l) => /fenced/.test(l));
   t.log(`A: exit ${ra.code}, ${checkpointsOf(ra.stderr)} checkpoints, fenced: ${fenced.map((l) => l.slice(0, 200)).join(' | ') || 'never'}; B: exit ${rb.code}, ${checkpointsOf(rb.stderr)} checkpoints`);
-  const committedOuts = (await readTopic(kafka, output, count, 10_000)).map((m) => parseOut(m.value));
+  const committedOuts = (await readTopic(kafka, output, count, READ_COMMITTED_IDLE_MS)).map((m) => parseOut(m.value));
   const perRecord = new Map<string, number>();
   let maxDiff = 0;
   for (const o of committedOuts) {
