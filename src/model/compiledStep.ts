@@ -8,7 +8,7 @@
  * call, whether to take them.
  *
  * Sticky sampling draws its positions on the host: they are drawn before the graph runs
- * (`InfiniFormer.trainingReadOuts`) and their read-outs fed, so no draw is baked into a graph.
+ * (`InfiniFormer.stickyReadOuts`) and their read-outs fed, so no draw is baked into a graph.
  */
 import * as tf from '@tensorflow/tfjs';
 import { GraphCache } from '../graph/graphCache.js';
@@ -121,7 +121,7 @@ export class CompiledStep {
       ['adam:lr', scalar(o.learningRate)],
     ];
     if (adam.mask !== undefined) fed.push(['adam:mask', adam.mask]);
-    const { readOuts, rngNext } = model.trainingReadOuts(states);
+    const { readOuts, rngNext } = model.stickyReadOuts(states);
     readOuts.forEach((r, l) => r !== undefined && fed.push([`readOut:${l}`, r]));
     for (const [name, x] of fed) inputs.set(name, x);
     const key = this.key(states);

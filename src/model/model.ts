@@ -53,7 +53,7 @@ export interface ForwardOptions {
   dropout?: boolean;
   /**
    * Training with sticky sampling: per layer the read-out Psi(s) `[c, M, N]` of its c
-   * contracting streams (in stream order), drawn beforehand by {@link InfiniFormer.trainingReadOuts}
+   * contracting streams (in stream order), drawn beforehand by {@link InfiniFormer.stickyReadOuts}
    * (a compiled step feeds them), instead of drawing positions inside the forward. The forward's
    * `rngNext` then is not advanced: take the draws' own.
    */
@@ -387,9 +387,7 @@ export class InfiniFormer {
   /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
   private prepare(state: StreamState): void {
     if (state.layers.every((l) => l.prevK !== undefined)) return;
-    const rng = createRng(0);
-    rng.setState(state.rngState);
-    const readOuts = this.stickyReadOuts(state, rng);
+    const { readOuts, rngNext } = this.stickyReadOuts([state]);
     let starts: SegmentStartOutput[] = [];
     tf.tidy(() => {
       const compiled = this.compiledForward();
@@ -413,21 +411,7 @@ export class InfiniFormer {
       }
       return { ...starts[i]!, curK, curV };
     });
-    state.setDerived(derived, rng.getState());
-  }
-
-  /**
-   * The host half of a segment start: each layer's sticky read-out Psi(s) `[1, M, N]` at the
-   * positions drawn from the stream's RNG (in layer order), for the layers that contract a
-   * memory with sticky sampling; undefined for the others. The caller disposes them.
-   */
-  private stickyReadOuts(state: StreamState, rng: Rng): (tf.Tensor | undefined)[] {
-    const c = this.config;
-    return state.layers.map((ls) => {
-      if (!c.sticky || this.basis === undefined || ls.prevX === null || ls.memory === null) return undefined;
-      const positions = stickyResample({ mass: ls.prevMass }, { numSamples: c.numSamples, rng });
-      return tf.tidy(() => tf.expandDims(this.basis!.evaluate(positions), 0));
-    });
+    state.setDerived(derived, rngNext[0]!);
   }
 
   /**
@@ -533,12 +517,13 @@ export class InfiniFormer {
   }
 
   /**
-   * The host half of a training segment start with sticky sampling: per layer the read-out at
-   * the positions each contracting stream draws from its RNG, drawn in the order the training
-   * forward draws them (layer by layer), and each stream's RNG words after the draws. Read-outs
-   * are undefined for layers without a contraction (and everywhere without sticky sampling).
+   * The host half of a segment start with sticky sampling (inference's and training's): per
+   * layer the read-out Psi(s) `[c, M, N]` at the positions each of its c contracting streams
+   * draws from its RNG, drawn in the order the eager forward draws them (layer by layer), and
+   * each stream's RNG words after the draws. Read-outs are undefined for layers without a
+   * contraction (and everywhere without sticky sampling); the caller disposes them.
    */
-  trainingReadOuts(states: readonly StreamState[]): { readOuts: (tf.Tensor | undefined)[]; rngNext: number[][] } {
+  stickyReadOuts(states: readonly StreamState[]): { readOuts: (tf.Tensor | undefined)[]; rngNext: number[][] } {
     const c = this.config;
     const rngs = states.map((s) => {
       const r = createRng(0);
