@@ -171,7 +171,9 @@ async function crashAndRestart(t: ExecutionContext, topic: string, group: string
     const m = member(streamArgs(topic, group, extra), (outs, stderr) => {
       outputs = outs.length;
       checkpoints = (stderr.match(/"event":"checkpoint"/g) ?? []).length;
-      if (last) everyOutput = new Set([...seen, ...outs.map(recordOf)]).size >= count;
+      // Once its partitions are assigned (a "restored" event each, with or without keys) the
+      // process handles SIGTERM; a stop before that would end it by the signal.
+      if (last) everyOutput = stderr.includes('"event":"restored"') && new Set([...seen, ...outs.map(recordOf)]).size >= count;
       return null;
     });
     let stopped = false;
