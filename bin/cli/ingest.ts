@@ -483,6 +483,22 @@ export function stopOnSignals(stop: (signal: NodeJS.Signals) => void): () => voi
 }
 
 /**
+ * Calls `closed` once when standard output's reader goes away (`stream | head`): EPIPE is then
+ * the normal end of the job, not a crash. Returns a test of whether it has happened, so the
+ * writer stops writing (each write after it would fail again).
+ */
+export function watchStdoutClosed(closed: () => void): () => boolean {
+  let gone = false;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    if (gone) return;
+    gone = true;
+    closed();
+  });
+  return () => gone;
+}
+
+/**
  * Checks that the output topic exists, within seconds (a producer would retry for minutes), or
  * creates it with `create` (as many partitions as the input topic).
  */

@@ -171,6 +171,31 @@ test('stream --demo: the embedded gcc log with the default model, as fast as it 
   t.log(`default model on the first held-out lines: ${out.map((o) => o.bitsPerByte.toFixed(3)).join(', ')} bits/byte`);
 });
 
+test('stream --stdin | head: the reader of stdout leaving ends the job with exit code 0 and its summary, not an EPIPE crash', async (t) => {
+  const input = Array.from({ length: 3000 }, (_, i) => `${LINES[i % LINES.length]} #${i}`).join('\n');
+  let reader: { destroy(): void } | undefined;
+  let firstLine = '';
+  const r = await cli(['stream', '--stdin', '--model', modelDir, '--no-learn'], {
+    input,
+    onSpawn: (child) => {
+      reader = child.stdout ?? undefined;
+    },
+    onStdout: (chunk) => {
+      if (firstLine !== '' || !chunk.includes('\n')) return;
+      firstLine = chunk.slice(0, chunk.indexOf('\n'));
+      reader?.destroy(); // as `head -1` exits after its line
+    },
+  });
+  t.is(r.code, 0, r.stderr);
+  t.is((JSON.parse(firstLine) as Out).line, 0);
+  t.notRegex(r.stderr, /EPIPE|at .*\.ts:\d+/, 'no stack trace');
+  const summary = r.stderr.split('\n').filter((l) => l.startsWith('{"summary"')).map((l) => (JSON.parse(l) as { summary: Record<string, number> }).summary);
+  t.is(summary.length, 1, r.stderr);
+  // It stopped early: the lines still queued were left unscored, as on Ctrl-C.
+  t.true(summary[0]!.scored! >= 1 && summary[0]!.scored! < 3000, JSON.stringify(summary[0]));
+  t.is(summary[0]!.scored! + (summary[0]!.unscoredAtStop ?? 0), summary[0]!.lines!, JSON.stringify(summary[0]));
+});
+
 test('stream: bad arguments exit with 2 and say what is wrong', async (t) => {
   const cases: [string[], RegExp][] = [
     [['--mode', 'fast'], /--mode must be segment or token/],

@@ -24,7 +24,7 @@ import type { RecordFailure, TextRecord } from '../../../operators/types.js';
 import { CliError, HELP, UsageError, backendOption, intOption, mustExist, numberOption, parse } from '../command.js';
 import { StreamStateDir, defaultStateDir, followPosition, modelFingerprint, readFollowPosition, FOLLOW_POSITION_KEY } from '../streamStateDir.js';
 import { KafkaStreamState, stateTopicOf } from '../kafkaStreamState.js';
-import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, type IngestLine, type SourceSpec } from '../ingest.js';
+import { Ingest, IngestCounters, KAFKA_VALUES_PER_CAP, checkOutTopic, modelQueueFor, stopOnSignals, watchStdoutClosed, type IngestLine, type SourceSpec } from '../ingest.js';
 import { KAFKA_CONNECTION_HELP, KAFKA_CONNECTION_OPTIONS, kafkaConnection } from '../kafkaOptions.js';
 import type { Command } from '../command.js';
 
@@ -420,6 +420,11 @@ const command: Command = {
     );
 
     // --- the output ---
+    // The reader of stdout went away (`stream | head`): stop as on a signal, without a stack trace.
+    const stdoutClosed = watchStdoutClosed(() => {
+      stopping = true;
+      ingest.stop();
+    });
     const written$ =
       values['out-topic'] !== undefined
         ? scored$.pipe(
@@ -436,7 +441,8 @@ const command: Command = {
           )
         : scored$.pipe(
             tap((x) => {
-              process.stdout.write(`${JSON.stringify(x.out)}\n`);
+              // After the reader left, the lines in hand are scored (they are in the state) but not written.
+              if (!stdoutClosed()) process.stdout.write(`${JSON.stringify(x.out)}\n`);
               x.line.done();
             }),
             mergeMap(() => EMPTY),
