@@ -18,6 +18,10 @@ const args = process.argv.slice(2);
 // --figure: only the figure's log, only the figure (the table and results.json stay as they are).
 const figureOnly = args.includes('--figure');
 if (figureOnly) args.splice(args.indexOf('--figure'), 1);
+// --table NAME: the table between the NAME-table markers of docs/quality.md and
+// docs/quality/NAME.json instead of the main ones (another set of logs; no figure).
+const tableAt = args.indexOf('--table');
+const tableName = tableAt >= 0 ? args.splice(tableAt, 2)[1]! : undefined;
 const onlyAt = args.indexOf('--only');
 const only = onlyAt >= 0 ? (args.splice(onlyAt, 2)[1]!.split(',') as ColumnId[]) : undefined;
 const FIGURE_LOG = 'haproxy-syslog';
@@ -38,9 +42,10 @@ for (const file of files) {
 }
 const minutes = (Date.now() - started) / 60000;
 const meta = figureOnly ? undefined : { date: new Date().toISOString(), backend, minutes: Math.round(minutes * 10) / 10, loadAverages: loads, command: `npm run quality${args.length > 0 || only ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` };
-if (meta !== undefined) writeFileSync('docs/quality/results.json', `${JSON.stringify({ ...meta, rows: rows.map(({ trace: _t, ...r }) => r) }, null, 1)}\n`);
+const marker = tableName === undefined ? 'quality-table' : `${tableName}-table`;
+if (meta !== undefined) writeFileSync(tableName === undefined ? 'docs/quality/results.json' : `docs/quality/${tableName}.json`, `${JSON.stringify({ ...meta, rows: rows.map(({ trace: _t, ...r }) => r) }, null, 1)}\n`);
 
-const fig = rows.find((r) => r.name === FIGURE_LOG);
+const fig = tableName === undefined ? rows.find((r) => r.name === FIGURE_LOG) : undefined;
 if (fig?.trace !== undefined) {
   const bytes = new Uint8Array(readFileSync(files.find((f) => f.includes(FIGURE_LOG))!));
   const W = 4096;
@@ -53,8 +58,10 @@ if (fig?.trace !== undefined) {
 
 if (meta !== undefined) {
 const doc = readFileSync('docs/quality.md', 'utf8');
-const table = [`<!-- quality-table:start (npm run quality) -->`, ...qualityTable(rows), '', `Run ${meta.date.slice(0, 16)} UTC on ${backend}, ${meta.minutes} minutes, load averages ${loads[0]} at the start, ${loads.at(-1)} at the end.`, `<!-- quality-table:end -->`].join('\n');
-writeFileSync('docs/quality.md', doc.replace(/<!-- quality-table:start[\s\S]*?<!-- quality-table:end -->/, table));
+const table = [`<!-- ${marker}:start (${meta.command}) -->`, ...qualityTable(rows), '', `Run ${meta.date.slice(0, 16)} UTC on ${backend}, ${meta.minutes} minutes, load averages ${loads[0]} at the start, ${loads.at(-1)} at the end.`, `<!-- ${marker}:end -->`].join('\n');
+const markers = new RegExp(`<!-- ${marker}:start[\\s\\S]*?<!-- ${marker}:end -->`);
+if (!markers.test(doc)) throw new Error(`docs/quality.md has no <!-- ${marker}:start --> ... <!-- ${marker}:end --> markers`);
+writeFileSync('docs/quality.md', doc.replace(markers, table));
 }
 console.log(`[quality] ${rows.length} logs in ${minutes.toFixed(1)} minutes`);
 prior.dispose();
