@@ -20,9 +20,9 @@ interface Row {
 }
 
 /** The README's table: `| \`name.log\` | ... | bytes | lines | \`sha256\` |`. */
-function rows(): Row[] {
+function rows(readme = README): Row[] {
   const out: Row[] = [];
-  for (const line of README.split('\n')) {
+  for (const line of readme.split('\n')) {
     const m = /^\| `([\w-]+\.log)` \|.*\| (\d+) \| (\d+) \| `([0-9a-f]{64})` \|$/.exec(line);
     if (m !== null) out.push({ file: m[1]!, bytes: Number(m[2]), lines: Number(m[3]), sha: m[4]! });
   }
@@ -34,6 +34,19 @@ test('README lists every slice in data/quality, and only those', (t) => {
   const present = readdirSync(DIR).filter((f) => f.endsWith('.log')).sort();
   t.true(listed.length >= 7, `only ${listed.length} rows parsed`);
   t.deepEqual(listed, present);
+});
+
+test('data/quality/machine: its README lists every log written on the machine with its bytes, lines and SHA-256; whole lines within 64 KiB', (t) => {
+  const dir = join(DIR, 'machine');
+  const listed = rows(readFileSync(join(dir, 'README.md'), 'utf8'));
+  t.deepEqual(listed.map((r) => r.file).sort(), readdirSync(dir).filter((f) => f.endsWith('.log')).sort());
+  t.true(listed.length >= 6, `only ${listed.length} rows parsed`);
+  for (const r of listed) {
+    const b = readFileSync(join(dir, r.file));
+    t.deepEqual([b.length, newlines(b), sha256(b)], [r.bytes, r.lines, r.sha], r.file);
+    t.is(b.at(-1), 0x0a, `${r.file} ends with a newline`);
+    t.true(b.length <= 65_536, `${r.file}: ${b.length} bytes`);
+  }
 });
 
 test('each slice has the README bytes, lines and SHA-256, ends with a newline and fits in 64 KiB', (t) => {
