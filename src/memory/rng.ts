@@ -52,3 +52,15 @@ export function createRng(seed: number): Rng {
     },
   };
 }
+
+/**
+ * `n` uniform draws in [0, 1) from a generator seeded with `seed`, each exact in float32 (24
+ * bits): the dropout draws of a training step, the same on every backend and whether the step
+ * runs eagerly or as a compiled graph fed them.
+ */
+export function uniformFloats(seed: number, n: number): Float32Array {
+  const rng = createRng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.floor(rng.next() * 16777216) / 16777216;
+  return out;
+}

@@ -20,7 +20,7 @@ import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
 import { contractUnchecked } from '../memory/contractMemory.js';
 import { fitUnchecked } from '../memory/fitBasis.js';
-import { createRng } from '../memory/rng.js';
+import { createRng, uniformFloats } from '../memory/rng.js';
 import type { Rng } from '../memory/rng.js';
 import { gateUnchecked } from '../memory/smooth.js';
 import { stickyResample } from '../memory/stickyResample.js';
@@ -28,7 +28,7 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
+import { causalMask, dropoutWith, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
 import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
@@ -51,6 +51,11 @@ export interface ForwardOptions {
    * doubles as the scoring pass (the online learner), whose outputs must be the model's own.
    */
   dropout?: boolean;
+  /**
+   * The dropout draws, per site (see {@link InfiniFormer.dropoutDraws}), instead of drawing them
+   * from `dropoutSeed` inside the forward: a compiled step feeds them.
+   */
+  dropoutDraws?: readonly tf.Tensor[];
   /**
    * Training with sticky sampling: per layer the read-out Psi(s) `[c, M, N]` of its c
    * contracting streams (in stream order), drawn beforehand by {@link InfiniFormer.stickyReadOuts}
@@ -540,6 +545,21 @@ export class InfiniFormer {
     return { readOuts, rngNext: rngs.map((r) => r.getState()) };
   }
 
+  /**
+   * The dropout draws of a training forward of `rows` = b x T tokens with seed `seed`: per site
+   * (0 the embedding, 1 + 2l and 2 + 2l layer l's attention and feed-forward outputs) uniform
+   * draws `[rows, e]`. Empty when the config has no dropout.
+   */
+  dropoutDraws(seed: number, rows: number): tf.Tensor2D[] {
+    if (this.config.dropout === 0) return [];
+    return Array.from({ length: 1 + 2 * this.config.numLayers }, (_, site) => this.dropoutDraw(seed, site, rows));
+  }
+
+  private dropoutDraw(seed: number, site: number, rows: number): tf.Tensor2D {
+    const e = this.config.width;
+    return tf.tensor2d(uniformFloats(seed * 1000 + site, rows * e), [rows, e]);
+  }
+
   /** Checks a training chunk (whole segments at position 0) as {@link forwardChunk} does, for a caller running {@link forwardIds} itself. */
   checkTrainingChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): void {
     this.checkChunk(states, tokens, true);
@@ -562,8 +582,11 @@ export class InfiniFormer {
       r.setState(s.rngState);
       return r;
     });
-    const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
-      training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
+    const dropout = (x: tf.Tensor, site: number): tf.Tensor => {
+      if (!training || options.dropout === false || c.dropout === 0) return x;
+      const u = options.dropoutDraws?.[site] ?? this.dropoutDraw(options.dropoutSeed ?? 0, site, x.shape[0]!);
+      return dropoutWith(x, c.dropout, u);
+    };
     // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
     let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, idsTensor, 1));
     h = dropout(h, 0);
