@@ -32,16 +32,21 @@ export class CompiledForward {
 
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
   static create(model: InfiniFormer): CompiledForward | undefined {
-    const forwards = GraphCache.create<boolean[]>();
+    const forwards = GraphCache.create<boolean[]>({ xla: model.xla });
     // A segment start runs once per segment and has a handful of keys (which caches each layer
     // holds): compiled on first sight, so the second boundary of a kind is not a slow eager one.
-    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16, warmUp: 0 });
+    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16, warmUp: 0, xla: model.xla });
     return forwards === undefined || starts === undefined ? undefined : new CompiledForward(model, forwards, starts);
   }
 
   /** Counters of the chunk forwards and of the segment starts. */
   get stats(): { forward: CompiledForwardStats; segmentStart: CompiledForwardStats } {
     return { forward: this.forwards.stats, segmentStart: this.starts.stats };
+  }
+
+  /** Whether its graphs are compiled with XLA. */
+  get xla(): boolean {
+    return this.forwards.xla;
   }
 
   /** Whether the backend it compiled for is still the active one. */

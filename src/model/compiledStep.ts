@@ -82,7 +82,7 @@ export class CompiledStep {
     // round differently from the eager kernels, and a restored learner must reproduce an
     // uninterrupted one bit for bit. A new batch signature so costs ~0.5 s once (trace, load,
     // TensorFlow's first optimising run; ~5 eager steps): keep as many as the forwards keep.
-    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true });
+    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true, xla: model.xla });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
   }
 
@@ -91,7 +91,7 @@ export class CompiledStep {
    * one (`current` freed); null off native TensorFlow.
    */
   static refresh(model: InfiniFormer, current: CompiledStep | null | undefined): CompiledStep | null {
-    if (current !== undefined && (current === null || current.isCurrent())) return current;
+    if (current === null || (current !== undefined && current.isCurrent() && current.cache.xla === model.xla)) return current;
     current?.dispose();
     return CompiledStep.create(model) ?? null;
   }
