@@ -395,18 +395,27 @@ export class InfiniFormer {
     return this.constants.get(name)!;
   }
 
-  /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
-  private prepare(state: StreamState): void {
-    if (state.layers.every((l) => l.prevK !== undefined)) return;
-    const { readOuts, rngNext } = this.stickyReadOuts([state]);
-    let starts: SegmentStartOutput[] = [];
+  /**
+   * Inference: computes the derived caches of the streams at the start of a segment, all of
+   * them in one batch (one graph run on the compiled path), and installs each stream's.
+   */
+  private prepare(states: readonly StreamState[]): void {
+    const todo = states.filter((s) => !s.layers.every((l) => l.prevK !== undefined));
+    if (todo.length === 0) return;
+    const { readOuts, rngNext } = this.stickyReadOuts(todo);
+    let starts: SegmentStartOutput[][] = [];
     tf.tidy(() => {
       const compiled = this.compiledForward();
-      starts = compiled === undefined ? this.segmentStartTensors(state, readOuts) : compiled.segmentStart(state, readOuts);
-      for (const l of starts) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
+      starts = compiled === undefined ? this.segmentStartTensors(todo, readOuts) : compiled.segmentStart(todo, readOuts);
+      for (const l of starts.flat()) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
     });
     tf.dispose(readOuts.filter((r): r is tf.Tensor => r !== undefined));
-    const derived = this.params.layers.map((lp, i): DerivedLayer => {
+    todo.forEach((state, k) => state.setDerived(this.derivedLayers(state, starts[k]!), rngNext[k]!));
+  }
+
+  /** A stream's segment start plus, for a state restored mid-segment, its current keys and values. */
+  private derivedLayers(state: StreamState, starts: readonly SegmentStartOutput[]): DerivedLayer[] {
+    return this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
@@ -422,26 +431,31 @@ export class InfiniFormer {
       }
       return { ...starts[i]!, curK, curV };
     });
-    state.setDerived(derived, rngNext[0]!);
   }
 
   /**
-   * The tensor half of a segment start of one stream (inference): per layer the previous
-   * segment's keys and values, the absorbed memory and its heads. `readOuts` from
+   * The tensor half of a segment start of a batch of streams (inference): per stream and layer
+   * the previous segment's keys and values, the absorbed memory and its heads. `readOuts` from
    * {@link stickyReadOuts}. Tensor ops only, so a compiled graph can stand in for it.
    */
-  segmentStartTensors(state: StreamState, readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[] {
-    return this.params.layers.map((lp, i) => {
-      const s = this.segmentStart(lp, [state.layers[i]!], [], false, readOuts[i]);
-      const out: SegmentStartOutput = { prevK: s.prevK, prevV: s.prevV, active: s.active === null || !s.hasMem[0] ? null : tf.squeeze(s.active, [0]) };
+  segmentStartTensors(states: readonly StreamState[], readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[][] {
+    const b = states.length;
+    // Per stream `[1, ...]` slices of a batch (one kernel).
+    const rows = (x: tf.Tensor): tf.Tensor[] => (b === 1 ? [x] : tf.split(x, b, 0));
+    const perStream: SegmentStartOutput[][] = states.map(() => []);
+    this.params.layers.forEach((lp, i) => {
+      const s = this.segmentStart(lp, states.map((st) => st.layers[i]!), [], false, readOuts[i]);
+      const [ks, vs] = [rows(s.prevK), rows(s.prevV)];
+      const actives = s.active === null ? [] : b === 1 ? [tf.squeeze(s.active, [0])] : tf.unstack(s.active);
       // The memory's keys and values per head: the same for every chunk of the segment.
-      if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
-        const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
-        out.memKeys = heads.keys;
-        out.memValues = heads.values;
-      }
-      return out;
+      const heads = s.active !== null && s.hasMem.some(Boolean) && lp.ltmWK !== undefined && lp.ltmWV !== undefined ? memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads) : undefined;
+      const [hk, hv] = heads === undefined ? [[], []] : [rows(heads.keys), rows(heads.values)];
+      perStream.forEach((out, j) => {
+        const has = s.hasMem[j] === true;
+        out.push({ prevK: ks[j]!, prevV: vs[j]!, active: has ? actives[j]! : null, ...(has && heads !== undefined ? { memKeys: hk[j]!, memValues: hv[j]! } : {}) });
+      });
     });
+    return perStream;
   }
 
   /**
@@ -509,7 +523,7 @@ export class InfiniFormer {
     const compiled = training ? undefined : this.compiledForward();
     if (compiled !== undefined) return compiled.forward(states, tokens);
     const { pos, t } = this.checkChunk(states, tokens, training);
-    if (!training) for (const s of states) this.prepare(s);
+    if (!training) this.prepare(states);
     const ids = new Int32Array(states.length * t);
     tokens.forEach((row, i) => {
       for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
@@ -523,7 +537,7 @@ export class InfiniFormer {
    */
   prepareChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): { pos: number; t: number } {
     const chunk = this.checkChunk(states, tokens, false);
-    for (const s of states) this.prepare(s);
+    this.prepare(states);
     return chunk;
   }
 
