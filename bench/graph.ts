@@ -16,6 +16,9 @@
  * - the offline training step (`Trainer.step` on 4 streams x L tokens, dropout on), eager vs
  *   compiled, likewise (two trainers on two copies of the model, the same data and seed).
  *
+ * BENCH_GRAPH_ONLY=xla instead compares the compiled graphs without and with XLA (`model.xla`):
+ * segment mode on 1 and BENCH_GRAPH_STREAMS (default 8) streams, and the Trainer step.
+ *
  * `npm run bench -- graph`, or `npx tsx bench/graph.ts`. BENCH_GRAPH_RUNS (default 40) sets
  * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks; BENCH_GRAPH_ONLY=learn
  * runs the learning step only (=train the training step only), BENCH_GRAPH_STREAMS (default 4) its streams, BENCH_GRAPH_STICKY=1 with
@@ -162,15 +165,19 @@ function learningSteps(): void {
   }
 }
 
-/** Ms per offline Trainer step of 4 streams, eager and compiled, in alternating blocks of 3 steps after 3 warm-up steps. */
-function trainerSteps(): void {
-  const STREAMS = Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
+/**
+ * Ms per offline Trainer step of 4 streams, eager and compiled (`xla`: compiled without and
+ * with XLA), in alternating blocks of 3 steps after 3 warm-up steps.
+ */
+function trainerSteps(xla = false): void {
+  const STREAMS = xla ? 4 : Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
   const side = (compiled: boolean) => {
     const model = InfiniFormer.create({ sticky: process.env['BENCH_GRAPH_STICKY'] === '1' }, { seed: 1 });
+    model.xla = xla && compiled;
     const L = model.config.segmentLength;
     const source = tokenStreamSource(tokensOf(STREAMS * ((4 + 3 * BLOCKS) * L + 1), 3), { numStreams: STREAMS, segmentLength: L });
     const trainer = new Trainer(model, source, { warmupSteps: 1 });
-    trainer.compiled = compiled;
+    trainer.compiled = xla || compiled;
     return { model, trainer };
   };
   const sides = { eager: side(false), compiled: side(true) };
@@ -188,9 +195,45 @@ function trainerSteps(): void {
   const drift = maxDiff(flat(sides.eager.model), flat(sides.compiled.model));
   const [e, c] = [median(means.eager), median(means.compiled)];
   const L = sides.eager.model.config.segmentLength;
-  console.log(`training step (${STREAMS} x ${L} tokens, Trainer.step, dropout on): eager ${e.toFixed(1)} ms, compiled ${c.toFixed(1)} ms, ${(e / c).toFixed(2)}x; max |weight diff| after ${3 + 3 * BLOCKS} steps ${drift.toExponential(2)}; ${JSON.stringify(sides.compiled.trainer.compiledStats)}`);
+  const [a, b] = xla ? ['compiled', 'with XLA'] : ['eager', 'compiled'];
+  console.log(`training step (${STREAMS} x ${L} tokens, Trainer.step, dropout on): ${a} ${e.toFixed(1)} ms, ${b} ${c.toFixed(1)} ms, ${(e / c).toFixed(2)}x; max |weight diff| after ${3 + 3 * BLOCKS} steps ${drift.toExponential(2)}; ${JSON.stringify(sides.compiled.trainer.compiledStats)}`);
   for (const s of Object.values(sides)) {
     s.trainer.dispose();
+    s.model.dispose();
+  }
+}
+
+/** Ms per segment of `streams` streams (`model.run`, logits read), compiled without and with XLA, in alternating blocks of 4 after 6 warm-up segments. */
+function xlaSegments(streams: number): void {
+  const side = (xla: boolean) => {
+    const model = InfiniFormer.create({}, { seed: 1 });
+    model.xla = xla;
+    return { model, states: Array.from({ length: streams }, (_, i) => model.createState(i)) };
+  };
+  const sides = { plain: side(false), xla: side(true) };
+  const L = sides.plain.model.config.segmentLength;
+  const segment = (mode: 'plain' | 'xla', k: number): Float32Array => {
+    const s = sides[mode];
+    const out = s.model.run(s.states, s.states.map((_, i) => tokensOf(L, k * streams + i)));
+    const logits = out.dataSync() as Float32Array;
+    out.dispose();
+    return logits;
+  };
+  let diff = 0;
+  let k = 0;
+  for (; k < 6; k++) diff = Math.max(diff, maxDiff(segment('plain', k), segment('xla', k)));
+  const means: Record<'plain' | 'xla', number[]> = { plain: [], xla: [] };
+  for (let block = 0; block < BLOCKS; block++, k += 4) {
+    for (const mode of ['plain', 'xla'] as const) {
+      const t0 = performance.now();
+      for (let i = 0; i < 4; i++) segment(mode, k + i);
+      means[mode].push((performance.now() - t0) / 4);
+    }
+  }
+  const [p, x] = [median(means.plain), median(means.xla)];
+  console.log(`segment, ${streams} stream(s): compiled ${p.toFixed(2)} ms (${((streams * L) / p * 1000).toFixed(0)} tokens/s), with XLA ${x.toFixed(2)} ms (${((streams * L) / x * 1000).toFixed(0)} tokens/s), ${(p / x).toFixed(2)}x; max |logit diff| over the warm-up ${diff.toExponential(2)}`);
+  for (const s of Object.values(sides)) {
+    s.states.forEach((st) => st.dispose());
     s.model.dispose();
   }
 }
@@ -199,6 +242,14 @@ export async function run(): Promise<void> {
   setLogLevel('warn');
   await initBackend({ backend: 'tensorflow' });
   const only = process.env['BENCH_GRAPH_ONLY'];
+  if (only === 'xla') {
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    xlaSegments(1);
+    xlaSegments(Number(process.env['BENCH_GRAPH_STREAMS'] ?? 8));
+    trainerSteps(true);
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    return;
+  }
   if (only === 'learn' || only === 'train') {
     console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     if (only === 'learn') learningSteps();
