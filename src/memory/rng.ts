@@ -60,7 +60,20 @@ export function createRng(seed: number): Rng {
  */
 export function uniformFloats(seed: number, n: number): Float32Array {
   const rng = createRng(seed);
+  let [s0, s1, s2, s3] = rng.getState() as [number, number, number, number];
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.floor(rng.next() * 16777216) / 16777216;
+  // createRng's next() inlined on locals (~4x faster; a step draws ~330k): the same sequence.
+  for (let i = 0; i < n; i++) {
+    const x = Math.imul(s1, 5);
+    const r = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    out[i] = (r >>> 8) / 16777216;
+  }
   return out;
 }
