@@ -77,23 +77,24 @@ export class CompiledStep {
   ) {}
 
   /** A compiled step for `model`, or undefined off native TensorFlow. */
-  static create(model: InfiniFormer): CompiledStep | undefined {
+  /** `xla`: compile the step's graphs with XLA too (default `model.xla`). */
+  static create(model: InfiniFormer, xla = model.xla): CompiledStep | undefined {
     // Every step of a compilable batch by the graph, the first one too: the graph's backward may
     // round differently from the eager kernels, and a restored learner must reproduce an
     // uninterrupted one bit for bit. A new batch signature so costs ~0.5 s once (trace, load,
     // TensorFlow's first optimising run; ~5 eager steps): keep as many as the forwards keep.
-    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true, xla: model.xla });
+    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true, xla });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
   }
 
   /**
-   * The step to use now for `model`: `current` while its backend is the active one, else a new
-   * one (`current` freed); null off native TensorFlow.
+   * The step to use now for `model`: `current` while its backend is the active one and its XLA
+   * setting is `xla`, else a new one (`current` freed); null off native TensorFlow.
    */
-  static refresh(model: InfiniFormer, current: CompiledStep | null | undefined): CompiledStep | null {
-    if (current === null || (current !== undefined && current.isCurrent() && current.cache.xla === model.xla)) return current;
+  static refresh(model: InfiniFormer, current: CompiledStep | null | undefined, xla = model.xla): CompiledStep | null {
+    if (current === null || (current !== undefined && current.isCurrent() && current.cache.xla === xla)) return current;
     current?.dispose();
-    return CompiledStep.create(model) ?? null;
+    return CompiledStep.create(model, xla) ?? null;
   }
 
   get stats(): GraphCacheStats {

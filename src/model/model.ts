@@ -140,9 +140,9 @@ export class InfiniFormer {
    */
   compiled = process.env['INFINIFORMER_COMPILED'] !== '0';
   /**
-   * Compile those graphs (and the training steps' graphs) further with XLA: fused CPU kernels,
+   * Compile those graphs (and the online learner's step) further with XLA: fused CPU kernels,
    * results within ~1e-6 of the eager ones instead of bit for bit. Default false unless the
-   * environment sets INFINIFORMER_XLA=1.
+   * environment sets INFINIFORMER_XLA=1 (the offline `Trainer` has its own switch).
    */
   xla = process.env['INFINIFORMER_XLA'] === '1';
   /** Built on the first inference chunk on the native backend. */

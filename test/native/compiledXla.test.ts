@@ -55,13 +55,13 @@ test.serial('XLA-compiled segments and tokens are within 1e-5 of eager ones (not
   model.dispose();
 });
 
-test.serial('the Trainer step compiled with XLA stays within 1e-5 of the eager step', (t) => {
+test.serial('the Trainer step compiled with or without XLA (trainer.xla) stays within 1e-5 of the eager step', (t) => {
   const config = { width: 32, numHeads: 2, ffnWidth: 64, segmentLength: 16, numBasis: 16, numSamples: 16, basisWidths: [0.05, 0.1], dropout: 0.1 };
-  const weights = (xla: boolean | undefined): { w: Float32Array; losses: number[]; stats: string } => {
+  const train = (mode: 'eager' | 'plain' | 'xla'): { w: Float32Array; losses: number[]; stats: string } => {
     const model = InfiniFormer.create(config, { seed: 4 });
-    model.xla = xla === true;
     const trainer = new Trainer(model, tokenStreamSource(lcgTokens(2 * 5 * 16 + 2, 7), { numStreams: 2, segmentLength: 16 }), { warmupSteps: 1 });
-    trainer.compiled = xla !== undefined;
+    trainer.compiled = mode !== 'eager';
+    trainer.xla = mode === 'xla';
     const losses = Array.from({ length: 5 }, () => trainer.step().loss);
     const w = Float32Array.from([...model.params.byName.values()].flatMap((v) => Array.from(v.dataSync())));
     const stats = JSON.stringify(trainer.compiledStats);
@@ -69,11 +69,15 @@ test.serial('the Trainer step compiled with XLA stays within 1e-5 of the eager s
     model.dispose();
     return { w, losses, stats };
   };
-  const eager = weights(undefined);
-  const xla = weights(true);
-  const diff = maxAbsDiff(eager.w, xla.w) / Math.max(...Array.from(eager.w, Math.abs));
-  t.log(`max |eager - XLA| / max |w| ${diff.toExponential(2)}; ${xla.stats}`);
-  t.true(diff <= 1e-5, `weights differ by ${diff} relative`);
-  eager.losses.forEach((l, k) => t.true(Math.abs(l - xla.losses[k]!) <= 1e-5 * Math.max(1, l), `step ${k}: ${l} vs ${xla.losses[k]}`));
-  t.true((JSON.parse(xla.stats) as { graphRuns: number }).graphRuns >= 3);
+  const eager = train('eager');
+  const scale = Math.max(...Array.from(eager.w, Math.abs));
+  const diffs: Record<string, number> = {};
+  for (const mode of ['plain', 'xla'] as const) {
+    const c = train(mode);
+    diffs[mode] = maxAbsDiff(eager.w, c.w) / scale;
+    t.log(`${mode}: max |eager - compiled| / max |w| ${diffs[mode]!.toExponential(2)}; ${c.stats}`);
+    t.true(diffs[mode]! <= 1e-5, `${mode}: weights differ by ${diffs[mode]} relative`);
+    eager.losses.forEach((l, k) => t.true(Math.abs(l - c.losses[k]!) <= 1e-5 * Math.max(1, l), `${mode} step ${k}: ${l} vs ${c.losses[k]}`));
+    t.true((JSON.parse(c.stats) as { graphRuns: number }).graphRuns >= 3);
+  }
 });
