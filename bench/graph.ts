@@ -12,16 +12,21 @@
  * - the online learning step (`OnlineLearner.scoreThenLearn` on 4 streams x L tokens: forward,
  *   backward, clip, Adam, scores read back, states committed), eager vs compiled
  *   (src/model/compiledStep.ts), two learners on two copies of the model in alternating
- *   blocks, and how far their weights drift apart.
+ *   blocks, and how far their weights drift apart;
+ * - the offline training step (`Trainer.step` on 4 streams x L tokens, dropout on), eager vs
+ *   compiled, likewise (two trainers on two copies of the model, the same data and seed).
+ *
+ * BENCH_GRAPH_ONLY=xla instead compares the compiled graphs without and with XLA (`model.xla`):
+ * segment mode on 1 and BENCH_GRAPH_STREAMS (default 8) streams, and the Trainer step.
  *
  * `npm run bench -- graph`, or `npx tsx bench/graph.ts`. BENCH_GRAPH_RUNS (default 40) sets
  * the forward-only runs and BENCH_GRAPH_BLOCKS (default 6) the blocks; BENCH_GRAPH_ONLY=learn
- * runs the learning step only, BENCH_GRAPH_STREAMS (default 4) its streams, BENCH_GRAPH_STICKY=1 with
+ * runs the learning step only (=train the training step only), BENCH_GRAPH_STREAMS (default 4) its streams, BENCH_GRAPH_STICKY=1 with
  * sticky sampling (as the default model file).
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadavg } from 'node:os';
-import { InfiniFormer, initBackend, OnlineLearner, setLogLevel } from '../src/index.js';
+import { InfiniFormer, initBackend, OnlineLearner, setLogLevel, tokenStreamSource, Trainer } from '../src/index.js';
 import type { StreamState } from '../src/index.js';
 
 const RUNS = Number(process.env['BENCH_GRAPH_RUNS'] ?? 40);
@@ -160,12 +165,95 @@ function learningSteps(): void {
   }
 }
 
+/**
+ * Ms per offline Trainer step of 4 streams, eager and compiled (`xla`: compiled without and
+ * with XLA), in alternating blocks of 3 steps after 3 warm-up steps.
+ */
+function trainerSteps(xla = false): void {
+  const STREAMS = xla ? 4 : Number(process.env['BENCH_GRAPH_STREAMS'] ?? 4);
+  const side = (compiled: boolean) => {
+    const model = InfiniFormer.create({ sticky: process.env['BENCH_GRAPH_STICKY'] === '1' }, { seed: 1 });
+    model.xla = xla && compiled;
+    const L = model.config.segmentLength;
+    const source = tokenStreamSource(tokensOf(STREAMS * ((4 + 3 * BLOCKS) * L + 1), 3), { numStreams: STREAMS, segmentLength: L });
+    const trainer = new Trainer(model, source, { warmupSteps: 1 });
+    trainer.compiled = xla || compiled;
+    return { model, trainer };
+  };
+  const sides = { eager: side(false), compiled: side(true) };
+  // Warm-up: fresh streams (eager), then the two compiled keys (memory fitted, then contracted).
+  for (let k = 0; k < 3; k++) for (const s of Object.values(sides)) s.trainer.step();
+  const means: Record<'eager' | 'compiled', number[]> = { eager: [], compiled: [] };
+  for (let block = 0; block < BLOCKS; block++) {
+    for (const mode of ['eager', 'compiled'] as const) {
+      const t0 = performance.now();
+      for (let i = 0; i < 3; i++) sides[mode].trainer.step();
+      means[mode].push((performance.now() - t0) / 3);
+    }
+  }
+  const flat = (m: InfiniFormer): Float32Array => Float32Array.from([...m.params.byName.values()].flatMap((v) => Array.from(v.dataSync())));
+  const drift = maxDiff(flat(sides.eager.model), flat(sides.compiled.model));
+  const [e, c] = [median(means.eager), median(means.compiled)];
+  const L = sides.eager.model.config.segmentLength;
+  const [a, b] = xla ? ['compiled', 'with XLA'] : ['eager', 'compiled'];
+  console.log(`training step (${STREAMS} x ${L} tokens, Trainer.step, dropout on): ${a} ${e.toFixed(1)} ms, ${b} ${c.toFixed(1)} ms, ${(e / c).toFixed(2)}x; max |weight diff| after ${3 + 3 * BLOCKS} steps ${drift.toExponential(2)}; ${JSON.stringify(sides.compiled.trainer.compiledStats)}`);
+  for (const s of Object.values(sides)) {
+    s.trainer.dispose();
+    s.model.dispose();
+  }
+}
+
+/** Ms per segment of `streams` streams (`model.run`, logits read), compiled without and with XLA, in alternating blocks of 4 after 6 warm-up segments. */
+function xlaSegments(streams: number): void {
+  const side = (xla: boolean) => {
+    const model = InfiniFormer.create({}, { seed: 1 });
+    model.xla = xla;
+    return { model, states: Array.from({ length: streams }, (_, i) => model.createState(i)) };
+  };
+  const sides = { plain: side(false), xla: side(true) };
+  const L = sides.plain.model.config.segmentLength;
+  const segment = (mode: 'plain' | 'xla', k: number): Float32Array => {
+    const s = sides[mode];
+    const out = s.model.run(s.states, s.states.map((_, i) => tokensOf(L, k * streams + i)));
+    const logits = out.dataSync() as Float32Array;
+    out.dispose();
+    return logits;
+  };
+  let diff = 0;
+  let k = 0;
+  for (; k < 6; k++) diff = Math.max(diff, maxDiff(segment('plain', k), segment('xla', k)));
+  const means: Record<'plain' | 'xla', number[]> = { plain: [], xla: [] };
+  for (let block = 0; block < BLOCKS; block++, k += 4) {
+    for (const mode of ['plain', 'xla'] as const) {
+      const t0 = performance.now();
+      for (let i = 0; i < 4; i++) segment(mode, k + i);
+      means[mode].push((performance.now() - t0) / 4);
+    }
+  }
+  const [p, x] = [median(means.plain), median(means.xla)];
+  console.log(`segment, ${streams} stream(s): compiled ${p.toFixed(2)} ms (${((streams * L) / p * 1000).toFixed(0)} tokens/s), with XLA ${x.toFixed(2)} ms (${((streams * L) / x * 1000).toFixed(0)} tokens/s), ${(p / x).toFixed(2)}x; max |logit diff| over the warm-up ${diff.toExponential(2)}`);
+  for (const s of Object.values(sides)) {
+    s.states.forEach((st) => st.dispose());
+    s.model.dispose();
+  }
+}
+
 export async function run(): Promise<void> {
   setLogLevel('warn');
   await initBackend({ backend: 'tensorflow' });
-  if (process.env['BENCH_GRAPH_ONLY'] === 'learn') {
+  const only = process.env['BENCH_GRAPH_ONLY'];
+  if (only === 'xla') {
     console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-    learningSteps();
+    xlaSegments(1);
+    xlaSegments(Number(process.env['BENCH_GRAPH_STREAMS'] ?? 8));
+    trainerSteps(true);
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    return;
+  }
+  if (only === 'learn' || only === 'train') {
+    console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    if (only === 'learn') learningSteps();
+    else trainerSteps();
     console.log(`load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     return;
   }
@@ -179,6 +267,7 @@ export async function run(): Promise<void> {
   const [et, ct] = wholeSteps(model, 1, L);
   console.log(`whole token steps (run, one token): eager ${et.toFixed(3)} ms, compiled ${ct.toFixed(3)} ms, ${(et / ct).toFixed(2)}x`);
   learningSteps();
+  trainerSteps();
   console.log(`compiled: ${JSON.stringify(model.compiledStats)}; tensors ${tf.memory().numTensors}; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   model.dispose();
 }

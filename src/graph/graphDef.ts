@@ -20,6 +20,8 @@ export interface GraphSpec {
   constants: ReadonlyMap<number, HostTensor>;
   /** Native ids to fetch (op outputs, feeds or constants), in order. */
   fetches: readonly number[];
+  /** Mark every op for XLA's just-in-time compiler (see {@link GraphDefBuilder.markForXla}). */
+  xla?: boolean;
 }
 
 /** A serialised SavedModel and the tensor names to feed and fetch. */
@@ -73,6 +75,7 @@ export class GraphDefBuilder {
       });
       const node = this.node(`op_${i}`, op.op, inputs);
       for (const attr of op.attrs) this.setAttr(node, attr.name, (a) => this.attrValue(a, attr, op.op));
+      if (spec.xla === true) this.markForXla(node);
       graph.addNode(node);
       op.outputs.forEach((o, j) => names.set(o.id, j === 0 ? `op_${i}` : `op_${i}:${j}`));
     });
@@ -99,6 +102,16 @@ export class GraphDefBuilder {
     saved.setSavedModelSchemaVersion(1);
     saved.addMetaGraphs(meta);
     return saved.serializeBinary();
+  }
+
+  /**
+   * Marks a node for XLA (`_XlaCompile`, one `_XlaScope` for the whole graph): TensorFlow's
+   * session then compiles the marked ops it supports into fused CPU code at the first run per
+   * input shape, without the process-wide `TF_XLA_FLAGS` auto-clustering.
+   */
+  private markForXla(node: NodeDefMsg): void {
+    this.setAttr(node, '_XlaCompile', (a) => a.setB(true));
+    this.setAttr(node, '_XlaScope', (a) => a.setS(this.encoder.encode('infiniformer')));
   }
 
   private node(name: string, op: string, inputs: readonly string[]): NodeDefMsg {

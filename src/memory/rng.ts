@@ -52,3 +52,28 @@ export function createRng(seed: number): Rng {
     },
   };
 }
+
+/**
+ * `n` uniform draws in [0, 1) from a generator seeded with `seed`, each exact in float32 (24
+ * bits): the dropout draws of a training step, the same on every backend and whether the step
+ * runs eagerly or as a compiled graph fed them.
+ */
+export function uniformFloats(seed: number, n: number): Float32Array {
+  const rng = createRng(seed);
+  let [s0, s1, s2, s3] = rng.getState() as [number, number, number, number];
+  const out = new Float32Array(n);
+  // createRng's next() inlined on locals (~4x faster; a step draws ~330k): the same sequence.
+  for (let i = 0; i < n; i++) {
+    const x = Math.imul(s1, 5);
+    const r = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    out[i] = (r >>> 8) / 16777216;
+  }
+  return out;
+}

@@ -15,6 +15,8 @@ import type { StreamState } from './state.js';
 export type CompiledForwardStats = GraphCacheStats;
 
 const TOKENS = 'tokens';
+const START_FIELDS = ['prevK', 'prevV', 'active', 'memKeys', 'memValues'] as const;
+type StartField = (typeof START_FIELDS)[number];
 const ROTARY_COS = 'rotary:cos:token';
 const ROTARY_SIN = 'rotary:sin:token';
 
@@ -27,21 +29,26 @@ export class CompiledForward {
   private constructor(
     private readonly model: InfiniFormer,
     private readonly forwards: GraphCache<boolean[]>,
-    private readonly starts: GraphCache<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>,
+    private readonly starts: GraphCache<StartField[][][]>,
   ) {}
 
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
   static create(model: InfiniFormer): CompiledForward | undefined {
-    const forwards = GraphCache.create<boolean[]>();
+    const forwards = GraphCache.create<boolean[]>({ xla: model.xla });
     // A segment start runs once per segment and has a handful of keys (which caches each layer
     // holds): compiled on first sight, so the second boundary of a kind is not a slow eager one.
-    const starts = GraphCache.create<('prevK' | 'prevV' | 'active' | 'memKeys' | 'memValues')[][]>({ maxGraphs: 16, warmUp: 0 });
+    const starts = GraphCache.create<StartField[][][]>({ maxGraphs: 16, warmUp: 0, xla: model.xla });
     return forwards === undefined || starts === undefined ? undefined : new CompiledForward(model, forwards, starts);
   }
 
   /** Counters of the chunk forwards and of the segment starts. */
   get stats(): { forward: CompiledForwardStats; segmentStart: CompiledForwardStats } {
     return { forward: this.forwards.stats, segmentStart: this.starts.stats };
+  }
+
+  /** Whether its graphs are compiled with XLA. */
+  get xla(): boolean {
+    return this.forwards.xla;
   }
 
   /** Whether the backend it compiled for is still the active one. */
@@ -77,28 +84,30 @@ export class CompiledForward {
   }
 
   /**
-   * The segment start of one stream at position 0 (see `InfiniFormer.segmentStartTensors`):
-   * `readOuts[l]` is layer l's sticky read-out, drawn on the host, or undefined.
+   * The segment start of a batch of streams at position 0 (see `InfiniFormer.segmentStartTensors`):
+   * `readOuts[l]` is layer l's sticky read-out of its contracting streams, drawn on the host, or undefined.
    */
-  segmentStart(state: StreamState, readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[] {
-    const inputs = this.model.graphInputs([state]);
+  segmentStart(states: readonly StreamState[], readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[][] {
+    const inputs = this.model.graphInputs(states);
     readOuts.forEach((r, l) => r !== undefined && inputs.set(`readOut:${l}`, r));
-    const key = state.layers.map((ls, l) => `${Number(ls.prevX !== null)}${Number(ls.memory !== null)}${Number(readOuts[l] !== undefined)}`).join('.');
+    const flags = states.map((s) => s.layers.map((ls, l) => `${Number(ls.prevX !== null)}${Number(ls.memory !== null)}${Number(readOuts[l] !== undefined)}`).join('.'));
     const { outputs, meta } = this.starts.run({
-      key,
+      key: flags.join('/'),
       inputs,
       eager: () => {
-        const layers = this.model.segmentStartTensors(state, readOuts);
-        const names = layers.map((l) => (['prevK', 'prevV', 'active', 'memKeys', 'memValues'] as const).filter((n) => l[n] !== undefined && l[n] !== null));
-        return { outputs: layers.flatMap((l, i) => names[i]!.map((n) => l[n]!)), meta: names };
+        const streams = this.model.segmentStartTensors(states, readOuts);
+        const names = streams.map((layers) => layers.map((l) => START_FIELDS.filter((n) => l[n] !== undefined && l[n] !== null)));
+        return { outputs: streams.flatMap((layers, j) => layers.flatMap((l, i) => names[j]![i]!.map((n) => l[n]!))), meta: names };
       },
     });
     let k = 0;
-    return meta.map((names) => {
-      const layer: SegmentStartOutput = { prevK: outputs[k]!, prevV: outputs[k + 1]!, active: null };
-      for (const n of names) layer[n] = outputs[k++]!;
-      return layer;
-    });
+    return meta.map((layers) =>
+      layers.map((names) => {
+        const layer: SegmentStartOutput = { prevK: outputs[k]!, prevV: outputs[k + 1]!, active: null };
+        for (const n of names) layer[n] = outputs[k++]!;
+        return layer;
+      }),
+    );
   }
 
   /** Frees every compiled graph. */

@@ -1,14 +1,15 @@
 /**
- * The online learner's training step as one native TensorFlow graph per shape signature
- * ({@link GraphCache}): the training-mode forward, the loss, its gradient (the backward kernels
- * reach the binding like the forward's), the global gradient norm, the clip and the fused AdamW
- * update. Fed the weights, the flat Adam moments, the bias corrections, the tokens, the targets
+ * The training step of the online learner and of the offline trainer as one native TensorFlow
+ * graph per shape signature ({@link GraphCache}): the training-mode forward, the loss, its
+ * gradient (the backward kernels reach the binding like the forward's), the global gradient norm,
+ * the clip and the fused AdamW update. Fed the weights, the flat Adam moments, the bias corrections, the tokens, the targets
  * and the states' tensors by name; returns the new weights and moments without assigning them,
  * so the learner's guard (spike, non-finite) still decides on the host, after the one native
  * call, whether to take them.
  *
  * Sticky sampling draws its positions on the host: they are drawn before the graph runs
  * (`InfiniFormer.stickyReadOuts`) and their read-outs fed, so no draw is baked into a graph.
+ * Dropout's uniform draws likewise (`InfiniFormer.dropoutDraws`, from the step's seed).
  */
 import * as tf from '@tensorflow/tfjs';
 import { GraphCache } from '../graph/graphCache.js';
@@ -18,7 +19,7 @@ import type { AdamOptions } from './adam.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
-import { weightedCrossEntropyOf } from './trainer.js';
+import { weightedCrossEntropyOf } from './loss.js';
 
 /** What one step computed; every tensor is new (in the caller's tidy scope). */
 export interface StepOutput {
@@ -44,6 +45,19 @@ interface StepMeta {
   complete: boolean;
 }
 
+/**
+ * What a step minimises: `lmWeight` x the cross-entropy of the logits against `targets`,
+ * weighted by `weights` (both `[b * T]`, stream-major) and divided by `total` (the weights'
+ * sum), plus the KL term; with dropout, drawn from `dropoutSeed`, when that is set.
+ */
+export interface StepLoss {
+  targets: Int32Array;
+  weights: Float32Array;
+  total: number;
+  lmWeight: number;
+  dropoutSeed?: number;
+}
+
 /** What the fused update reads from the optimizer (see `Adam.fusedInputs`). */
 export interface StepAdam {
   m: tf.Tensor1D;
@@ -63,13 +77,24 @@ export class CompiledStep {
   ) {}
 
   /** A compiled step for `model`, or undefined off native TensorFlow. */
-  static create(model: InfiniFormer): CompiledStep | undefined {
+  /** `xla`: compile the step's graphs with XLA too (default `model.xla`). */
+  static create(model: InfiniFormer, xla = model.xla): CompiledStep | undefined {
     // Every step of a compilable batch by the graph, the first one too: the graph's backward may
     // round differently from the eager kernels, and a restored learner must reproduce an
     // uninterrupted one bit for bit. A new batch signature so costs ~0.5 s once (trace, load,
     // TensorFlow's first optimising run; ~5 eager steps): keep as many as the forwards keep.
-    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true });
+    const cache = GraphCache.create<StepMeta>({ maxGraphs: 64, warmUp: 0, rerunTraced: true, xla });
     return cache === undefined ? undefined : new CompiledStep(model, cache);
+  }
+
+  /**
+   * The step to use now for `model`: `current` while its backend is the active one and its XLA
+   * setting is `xla`, else a new one (`current` freed); null off native TensorFlow.
+   */
+  static refresh(model: InfiniFormer, current: CompiledStep | null | undefined, xla = model.xla): CompiledStep | null {
+    if (current === null || (current !== undefined && current.isCurrent() && current.cache.xla === xla)) return current;
+    current?.dispose();
+    return CompiledStep.create(model, xla) ?? null;
   }
 
   get stats(): GraphCacheStats {
@@ -93,52 +118,49 @@ export class CompiledStep {
   }
 
   /**
-   * One step on whole segments at position 0 (checked by the caller); call inside a tidy and
-   * keep every returned tensor (some may already be kept: the caller owns them all). Undefined when some variable got no gradient (the batch is remembered; use the eager step).
+   * One step on whole segments at position 0 (checked by the caller) minimising `loss` (default
+   * {@link inSegmentLoss}); call inside a tidy and keep every returned tensor (some may already be
+   * kept: the caller owns them all). Undefined when some variable got no gradient (the batch is
+   * remembered; use the eager step).
    */
-  run(states: readonly StreamState[], segments: readonly ArrayLike<number>[], vars: readonly tf.Variable[], adam: StepAdam, o: Readonly<AdamOptions & { learningRate: number }>): StepOutput | undefined {
+  run(
+    states: readonly StreamState[],
+    segments: readonly ArrayLike<number>[],
+    vars: readonly tf.Variable[],
+    adam: StepAdam,
+    o: Readonly<AdamOptions & { learningRate: number }>,
+    loss: StepLoss = inSegmentLoss(segments),
+  ): StepOutput | undefined {
     const model = this.model;
     const b = states.length;
     const t = model.config.segmentLength;
-    const ids = new Int32Array(b * t);
-    const targets = new Int32Array(b * t);
-    const weights = new Float32Array(b * t).fill(1);
-    segments.forEach((s, i) => {
-      for (let j = 0; j < t; j++) ids[i * t + j] = s[j]!;
-      for (let j = 0; j + 1 < t; j++) targets[i * t + j] = s[j + 1]!;
-      weights[i * t + t - 1] = 0;
-    });
     const inputs = model.graphInputs(states);
-    const scalar = (x: number): tf.Scalar => tf.scalar(x);
-    const fed: [string, tf.Tensor][] = [
-      ['tokens', tf.tensor1d(ids, 'int32')],
-      ['targets', tf.tensor1d(targets, 'int32')],
-      ['weights', tf.tensor1d(weights)],
-      ['adam:m', adam.m],
-      ['adam:v', adam.v],
-      ['adam:c1', scalar(adam.c1)],
-      ['adam:c2', scalar(adam.c2)],
-      ['adam:lr', scalar(o.learningRate)],
-    ];
-    if (adam.mask !== undefined) fed.push(['adam:mask', adam.mask]);
+    for (const [name, x] of this.feeds(segments, adam, o, loss)) inputs.set(name, x);
     const { readOuts, rngNext } = model.stickyReadOuts(states);
-    readOuts.forEach((r, l) => r !== undefined && fed.push([`readOut:${l}`, r]));
-    for (const [name, x] of fed) inputs.set(name, x);
+    readOuts.forEach((r, l) => r !== undefined && inputs.set(`readOut:${l}`, r));
+    const draws = loss.dropoutSeed === undefined ? [] : model.dropoutDraws(loss.dropoutSeed, b * t);
+    draws.forEach((u, site) => inputs.set(`dropout:${site}`, u));
     const key = this.key(states);
     const get = (name: string): tf.Tensor => inputs.get(name)!;
     const { outputs, meta } = this.cache.run({
-      key: `${key}|${o.maxGradNorm}|${o.weightDecay}|${o.beta1}|${o.beta2}|${o.epsilon}`,
+      key: `${key}|${o.maxGradNorm}|${o.weightDecay}|${o.beta1}|${o.beta2}|${o.epsilon}|${loss.lmWeight}|${draws.length}`,
       inputs,
       eager: () => {
         let side: ChunkOutput | undefined;
         let ce: tf.Scalar | undefined;
         const { value, grads } = tf.variableGrads(() => {
-          const out = model.forwardIds(states, get('tokens') as tf.Tensor1D, 0, t, { training: true, dropout: false, readOuts: readOuts.map((r, l) => (r === undefined ? undefined : get(`readOut:${l}`))) });
+          const out = model.forwardIds(states, get('tokens') as tf.Tensor1D, 0, t, {
+            training: true,
+            dropout: draws.length > 0,
+            dropoutDraws: draws.map((_, site) => get(`dropout:${site}`)),
+            readOuts: readOuts.map((r, l) => (r === undefined ? undefined : get(`readOut:${l}`))),
+          });
           // The gradient's forward is a tidy: what the step returns besides the loss is kept (the caller owns it).
           keepChunk(out);
           side = out;
-          ce = tf.keep(weightedCrossEntropyOf(out.logits, get('targets') as tf.Tensor1D, get('weights') as tf.Tensor1D, b * (t - 1)));
-          return tf.add(ce, tf.mul(out.kl, model.config.klWeight)) as tf.Scalar;
+          ce = tf.keep(weightedCrossEntropyOf(out.logits, get('targets') as tf.Tensor1D, get('weights') as tf.Tensor1D, get('total') as tf.Scalar));
+          // As the offline trainer sums it (with lmWeight 1 the same numbers as ce + kl term).
+          return tf.add(tf.mul(out.kl, model.config.klWeight), tf.mul(ce, loss.lmWeight)) as tf.Scalar;
         }, [...vars]);
         const gs = vars.map((v) => grads[v.name]);
         const complete = gs.every((g) => g !== undefined);
@@ -176,9 +198,47 @@ export class CompiledStep {
     return unflatten(outputs, meta, rngNext);
   }
 
+  /** The fed tensors besides the model's: tokens, loss targets and weights, optimizer state. */
+  private feeds(segments: readonly ArrayLike<number>[], adam: StepAdam, o: Readonly<{ learningRate: number }>, loss: StepLoss): [string, tf.Tensor][] {
+    const t = this.model.config.segmentLength;
+    const ids = new Int32Array(segments.length * t);
+    segments.forEach((s, i) => {
+      for (let j = 0; j < t; j++) ids[i * t + j] = s[j]!;
+    });
+    const fed: [string, tf.Tensor][] = [
+      ['tokens', tf.tensor1d(ids, 'int32')],
+      ['targets', tf.tensor1d(loss.targets, 'int32')],
+      ['weights', tf.tensor1d(loss.weights)],
+      ['total', tf.scalar(loss.total)],
+      ['adam:m', adam.m],
+      ['adam:v', adam.v],
+      ['adam:c1', tf.scalar(adam.c1)],
+      ['adam:c2', tf.scalar(adam.c2)],
+      ['adam:lr', tf.scalar(o.learningRate)],
+    ];
+    if (adam.mask !== undefined) fed.push(['adam:mask', adam.mask]);
+    return fed;
+  }
+
   dispose(): void {
     this.cache.dispose();
   }
+}
+
+/**
+ * The online learner's loss on whole segments: every next token inside the segment (the last
+ * position has no target), LM weight 1, no dropout.
+ */
+export function inSegmentLoss(segments: readonly ArrayLike<number>[]): StepLoss {
+  const b = segments.length;
+  const t = segments[0]!.length;
+  const targets = new Int32Array(b * t);
+  const weights = new Float32Array(b * t).fill(1);
+  segments.forEach((s, i) => {
+    for (let j = 0; j + 1 < t; j++) targets[i * t + j] = s[j + 1]!;
+    weights[i * t + t - 1] = 0;
+  });
+  return { targets, weights, total: b * (t - 1), lmWeight: 1 };
 }
 
 function unflatten(ts: readonly tf.Tensor[], meta: StepMeta, rngNext: number[][]): StepOutput {

@@ -24,6 +24,15 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.T
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
+/**
+ * Inverted dropout of `x` at `rate` with uniform draws `u` in [0, 1) shaped like `x`: an entry
+ * is kept (and scaled by 1 / (1 - rate)) where u + 1 - rate >= 1, as `tf.dropout` computes it.
+ */
+export function dropoutWith(x: tf.Tensor, rate: number, u: tf.Tensor): tf.Tensor {
+  const keep = 1 - rate;
+  return tf.mul(x, tf.div(tf.floor(tf.add(u, keep)), keep));
+}
+
 /** GELU, tanh approximation. */
 export function gelu(x: tf.Tensor): tf.Tensor {
   const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), GELU_C);

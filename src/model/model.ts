@@ -20,7 +20,7 @@ import type { GaussianBasis } from '../basis/gaussianBasis.js';
 import { BadInputError } from '../errors.js';
 import { contractUnchecked } from '../memory/contractMemory.js';
 import { fitUnchecked } from '../memory/fitBasis.js';
-import { createRng } from '../memory/rng.js';
+import { createRng, uniformFloats } from '../memory/rng.js';
 import type { Rng } from '../memory/rng.js';
 import { gateUnchecked } from '../memory/smooth.js';
 import { stickyResample } from '../memory/stickyResample.js';
@@ -28,7 +28,7 @@ import { ByteTokenizer } from '../tokenize/byteTokenizer.js';
 import type { Tokenizer } from '../tokenize/tokenizer.js';
 import { makeConfig, validateConfig } from './config.js';
 import type { ModelConfig } from './config.js';
-import { causalMask, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
+import { causalMask, dropoutWith, fullRotaryTable, gelu, layerNorm, project, relativeBias, softmaxLastAxis } from './layers.js';
 import type { FullRotaryTable } from './layers.js';
 import { initParams } from './params.js';
 import type { LayerParams, ModelParams } from './params.js';
@@ -51,6 +51,11 @@ export interface ForwardOptions {
    * doubles as the scoring pass (the online learner), whose outputs must be the model's own.
    */
   dropout?: boolean;
+  /**
+   * The dropout draws, per site (see {@link InfiniFormer.dropoutDraws}), instead of drawing them
+   * from `dropoutSeed` inside the forward: a compiled step feeds them.
+   */
+  dropoutDraws?: readonly tf.Tensor[];
   /**
    * Training with sticky sampling: per layer the read-out Psi(s) `[c, M, N]` of its c
    * contracting streams (in stream order), drawn beforehand by {@link InfiniFormer.stickyReadOuts}
@@ -134,6 +139,12 @@ export class InfiniFormer {
    * INFINIFORMER_COMPILED=0; training and forwards inside a gradient tape always run eagerly.
    */
   compiled = process.env['INFINIFORMER_COMPILED'] !== '0';
+  /**
+   * Compile those graphs (and the online learner's step) further with XLA: fused CPU kernels,
+   * results within ~1e-6 of the eager ones instead of bit for bit. Default false unless the
+   * environment sets INFINIFORMER_XLA=1 (the offline `Trainer` has its own switch).
+   */
+  xla = process.env['INFINIFORMER_XLA'] === '1';
   /** Built on the first inference chunk on the native backend. */
   private compiledRunner: CompiledForward | undefined;
 
@@ -238,7 +249,7 @@ export class InfiniFormer {
   private compiledForward(): CompiledForward | undefined {
     if (!this.compiled || tf.engine().state.gradientDepth > 0 || tf.getBackend() !== 'tensorflow') return undefined;
     // Made per backend instance: graphs live in one native session set.
-    if (this.compiledRunner === undefined || !this.compiledRunner.isCurrent()) {
+    if (this.compiledRunner === undefined || !this.compiledRunner.isCurrent() || this.compiledRunner.xla !== this.xla) {
       this.compiledRunner?.dispose();
       this.compiledRunner = CompiledForward.create(this);
     }
@@ -384,18 +395,27 @@ export class InfiniFormer {
     return this.constants.get(name)!;
   }
 
-  /** Inference: computes the derived caches of a stream at the start of a segment (the state installs them). */
-  private prepare(state: StreamState): void {
-    if (state.layers.every((l) => l.prevK !== undefined)) return;
-    const { readOuts, rngNext } = this.stickyReadOuts([state]);
-    let starts: SegmentStartOutput[] = [];
+  /**
+   * Inference: computes the derived caches of the streams at the start of a segment, all of
+   * them in one batch (one graph run on the compiled path), and installs each stream's.
+   */
+  private prepare(states: readonly StreamState[]): void {
+    const todo = states.filter((s) => !s.layers.every((l) => l.prevK !== undefined));
+    if (todo.length === 0) return;
+    const { readOuts, rngNext } = this.stickyReadOuts(todo);
+    let starts: SegmentStartOutput[][] = [];
     tf.tidy(() => {
       const compiled = this.compiledForward();
-      starts = compiled === undefined ? this.segmentStartTensors(state, readOuts) : compiled.segmentStart(state, readOuts);
-      for (const l of starts) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
+      starts = compiled === undefined ? this.segmentStartTensors(todo, readOuts) : compiled.segmentStart(todo, readOuts);
+      for (const l of starts.flat()) for (const x of [l.prevK, l.prevV, l.active, l.memKeys, l.memValues]) if (x !== undefined && x !== null) tf.keep(x);
     });
     tf.dispose(readOuts.filter((r): r is tf.Tensor => r !== undefined));
-    const derived = this.params.layers.map((lp, i): DerivedLayer => {
+    todo.forEach((state, k) => state.setDerived(this.derivedLayers(state, starts[k]!), rngNext[k]!));
+  }
+
+  /** A stream's segment start plus, for a state restored mid-segment, its current keys and values. */
+  private derivedLayers(state: StreamState, starts: readonly SegmentStartOutput[]): DerivedLayer[] {
+    return this.params.layers.map((lp, i): DerivedLayer => {
       const ls = state.layers[i]!;
       // A state restored mid-segment: rebuild the current keys/values row by row, as token
       // mode made them, so a restored stream continues with the same numbers.
@@ -411,26 +431,31 @@ export class InfiniFormer {
       }
       return { ...starts[i]!, curK, curV };
     });
-    state.setDerived(derived, rngNext[0]!);
   }
 
   /**
-   * The tensor half of a segment start of one stream (inference): per layer the previous
-   * segment's keys and values, the absorbed memory and its heads. `readOuts` from
+   * The tensor half of a segment start of a batch of streams (inference): per stream and layer
+   * the previous segment's keys and values, the absorbed memory and its heads. `readOuts` from
    * {@link stickyReadOuts}. Tensor ops only, so a compiled graph can stand in for it.
    */
-  segmentStartTensors(state: StreamState, readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[] {
-    return this.params.layers.map((lp, i) => {
-      const s = this.segmentStart(lp, [state.layers[i]!], [], false, readOuts[i]);
-      const out: SegmentStartOutput = { prevK: s.prevK, prevV: s.prevV, active: s.active === null || !s.hasMem[0] ? null : tf.squeeze(s.active, [0]) };
+  segmentStartTensors(states: readonly StreamState[], readOuts: readonly (tf.Tensor | undefined)[]): SegmentStartOutput[][] {
+    const b = states.length;
+    // Per stream `[1, ...]` slices of a batch (one kernel).
+    const rows = (x: tf.Tensor): tf.Tensor[] => (b === 1 ? [x] : tf.split(x, b, 0));
+    const perStream: SegmentStartOutput[][] = states.map(() => []);
+    this.params.layers.forEach((lp, i) => {
+      const s = this.segmentStart(lp, states.map((st) => st.layers[i]!), [], false, readOuts[i]);
+      const [ks, vs] = [rows(s.prevK), rows(s.prevV)];
+      const actives = s.active === null ? [] : b === 1 ? [tf.squeeze(s.active, [0])] : tf.unstack(s.active);
       // The memory's keys and values per head: the same for every chunk of the segment.
-      if (s.active !== null && s.hasMem[0] && lp.ltmWK !== undefined && lp.ltmWV !== undefined) {
-        const heads = memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads);
-        out.memKeys = heads.keys;
-        out.memValues = heads.values;
-      }
-      return out;
+      const heads = s.active !== null && s.hasMem.some(Boolean) && lp.ltmWK !== undefined && lp.ltmWV !== undefined ? memoryHeads(s.active, lp.ltmWK, lp.ltmWV, this.config.numHeads) : undefined;
+      const [hk, hv] = heads === undefined ? [[], []] : [rows(heads.keys), rows(heads.values)];
+      perStream.forEach((out, j) => {
+        const has = s.hasMem[j] === true;
+        out.push({ prevK: ks[j]!, prevV: vs[j]!, active: has ? actives[j]! : null, ...(has && heads !== undefined ? { memKeys: hk[j]!, memValues: hv[j]! } : {}) });
+      });
     });
+    return perStream;
   }
 
   /**
@@ -498,7 +523,7 @@ export class InfiniFormer {
     const compiled = training ? undefined : this.compiledForward();
     if (compiled !== undefined) return compiled.forward(states, tokens);
     const { pos, t } = this.checkChunk(states, tokens, training);
-    if (!training) for (const s of states) this.prepare(s);
+    if (!training) this.prepare(states);
     const ids = new Int32Array(states.length * t);
     tokens.forEach((row, i) => {
       for (let j = 0; j < t; j++) ids[i * t + j] = row[j]!;
@@ -512,7 +537,7 @@ export class InfiniFormer {
    */
   prepareChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): { pos: number; t: number } {
     const chunk = this.checkChunk(states, tokens, false);
-    for (const s of states) this.prepare(s);
+    this.prepare(states);
     return chunk;
   }
 
@@ -540,6 +565,21 @@ export class InfiniFormer {
     return { readOuts, rngNext: rngs.map((r) => r.getState()) };
   }
 
+  /**
+   * The dropout draws of a training forward of `rows` = b x T tokens with seed `seed`: per site
+   * (0 the embedding, 1 + 2l and 2 + 2l layer l's attention and feed-forward outputs) uniform
+   * draws `[rows, e]`. Empty when the config has no dropout.
+   */
+  dropoutDraws(seed: number, rows: number): tf.Tensor2D[] {
+    if (this.config.dropout === 0) return [];
+    return Array.from({ length: 1 + 2 * this.config.numLayers }, (_, site) => this.dropoutDraw(seed, site, rows));
+  }
+
+  private dropoutDraw(seed: number, site: number, rows: number): tf.Tensor2D {
+    const e = this.config.width;
+    return tf.tensor2d(uniformFloats(seed * 1000 + site, rows * e), [rows, e]);
+  }
+
   /** Checks a training chunk (whole segments at position 0) as {@link forwardChunk} does, for a caller running {@link forwardIds} itself. */
   checkTrainingChunk(states: readonly StreamState[], tokens: readonly ArrayLike<number>[]): void {
     this.checkChunk(states, tokens, true);
@@ -562,8 +602,11 @@ export class InfiniFormer {
       r.setState(s.rngState);
       return r;
     });
-    const dropout = (x: tf.Tensor, site: number): tf.Tensor =>
-      training && options.dropout !== false && c.dropout > 0 ? tf.dropout(x, c.dropout, undefined, (options.dropoutSeed ?? 0) * 1000 + site) : x;
+    const dropout = (x: tf.Tensor, site: number): tf.Tensor => {
+      if (!training || options.dropout === false || c.dropout === 0) return x;
+      const u = options.dropoutDraws?.[site] ?? this.dropoutDraw(options.dropoutSeed ?? 0, site, x.shape[0]!);
+      return dropoutWith(x, c.dropout, u);
+    };
     // The trunk runs on rows [b * T, e]: projections are plain rank-2 matMuls, no reshapes.
     let h: tf.Tensor = tf.transpose(tf.gather(this.params.embedding, idsTensor, 1));
     h = dropout(h, 0);

@@ -33,7 +33,7 @@ import type { GraphCacheStats } from '../graph/graphCache.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
-import { weightedCrossEntropy } from './trainer.js';
+import { weightedCrossEntropy } from './loss.js';
 import { tidyData } from '../tidyData.js';
 
 /** Options of an {@link OnlineLearner}; every numeric field has a default. */
@@ -302,10 +302,7 @@ export class OnlineLearner {
   /** The compiled step to use now, if any (model.compiled on native TensorFlow, no sticky sampling). */
   private compiledStep(): CompiledStep | undefined {
     if (!this.compiled || !this.model.compiled || tf.getBackend() !== 'tensorflow') return undefined;
-    if (this.compiledRunner === undefined || (this.compiledRunner !== null && !this.compiledRunner.isCurrent())) {
-      this.compiledRunner?.dispose();
-      this.compiledRunner = CompiledStep.create(this.model) ?? null;
-    }
+    this.compiledRunner = CompiledStep.refresh(this.model, this.compiledRunner);
     return this.compiledRunner ?? undefined;
   }
 
