@@ -6,7 +6,9 @@
  * - `--no-learn` and `--learn always`, one key (the whole log); `learneager` is `--learn
  *   always` with the learning step eager (INFINIFORMER_COMPILED_STEP=0; inference compiled);
  * - `--no-learn` with the lines dealt round-robin to 8 and 64 keys (`--key-by`), which the
- *   scheduler batches into one forward per segment position.
+ *   scheduler batches into one forward per segment position;
+ * - `--learn always` over 8 keys: `learnkeys8` one learning step per segment (the default),
+ *   `learnkeys8b` with `--segments-per-step 8` (the keys ready together in one batched step).
  *
  * Each figure is lines/s over the whole run and over the run minus start-up, with the load
  * average at the time (the machine is shared: compare ratios from one run, not across runs),
@@ -15,7 +17,7 @@
  *
  * `npm run bench -- mainjob`. Environment: BENCH_MAINJOB_LOG (default
  * data/quality/apache-error.log, 771 lines, 64 KB), BENCH_MAINJOB_CASES (comma list of
- * startup,nolearn,learn,learneager,keys8,keys64; default all), BENCH_MAINJOB_ROUNDS (default 1; the
+ * startup,nolearn,learn,learneager,keys8,keys64,learnkeys8,learnkeys8b; default all), BENCH_MAINJOB_ROUNDS (default 1; the
  * median is printed).
  */
 import { spawnSync } from 'node:child_process';
@@ -26,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LOG = process.env['BENCH_MAINJOB_LOG'] ?? join(ROOT, 'data', 'quality', 'apache-error.log');
-const CASES = new Set((process.env['BENCH_MAINJOB_CASES'] ?? 'startup,nolearn,learn,learneager,keys8,keys64').split(','));
+const CASES = new Set((process.env['BENCH_MAINJOB_CASES'] ?? 'startup,nolearn,learn,learneager,keys8,keys64,learnkeys8,learnkeys8b').split(','));
 const ROUNDS = Number(process.env['BENCH_MAINJOB_ROUNDS'] ?? 1);
 
 interface Case {
@@ -45,6 +47,8 @@ const ALL: Case[] = [
   { name: 'learneager', args: ['--learn', 'always'], keys: 0, env: { INFINIFORMER_COMPILED_STEP: '0' } },
   { name: 'keys8', args: ['--no-learn', '--key-by', '/^(k\\d+) /'], keys: 8 },
   { name: 'keys64', args: ['--no-learn', '--key-by', '/^(k\\d+) /'], keys: 64 },
+  { name: 'learnkeys8', args: ['--learn', 'always', '--key-by', '/^(k\\d+) /'], keys: 8 },
+  { name: 'learnkeys8b', args: ['--learn', 'always', '--segments-per-step', '8', '--key-by', '/^(k\\d+) /'], keys: 8 },
 ];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

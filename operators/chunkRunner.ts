@@ -44,6 +44,8 @@ export class ChunkRunner {
     private readonly learner: OnlineLearner | undefined,
     private readonly emitHidden: boolean,
     segmentMode = false,
+    /** The most segments one learning step takes (a larger group steps in slices, in turn). */
+    private readonly segmentsPerStep = 1,
   ) {
     this.hold = learner !== undefined && !emitHidden && segmentMode;
   }
@@ -103,10 +105,14 @@ export class ChunkRunner {
     const V = this.model.config.vocabSize;
     const whole = T === this.model.config.segmentLength && states.every((st) => st.pos === 0);
     if (this.learner !== undefined && !this.emitHidden && whole) {
-      const r = this.learner.scoreThenLearn(states, chunks);
-      if (r.learned) this.segmentsLearned += states.length;
       const lp = new Float32Array(states.length * T * V);
-      r.scores.forEach((sc, i) => lp.set(sc.logProbs, i * T * V));
+      // One step per slice: how many steps are taken depends on the segments, not on how many
+      // keys' segments were ready at once (segmentsPerStep 1).
+      for (let s = 0; s < states.length; s += this.segmentsPerStep) {
+        const r = this.learner.scoreThenLearn(states.slice(s, s + this.segmentsPerStep), chunks.slice(s, s + this.segmentsPerStep));
+        if (r.learned) this.segmentsLearned += r.scores.length;
+        r.scores.forEach((sc, i) => lp.set(sc.logProbs, (s + i) * T * V));
+      }
       return { lp, hidden: undefined };
     }
     if (this.hold && states.every((st) => st.pos === 0)) return { lp: this.scoreAhead(states, chunks), hidden: undefined, ahead: true };

@@ -133,7 +133,7 @@ class FormerSubscription<T> implements Session {
       onEvicted: (key) => this.queues.evicted(key),
       onRestoreError: (key, error) => this.fail(error, this.queues.firstRecord(key) as T, key),
     });
-    this.runner = new ChunkRunner(model, s.learner, s.emitHidden, s.mode === 'segment');
+    this.runner = new ChunkRunner(model, s.learner, s.emitHidden, s.mode === 'segment', s.segmentsPerStep);
     this.queues = new BatchScheduler<T>({ ...s, segmentLength: model.config.segmentLength }, this.cache, this.runner, {
       emit: (out) => subscriber.next(out),
       fail: (error, record, key, token) => this.fail(error, record, key, token),

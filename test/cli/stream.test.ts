@@ -202,6 +202,7 @@ test('stream: bad arguments exit with 2 and say what is wrong', async (t) => {
     [['--stdin', '--demo'], /give one source/],
     [['--anomaly-quantile', '1'], /--anomaly-quantile must be a number in \(0, 1\), got "1"/],
     [['--max-line-bytes', '0'], /--max-line-bytes/],
+    [['--segments-per-step', '0'], /--segments-per-step must be an integer >= 1, got "0"/],
     [['--anomaly-threshold', '3', '--anomaly-quantile', '0.9'], /not both/],
     [['--model', join(root, 'nope')], /--model: .* does not exist/],
     [['--key-by', '/(/'], /--key-by: Invalid regular expression/],

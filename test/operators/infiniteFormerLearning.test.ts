@@ -144,7 +144,7 @@ test('with a learner, a restart at a checkpoint (key states with held tokens in 
   for (const m of [modelA, model1, model2]) m.dispose();
 });
 
-test('with a learner, keys completing their segments from different held lengths in one round take one batched step, each key its own tokens', (t) => {
+test('with a learner and segmentsPerStep 2, keys completing their segments from different held lengths in one round take one batched step, each key its own tokens', (t) => {
   const L = 8;
   const [a, b] = [randomTokens(L, 23, 41), randomTokens(L, 23, 42)];
   // t=0: a 3 tokens, b 5 (flushed ahead at 5 ms, held); t=10: the rest of both segments arrive together.
@@ -162,7 +162,7 @@ test('with a learner, keys completing their segments from different held lengths
       subscriber.complete();
     }, 10);
   });
-  const lm = infiniteFormer(model, { mode: 'segment', learner, scheduler, maxDelayMs: 5 });
+  const lm = infiniteFormer(model, { mode: 'segment', learner, scheduler, maxDelayMs: 5, segmentsPerStep: 2 });
   const outs: ModelOutput[] = [];
   source.pipe(lm).subscribe((o) => outs.push(o));
   scheduler.flush();
@@ -186,4 +186,40 @@ test('with a learner, keys completing their segments from different held lengths
   for (const s of states) s.dispose();
   for (const x of [learner, refLearner]) x.dispose();
   for (const m of [model, refModel]) m.dispose();
+});
+
+test('with a learner, keys whose segments are ready in one round step in slices of segmentsPerStep (default 1: one step per segment), each slice scored with the weights the one before left', async (t) => {
+  const L = 8;
+  const segs = [41, 42, 43].map((seed) => randomTokens(L, 23, seed));
+  const keys = ['a', 'b', 'c'];
+  for (const [perStep, slices] of [[undefined, [[0], [1], [2]]], [2, [[0, 1], [2]]]] as const) {
+    // Reference: the learner called on the slices in turn.
+    const refModel = tinyModel({}, 9);
+    const refLearner = new OnlineLearner(refModel, { learningRate: 1e-2 });
+    const want: Float32Array[] = [];
+    for (const slice of slices) {
+      const states = slice.map(() => refModel.createState(0));
+      const r = refLearner.scoreThenLearn(states, slice.map((i) => segs[i]!));
+      slice.forEach((i, j) => (want[i] = r.scores[j]!.logProbs));
+      for (const st of states) st.dispose();
+    }
+    const model = tinyModel({}, 9);
+    const learner = new OnlineLearner(model, { learningRate: 1e-2 });
+    // Every key's segment arrives before the first round: one group of three.
+    const lm = infiniteFormer(model, { mode: 'segment', learner, ...(perStep !== undefined ? { segmentsPerStep: perStep } : {}) });
+    const outs = await lastValueFrom(from(keys.map((key, i) => ({ key, tokens: segs[i]! }))).pipe(lm, toArray()));
+    t.is(lm.stats().forwardPasses, 1, 'one group');
+    t.is(learner.stats().step, slices.length, `${slices.length} steps of at most ${perStep ?? 1} segments`);
+    t.is(learner.stats().segmentsLearned, 3);
+    keys.forEach((key, k) => {
+      const got = outs.filter((o) => o.key === key);
+      const worst = Math.max(...got.map((o, j) => maxDiff(o.nextLogProbs, want[k]!.subarray(j * 23, (j + 1) * 23))));
+      t.true(worst < 1e-4, `segmentsPerStep ${perStep}, key ${key}: predictions differ by ${worst}`);
+    });
+    const w = weightsOf(refModel);
+    weightsOf(model).forEach((x, i) => t.true(maxDiff(x, w[i]!) < 1e-5, `weights ${i} differ by ${maxDiff(x, w[i]!)}`));
+    for (const x of [learner, refLearner]) x.dispose();
+    for (const m of [model, refModel]) m.dispose();
+  }
+  t.throws(() => infiniteFormer(tinyModel({}, 9), { mode: 'segment', segmentsPerStep: 0 }), { instanceOf: BadConfigError, message: /^segmentsPerStep/ });
 });

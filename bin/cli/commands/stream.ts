@@ -36,7 +36,8 @@ const usage = `Usage: infiniformer stream [source] [options]
 Language modelling over an endless log stream: each line runs through the model state of its
 key (a fixed-size memory however long the stream), and comes out as one JSON line on stdout:
   {"key", "line", "bitsPerByte", "bits", "bytes", "anomaly", "threshold", "perplexity",
-   "learned", "next": [{"text", "prob"}...], "text", "source", "truncated", "continued"}
+   "learned", "skipped", "steps", "next": [{"text", "prob"}...], "text", "source", "truncated",
+   "continued"}
 bitsPerByte is the line's mean surprisal -log2 p(byte | everything before it); anomaly compares
 it with --anomaly-threshold, or with the key's running --anomaly-quantile of recent lines.
 p mixes the network's prediction with what the stream itself taught so far (n-gram statistics
@@ -91,8 +92,12 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
   --no-mix                the network alone (no mixing with what the stream taught)
   --no-learn              frozen weights (by default the network learns the stream it reads:
                           each whole segment is scored first, then stepped on, while the
-                          stream is not behind; "learned" counts those segments)
+                          stream is not behind; "learned" counts those segments, "skipped"
+                          those its divergence guard passed over, "steps" its Adam steps)
   --learning-rate <lr>    of the online learner (default 3e-4)
+  --segments-per-step <n> the most keys' segments one learning step takes (default 1: one step per
+                          segment, so the steps do not depend on which keys' segments came in
+                          together; more is faster with many keys, less reproducible)
   --learn <when>          keep-up (default: learn only while tokens do not pile up) or always
                           (every whole segment, however far behind: reproducible runs)
   --state-dir <dir>       keep what was learned (weights, optimizer, mixing statistics, every
@@ -223,6 +228,7 @@ const command: Command = {
         'no-mix': { type: 'boolean' },
         'no-learn': { type: 'boolean' },
         'learning-rate': { type: 'string' },
+        'segments-per-step': { type: 'string' },
         learn: { type: 'string' },
         'state-dir': { type: 'string' },
         'no-state': { type: 'boolean' },
@@ -328,6 +334,7 @@ const command: Command = {
       roundsPerTick: 4,
       ...(learner && values['no-learn'] !== true ? { learner } : {}),
       maxKeys,
+      segmentsPerStep: intOption('segments-per-step', values['segments-per-step'], 1, 1),
       store: keyStore,
     });
     backlog = () => lm.stats().pending;
@@ -408,7 +415,7 @@ const command: Command = {
           anomaly: r.anomaly,
           threshold: round(r.threshold),
           perplexity: round(r.perplexity),
-          learned: learner?.stats().segmentsLearned ?? 0,
+          ...learnerCounts(learner),
           next: (r.last.topK ?? []).map((t) => ({ text: tokenizer.decode([t.token]), prob: round(t.prob) })),
           text: l.text.length > 300 ? `${l.text.slice(0, 300)}…` : l.text,
           ...(l.kafka ? { source: l.kafka } : {}),
@@ -490,6 +497,16 @@ const command: Command = {
     model.dispose();
     return code;
   },
+};
+
+/**
+ * The learner's counters on an output: whole segments stepped on ("learned"), skipped by its
+ * divergence guard ("skipped"; with "learned", the segments that went through the learner) and
+ * its Adam steps ("steps").
+ */
+const learnerCounts = (learner: OnlineLearner | undefined): { learned: number; skipped: number; steps: number } => {
+  const s = learner?.stats();
+  return { learned: s?.segmentsLearned ?? 0, skipped: s?.skippedByGuard ?? 0, steps: s?.step ?? 0 };
 };
 
 const round = (x: number): number => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : x);
