@@ -95,6 +95,14 @@ export interface GraphCacheOptions {
    * measured), so results are no longer bit for bit the eager ones. Default false.
    */
   xla?: boolean;
+  /**
+   * Once this many graphs are held, a new key is compiled only when the time its calls have
+   * spent eagerly reaches what a compile has cost on average (the ski-rental rule: never pay
+   * much more than twice the better of the two choices). Many one-off shapes (a keyed stream's
+   * partial chunks of every length and position) then stay eager instead of each paying a
+   * compile of ~0.1 s for a call of a few ms. Default: Infinity (compile after `warmUp` calls).
+   */
+  breakEvenAfter?: number;
 }
 
 export class GraphCache<M> {
@@ -108,8 +116,11 @@ export class GraphCache<M> {
   private readonly foldConstants: boolean;
   private readonly rerunTraced: boolean;
   readonly xla: boolean;
-  /** Calls seen per key not compiled yet (bounded: cleared when it grows past 4096 keys). */
-  private readonly seen = new Map<string, number>();
+  private readonly breakEvenAfter: number;
+  /** Calls seen per key not compiled yet, and the ms they took eagerly (bounded: cleared when it grows past 4096 keys). */
+  private readonly seen = new Map<string, { calls: number; eagerMs: number }>();
+  /** Mean ms of a trace and compile, measured (the break-even rule's price of a graph). */
+  private readonly compileMs = { total: 0, n: 0 };
   readonly stats: GraphCacheStats = { compiled: 0, graphRuns: 0, eagerRuns: 0, failed: 0 };
 
   private constructor(
@@ -124,6 +135,7 @@ export class GraphCache<M> {
     this.foldConstants = options.foldConstants ?? false;
     this.rerunTraced = options.rerunTraced ?? false;
     this.xla = options.xla ?? false;
+    this.breakEvenAfter = options.breakEvenAfter ?? Infinity;
   }
 
   /** A cache on the active backend, or undefined when it is not native TensorFlow. */
@@ -147,17 +159,31 @@ export class GraphCache<M> {
       if (outputs !== undefined) return { outputs, meta: entry.meta };
     }
     const failed = this.eager.get(call.key);
-    const calls = (this.seen.get(call.key) ?? 0) + 1;
-    if (entry !== undefined || (failed !== undefined && failed.failures >= this.maxAttempts) || calls <= this.warmUp) {
-      if (entry === undefined && calls <= this.warmUp) {
-        if (this.seen.size >= 4096) this.seen.clear();
-        this.seen.set(call.key, calls);
-      }
+    if (entry !== undefined || (failed !== undefined && failed.failures >= this.maxAttempts)) {
       this.stats.eagerRuns++;
       return call.eager();
     }
+    const seen = this.seen.get(call.key) ?? { calls: 0, eagerMs: 0 };
+    if (seen.calls + 1 <= this.warmUp || !this.worthCompiling(seen.eagerMs)) {
+      if (this.seen.size >= 4096) this.seen.clear();
+      const started = performance.now();
+      const out = call.eager();
+      this.seen.set(call.key, { calls: seen.calls + 1, eagerMs: seen.eagerMs + performance.now() - started });
+      this.stats.eagerRuns++;
+      return out;
+    }
     this.seen.delete(call.key);
-    return this.traceAndCompile(call);
+    const started = performance.now();
+    const out = this.traceAndCompile(call);
+    this.compileMs.total += performance.now() - started;
+    this.compileMs.n++;
+    return out;
+  }
+
+  /** Whether a key whose eager calls took `eagerMs` so far is compiled now ({@link GraphCacheOptions.breakEvenAfter}). */
+  private worthCompiling(eagerMs: number): boolean {
+    if (this.graphs.size < this.breakEvenAfter || this.compileMs.n === 0) return true;
+    return eagerMs >= this.compileMs.total / this.compileMs.n;
   }
 
   /** Frees every graph. */

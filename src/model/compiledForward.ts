@@ -34,7 +34,10 @@ export class CompiledForward {
 
   /** A compiled forward for `model`, or undefined when the active backend is not native TensorFlow. */
   static create(model: InfiniFormer): CompiledForward | undefined {
-    const forwards = GraphCache.create<boolean[]>({ xla: model.xla });
+    // A few shapes (whole segments, tokens) compile on their second call; past 8 graphs (a keyed
+    // stream's partial chunks come in every length and position) only shapes that recur enough
+    // to repay a compile do.
+    const forwards = GraphCache.create<boolean[]>({ xla: model.xla, breakEvenAfter: 8 });
     // A segment start runs once per segment and has a handful of keys (which caches each layer
     // holds): compiled on first sight, so the second boundary of a kind is not a slow eager one.
     const starts = GraphCache.create<StartField[][][]>({ maxGraphs: 16, warmUp: 0, xla: model.xla });

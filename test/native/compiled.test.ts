@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BadInputError, GraphCompileError, InfiniFormer, initBackend, setLogLevel } from '../../src/index.js';
 import type { ChunkOutput, StreamState } from '../../src/index.js';
 import { CompiledGraph } from '../../src/graph/compiledGraph.js';
+import { GraphCache } from '../../src/graph/graphCache.js';
 import { GraphDefBuilder } from '../../src/graph/graphDef.js';
 import { nativeBackend } from '../../src/graph/nativeBackend.js';
 import { OpTracer } from '../../src/graph/opTrace.js';
@@ -193,4 +194,45 @@ test.serial('a traced program becomes a graph that computes what the eager ops d
   const broken = { ...trace, ops: trace.ops.map((o, i) => (i === 0 ? { ...o, op: 'NoSuchOpAnywhere' } : o)) };
   t.throws(() => CompiledGraph.load(backend, builder.build({ trace: broken, feeds, constants, fetches: [idOf(result)] })), { instanceOf: GraphCompileError });
   tf.dispose([x, w, x2, result, out!]);
+});
+
+test.serial('GraphCache breakEvenAfter: past that many graphs a new key is compiled only once its eager calls have cost a compile (ski rental), then runs as a graph with the same values', (t) => {
+  const cache = GraphCache.create<null>({ breakEvenAfter: 1 })!;
+  const x = tf.tensor2d([[1, 2], [3, 4]]);
+  const slowMs = 3;
+  const call = (key: string, slow: boolean) => ({
+    key,
+    inputs: new Map([['x', x]]),
+    eager: () => {
+      if (slow) for (const until = performance.now() + slowMs; performance.now() < until; );
+      return { outputs: [tf.add(tf.matMul(x, x), key === 'a' ? 1 : 2)], meta: null };
+    },
+  });
+  const run = (key: string, slow: boolean): number[] => {
+    const out = cache.run(call(key, slow)).outputs;
+    const values = Array.from(out[0]!.dataSync());
+    tf.dispose(out);
+    return values;
+  };
+  run('a', false);
+  run('a', false); // the first graph: compiled on its second call, as without the rule
+  t.is(cache.stats.compiled, 1);
+  // Key b's calls take ~3 ms eagerly; a compile costs more than two of them (tens of ms), so b
+  // is not compiled at its second call, but is once its eager time has paid for a compile.
+  const expected = [9, 12, 17, 24]; // [[1,2],[3,4]]^2 + 2
+  t.deepEqual(run('b', true), expected);
+  t.deepEqual(run('b', true), expected);
+  t.is(cache.stats.compiled, 1, 'not compiled after two cheap calls');
+  let calls = 2;
+  while (cache.stats.compiled === 1 && calls < 500) {
+    t.deepEqual(run('b', true), expected);
+    calls++;
+  }
+  t.is(cache.stats.compiled, 2, `compiled after ${calls} calls`);
+  const runsBefore = cache.stats.graphRuns;
+  t.deepEqual(run('b', false), expected);
+  t.is(cache.stats.graphRuns, runsBefore + 1, 'then runs as a graph');
+  t.log(`key b compiled after ${calls} eager calls of ~${slowMs} ms`);
+  cache.dispose();
+  x.dispose();
 });

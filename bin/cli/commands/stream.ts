@@ -299,7 +299,7 @@ const command: Command = {
       : { kind: 'demo', path: DEMO_LOG, rate };
 
     const counters = new IngestCounters();
-    const ingest = new Ingest(spec, { maxLineBytes, keyOf, counters });
+    const ingest = new Ingest(spec, { maxLineBytes, keyOf, counters, segmentBytes: model.config.segmentLength });
 
     // --- the model ---
     const failures = new Subject<RecordFailure<unknown>>();
