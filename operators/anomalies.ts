@@ -20,6 +20,13 @@ export interface QuantileAnomalyOptions {
   window?: number;
   /** No flags until a key has this many past records. Default 50. */
   warmup?: number;
+  /**
+   * How a key with fewer than `warmup` past records is judged: `'none'` (not flagged), or
+   * `'allKeys'`: against the same quantile of the last `window` records of every key (once
+   * those number `warmup`). With many keys of a few records each (one key per host or
+   * service), per-key quantiles would almost never be ready. Default 'none'.
+   */
+  young?: 'none' | 'allKeys';
   maxKeys?: number;
 }
 
@@ -66,13 +73,18 @@ export function anomalies<T extends Scored>(options: AnomalyOptions): OperatorFu
     if (!(typeof q === 'number' && q > 0 && q < 1)) throw new BadConfigError('quantile', `must lie strictly between 0 and 1, got ${String(q)}`);
     if (!Number.isInteger(window) || window <= 0) throw new BadConfigError('window', `must be a positive integer, got ${String(window)}`);
     if (!Number.isInteger(warmup) || warmup < 1 || warmup > window) throw new BadConfigError('warmup', `must be an integer in [1, window], got ${String(warmup)}`);
+    const young = options.young ?? 'none';
+    if (young !== 'none' && young !== 'allKeys') throw new BadConfigError('young', `must be 'none' or 'allKeys', got ${String(young)}`);
     makeJudge = () => {
       const rings = new KeyedState(maxKeys, () => new Ring(window));
+      const pooled = young === 'allKeys' ? new Ring(window) : undefined;
+      const thresholdOf = (ring: Ring | undefined): number => (ring !== undefined && ring.length >= warmup ? quantileOf(ring.toArray(), q) : Number.NaN);
       return {
         judge(key, s) {
           const ring = rings.get(key);
-          const th = ring.length >= warmup ? quantileOf(ring.toArray(), q) : Number.NaN;
+          const th = ring.length >= warmup ? thresholdOf(ring) : thresholdOf(pooled);
           ring.push(s);
+          pooled?.push(s);
           return th;
         },
         clear: () => rings.clear(),

@@ -28,7 +28,7 @@ async function mainJob(learn: boolean): Promise<{ score: number[]; flag: boolean
       infiniteFormer(model, { mode: 'segment', ...(learner ? { learner } : {}) }),
       contextMix(),
       recordSurprisal(),
-      anomalies({ quantile: 0.99, window: 1000, warmup: 50 }),
+      anomalies({ quantile: 0.99, window: 1000, warmup: 50, young: 'allKeys' }),
       toArray(),
     ),
   );
@@ -49,7 +49,7 @@ const learning = await mainJob(true);
 const tmpl = newTemplateScores(lines);
 const tri = trigramNoveltyScores(lines);
 const rows: [string, number[], boolean[]][] = [
-  ['main job: surprisal (learning + mixing), flag > running 99th percentile', learning.score, learning.flag],
+  ['main job: surprisal (learning + mixing), flag > running 99th percentile (all keys while a key has < 50 lines)', learning.score, learning.flag],
   ['main job, frozen network', frozen.score, frozen.flag],
   ['new message template in its key (digits, hex masked)', tmpl, tmpl.map((s) => s === 1)],
   ['unseen byte trigrams (share), flag > 0.5', tri, tri.map((s) => s > 0.5)],

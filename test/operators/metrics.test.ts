@@ -72,6 +72,35 @@ test('anomalies by quantile: compared with the quantile of the previous window o
   t.true(falseAlarms < 0.06 * out.length);
 });
 
+test("anomalies by quantile, young: 'allKeys': a key in warm-up is judged by the quantile of every key's previous window; a key past it by its own", async (t) => {
+  const r = lcg(11);
+  // 300 keys of 6 records each (one key per host), interleaved: no key ever finishes a warm-up
+  // of 20, so per-key quantiles never flag; a few planted spikes.
+  const input = Array.from({ length: 1800 }, (_, i) => rec(`host${i % 300}`, r() < 0.01 ? 30 + r() : r() * 4, i));
+  const run = (young: 'none' | 'allKeys') => lastValueFrom(from(input).pipe(anomalies({ quantile: 0.99, window: 200, warmup: 20, young }), toArray()));
+  const [alone, pooled] = await Promise.all([run('none'), run('allKeys')]);
+  t.is(alone.filter((o) => o.anomaly).length, 0, 'per key only: never out of warm-up, never flagged');
+  pooled.forEach((o, i) => {
+    const all = input.slice(0, i).slice(-200).map((x) => x.surprisal);
+    if (all.length < 20) {
+      t.true(Number.isNaN(o.threshold));
+      return;
+    }
+    const th = quantileOf(all, 0.99);
+    t.true(Math.abs(o.threshold - th) < 1e-12, `record ${i}`);
+    t.is(o.anomaly, o.surprisal > th);
+  });
+  const spikes = pooled.filter((o, i) => input[i]!.surprisal >= 30 && i >= 200);
+  t.true(spikes.length >= 5, `${spikes.length} spikes`);
+  t.true(spikes.filter((o) => o.anomaly).length >= spikes.length - 2, 'spikes flagged (a spike right after another may sit under a quantile the first raised)');
+  // A key past its warm-up uses its own window, not the pool.
+  const own = [...Array.from({ length: 30 }, (_, i) => rec('busy', 10 + (i % 3), i)), rec('busy', 12.5, 30)];
+  const last = (await lastValueFrom(from([...input.slice(0, 300), ...own]).pipe(anomalies({ quantile: 0.99, window: 200, warmup: 20, young: 'allKeys' }), toArray()))).at(-1)!;
+  t.true(Math.abs(last.threshold - quantileOf(own.slice(0, 30).map((x) => x.surprisal), 0.99)) < 1e-12);
+  t.true(last.anomaly);
+  t.throws(() => anomalies({ quantile: 0.9, young: 'some' as never }), { instanceOf: BadConfigError, message: /^young:/ });
+});
+
 test('quantileOf matches the definition on small cases', (t) => {
   t.is(quantileOf([3, 1, 2], 0.5), 2);
   t.is(quantileOf([1, 2, 3, 4], 0.5), 2.5);

@@ -87,7 +87,8 @@ ${KAFKA_CONNECTION_HELP}  --group <id>            Kafka consumer group (default 
                           regular expression; default the source (file name, stdin, Kafka key)
   --anomaly-threshold <b> flag lines above b bits per byte
   --anomaly-quantile <q>  flag lines above the key's running q-quantile, q in (0, 1) (default 0.99 over
-                          the last 1000 lines, after 50)
+                          the last 1000 lines, after 50; a key with fewer lines is judged against
+                          the last 1000 lines of all keys)
   --top-k <k>             next bytes to list (default 3)
   --no-mix                the network alone (no mixing with what the stream taught)
   --no-learn              frozen weights (by default the network learns the stream it reads:
@@ -400,7 +401,7 @@ const command: Command = {
       mix ?? predictNext({ topK }),
       recordSurprisal(),
       perplexity({ window: 1000 }),
-      anomalies(threshold !== undefined ? { threshold } : { quantile, window: 1000, warmup: 50 }),
+      anomalies(threshold !== undefined ? { threshold } : { quantile, window: 1000, warmup: 50, young: 'allKeys' }),
       take(maxLines),
       map((r) => {
         const l = r.source as IngestLine;
