@@ -144,13 +144,7 @@ export class ChunkRunner {
   private settleHeld(group: readonly ChunkItem[]): void {
     for (const item of group) {
       if (item.ks.held === undefined || item.ks.held.length === 0) continue;
-      let out: ChunkOutput | undefined;
-      tf.tidy(() => {
-        out = this.model.forwardChunk([item.ks.state], [item.ks.held!]);
-        keepChunk(out);
-      });
-      this.model.commit([item.ks.state], out!);
-      tf.dispose([out!.hidden, out!.logits, out!.kl]);
+      this.model.run([item.ks.state], [item.ks.held]).dispose();
       delete item.ks.held;
     }
   }

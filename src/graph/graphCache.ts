@@ -205,17 +205,10 @@ export class GraphCache<M> {
    * compiling call, instead of on the key's next call (a latency spike one call later).
    */
   private warm(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): void {
-    const feeds: tf.Tensor[] = [];
-    for (const f of entry.feeds) {
-      if ('constant' in f) continue;
-      const x = inputs.get(f.name);
-      if (x === undefined) return;
-      feeds.push(x);
-    }
-    const named = this.backend.getInputTensorIds(feeds);
-    let k = 0;
+    const ids = this.feedIds(entry, inputs);
+    if (ids === undefined) return;
     try {
-      tf.dispose(entry.graph.runIds(entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : named[k++]!))));
+      tf.dispose(entry.graph.runIds(ids));
     } catch (error) {
       // A graph TensorFlow loads but cannot run: the key stays eager, like one it refuses.
       this.disposeEntry(entry);
@@ -224,20 +217,25 @@ export class GraphCache<M> {
   }
 
   private runGraph(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor[] | undefined {
+    const ids = this.feedIds(entry, inputs);
+    if (ids === undefined) return undefined;
+    const fetched = entry.graph.runIds(ids);
+    this.stats.graphRuns++;
+    return entry.outputs.map((slot) => ('fetch' in slot ? fetched[slot.fetch]! : hostTensor(slot.host)));
+  }
+
+  /** The native ids to feed `entry`'s placeholders, in order; undefined when an input is missing or of another shape than traced (the key missed something: stay correct, run eagerly). */
+  private feedIds(entry: GraphEntry<M>, inputs: ReadonlyMap<string, tf.Tensor>): number[] | undefined {
     const named: tf.Tensor[] = [];
     for (const f of entry.feeds) {
       if ('constant' in f) continue;
       const x = inputs.get(f.name);
-      // An input of another shape than traced: the key missed something; stay correct.
       if (x === undefined || (f.shape !== undefined && !sameShape(x.shape, f.shape))) return undefined;
       named.push(x);
     }
     const namedIds = this.backend.getInputTensorIds(named);
     let k = 0;
-    const ids = entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : namedIds[k++]!));
-    const fetched = entry.graph.runIds(ids);
-    this.stats.graphRuns++;
-    return entry.outputs.map((slot) => ('fetch' in slot ? fetched[slot.fetch]! : hostTensor(slot.host)));
+    return entry.feeds.map((f) => ('constant' in f ? entry.constants[f.constant]! : namedIds[k++]!));
   }
 
   private traceAndCompile(call: TracedCall<M>): { outputs: tf.Tensor[]; meta: M } {

@@ -76,8 +76,7 @@ export class CompiledStep {
     private readonly cache: GraphCache<StepMeta>,
   ) {}
 
-  /** A compiled step for `model`, or undefined off native TensorFlow. */
-  /** `xla`: compile the step's graphs with XLA too (default `model.xla`). */
+  /** A compiled step for `model`, or undefined off native TensorFlow; `xla`: compile its graphs with XLA too (default `model.xla`). */
   static create(model: InfiniFormer, xla = model.xla): CompiledStep | undefined {
     // Every step of a compilable batch by the graph, the first one too: the graph's backward may
     // round differently from the eager kernels, and a restored learner must reproduce an
@@ -119,9 +118,8 @@ export class CompiledStep {
 
   /**
    * One step on whole segments at position 0 (checked by the caller) minimising `loss` (default
-   * {@link inSegmentLoss}); call inside a tidy and keep every returned tensor (some may already be
-   * kept: the caller owns them all). Undefined when some variable got no gradient (the batch is
-   * remembered; use the eager step).
+   * {@link inSegmentLoss}). The caller owns every returned tensor. Undefined when some variable
+   * got no gradient (the batch is remembered; use the eager step).
    */
   run(
     states: readonly StreamState[],
@@ -130,6 +128,25 @@ export class CompiledStep {
     adam: StepAdam,
     o: Readonly<AdamOptions & { learningRate: number }>,
     loss: StepLoss = inSegmentLoss(segments),
+  ): StepOutput | undefined {
+    let res: StepOutput | undefined;
+    tf.tidy(() => {
+      res = this.compute(states, segments, vars, adam, o, loss);
+      if (res === undefined) return;
+      for (const x of [res.scalars, res.m, res.v, ...res.weights]) tf.keep(x);
+      keepChunk(res.out);
+    });
+    return res;
+  }
+
+  /** {@link run} inside its tidy (the returned tensors are new or already kept). */
+  private compute(
+    states: readonly StreamState[],
+    segments: readonly ArrayLike<number>[],
+    vars: readonly tf.Variable[],
+    adam: StepAdam,
+    o: Readonly<AdamOptions & { learningRate: number }>,
+    loss: StepLoss,
   ): StepOutput | undefined {
     const model = this.model;
     const b = states.length;

@@ -7,15 +7,20 @@ import { BadInputError } from '../errors.js';
  * weight total. Differentiable in the logits.
  */
 export function weightedCrossEntropy(logits: tf.Tensor, targets: readonly Int32Array[], weights?: readonly Float32Array[]): tf.Scalar {
-  const [b, t] = logits.shape as [number, number, number];
-  const flatTargets = new Int32Array(b * t);
-  const flatWeights = new Float32Array(b * t).fill(1);
+  const flat = flatLossTargets(targets, weights, logits.shape[1]!);
+  if (!(flat.total > 0)) throw new BadInputError('weights', 'all loss weights are zero');
+  return tf.tidy(() => weightedCrossEntropyOf(logits, tf.tensor1d(flat.targets, 'int32'), tf.tensor1d(flat.weights), flat.total));
+}
+
+/** Per-stream rows of `t` targets and weights (default 1) as stream-major `[b * t]` arrays, and the weights' sum. */
+export function flatLossTargets(targets: readonly Int32Array[], weights: readonly Float32Array[] | undefined, t: number): { targets: Int32Array; weights: Float32Array; total: number } {
+  const flatTargets = new Int32Array(targets.length * t);
+  const flatWeights = new Float32Array(targets.length * t).fill(1);
   targets.forEach((row, i) => flatTargets.set(row, i * t));
-  if (weights !== undefined) weights.forEach((row, i) => flatWeights.set(row, i * t));
+  weights?.forEach((row, i) => flatWeights.set(row, i * t));
   let total = 0;
   for (const w of flatWeights) total += w;
-  if (!(total > 0)) throw new BadInputError('weights', 'all loss weights are zero');
-  return tf.tidy(() => weightedCrossEntropyOf(logits, tf.tensor1d(flatTargets, 'int32'), tf.tensor1d(flatWeights), total));
+  return { targets: flatTargets, weights: flatWeights, total };
 }
 
 /**

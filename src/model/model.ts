@@ -65,6 +65,13 @@ export interface ForwardOptions {
   readOuts?: readonly (tf.Tensor | undefined)[];
 }
 
+/** A generator continuing the stream's RNG (its sticky draws). */
+function rngOf(state: StreamState): Rng {
+  const r = createRng(0);
+  r.setState(state.rngState);
+  return r;
+}
+
 /** What one chunk forward produces (all tensors owned by the receiver). */
 export interface ChunkOutput {
   /** Final-layer-norm hidden states `[b, T, e]`. */
@@ -550,11 +557,7 @@ export class InfiniFormer {
    */
   stickyReadOuts(states: readonly StreamState[]): { readOuts: (tf.Tensor | undefined)[]; rngNext: number[][] } {
     const c = this.config;
-    const rngs = states.map((s) => {
-      const r = createRng(0);
-      r.setState(s.rngState);
-      return r;
-    });
+    const rngs = states.map(rngOf);
     const readOuts = this.params.layers.map((_, li) => {
       const contract = states.flatMap((s, i) => (s.layers[li]!.prevX !== null && s.layers[li]!.memory !== null ? [i] : []));
       if (!c.sticky || this.basis === undefined || contract.length === 0) return undefined;
@@ -597,11 +600,7 @@ export class InfiniFormer {
     const e = c.width;
     const H = c.numHeads;
     const d = e / H;
-    const rngs = states.map((s) => {
-      const r = createRng(0);
-      r.setState(s.rngState);
-      return r;
-    });
+    const rngs = states.map(rngOf);
     const dropout = (x: tf.Tensor, site: number): tf.Tensor => {
       if (!training || options.dropout === false || c.dropout === 0) return x;
       const u = options.dropoutDraws?.[site] ?? this.dropoutDraw(options.dropoutSeed ?? 0, site, x.shape[0]!);

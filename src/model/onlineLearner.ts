@@ -28,7 +28,6 @@ import { crc32, fingerprint } from './checksum.js';
 import { decodeWeights, encodeWeights } from './io.js';
 import type { WeightEntry } from './io.js';
 import { CompiledStep } from './compiledStep.js';
-import type { StepOutput } from './compiledStep.js';
 import type { GraphCacheStats } from '../graph/graphCache.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
@@ -313,14 +312,7 @@ export class OnlineLearner {
    */
   private learnCompiled(compiled: CompiledStep, states: readonly StreamState[], segments: readonly ArrayLike<number>[], previous: readonly (ScoredSegment | undefined)[] | undefined): OnlineResult | undefined {
     this.model.checkTrainingChunk(states, segments);
-    let res: StepOutput | undefined;
-    // Outside the tidy: the moments it may build are the optimizer's.
-    const adam = this.adam.fusedInputs();
-    tf.tidy(() => {
-      res = compiled.run(states, segments, this.vars, adam, this.options);
-      if (res !== undefined) for (const x of [res.scalars, res.m, res.v, ...res.weights]) tf.keep(x);
-      if (res !== undefined) keepChunk(res.out);
-    });
+    const res = compiled.run(states, segments, this.vars, this.adam.fusedInputs(), this.options);
     if (res === undefined) return undefined;
     const { out, weights, m, v } = res;
     const [objective, loss, norm] = res.scalars.dataSync() as Float32Array;

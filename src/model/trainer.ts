@@ -15,13 +15,13 @@ import type { SegmentBatch, SegmentSource } from './data.js';
 import { Adam } from './adam.js';
 import { loadModel, saveModel } from './io.js';
 import { CompiledStep } from './compiledStep.js';
-import type { StepLoss, StepOutput } from './compiledStep.js';
+import type { StepLoss } from './compiledStep.js';
 import { keepChunk } from './model.js';
 import type { ChunkOutput, InfiniFormer } from './model.js';
 import type { StreamState } from './state.js';
 import { crc32 } from './checksum.js';
 import { tidyData } from '../tidyData.js';
-import { weightedCrossEntropy } from './loss.js';
+import { flatLossTargets, weightedCrossEntropy } from './loss.js';
 
 export { weightedCrossEntropy, weightedCrossEntropyOf } from './loss.js';
 
@@ -340,14 +340,7 @@ export class Trainer {
     model.checkTrainingChunk(this.states, batch.inputs);
     const vars = [...model.params.byName.values()];
     const lr = learningRateAt(step, this.options);
-    // Outside the tidy: the moments it may build are the optimizer's.
-    const adam = this.adam.fusedInputs();
-    let res: StepOutput | undefined;
-    tf.tidy(() => {
-      res = runner.run(this.states, batch.inputs, vars, adam, { ...this.options, learningRate: lr }, this.lmLoss(batch, step));
-      if (res !== undefined) for (const x of [res.scalars, res.m, res.v, ...res.weights]) tf.keep(x);
-      if (res !== undefined) keepChunk(res.out);
-    });
+    const res = runner.run(this.states, batch.inputs, vars, this.adam.fusedInputs(), { ...this.options, learningRate: lr }, this.lmLoss(batch, step));
     if (res === undefined) return undefined;
     const { out, weights, m, v, scalars } = res;
     vars.forEach((x, i) => x.assign(weights[i]!));
@@ -364,15 +357,7 @@ export class Trainer {
 
   /** The step's LM loss in the compiled step's terms (targets, weights, their sum, dropout seed). */
   private lmLoss(batch: SegmentBatch, step: number): StepLoss {
-    const t = this.model.config.segmentLength;
-    const b = batch.targets.length;
-    const targets = new Int32Array(b * t);
-    const weights = new Float32Array(b * t).fill(1);
-    batch.targets.forEach((row, i) => targets.set(row, i * t));
-    batch.weights?.forEach((row, i) => weights.set(row, i * t));
-    let total = 0;
-    for (const w of weights) total += w;
-    return { targets, weights, total, lmWeight: this.options.lmWeight, dropoutSeed: step };
+    return { ...flatLossTargets(batch.targets, batch.weights, this.model.config.segmentLength), lmWeight: this.options.lmWeight, dropoutSeed: step };
   }
 
   /** The compiled step to use now, if any. */
