@@ -179,8 +179,9 @@ export class Ingest {
   private inFlightBytes = 0;
   private inFlightLines = 0;
   private readonly budget = new InFlightBudget();
-  /** Keys of the lines released since the window began (for the budget's per-key floor). */
+  /** Keys of the lines released since the window began, and how many the last window had (the budget's per-key floor counts the larger). */
   private recentKeys = new Set<string>();
+  private lastWindowKeys = 0;
   private recentLines = 0;
   private stopped = false;
   private ended = false;
@@ -288,15 +289,17 @@ export class Ingest {
     });
   }
 
-  /** Counts the key toward the budget's floor; the window restarts every {@link KEY_WINDOW_LINES} lines so keys that went quiet stop counting. */
+  /** Counts the key toward the budget's floor; windows of {@link KEY_WINDOW_LINES} lines, so keys quiet for two windows stop counting. */
   private noteKey(key: string): void {
     if (++this.recentLines > KEY_WINDOW_LINES) {
+      // A new window starts with the last one's count, not from one key.
       this.recentLines = 1;
+      this.lastWindowKeys = this.recentKeys.size;
       this.recentKeys = new Set();
     }
     if (this.recentKeys.has(key)) return;
     this.recentKeys.add(key);
-    this.budget.keysFloor = Math.min(IN_FLIGHT_BYTES.max, 2 * this.recentKeys.size * (this.options.segmentBytes ?? 0));
+    this.budget.keysFloor = Math.min(IN_FLIGHT_BYTES.max, 2 * Math.max(this.lastWindowKeys, this.recentKeys.size) * (this.options.segmentBytes ?? 0));
   }
 
   /** Releases queued lines while the in-flight budget allows (always one when none is in flight). */
