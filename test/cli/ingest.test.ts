@@ -2,7 +2,7 @@
 // docs/ingestion.md, each row checked here (Kafka rows in streamKafka.test.ts) against the model run
 // directly on the exact input bytes.
 import anyTest from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -195,6 +195,28 @@ test('first SIGTERM with a backlog: input stops, the lines in hand finish, summa
   t.truthy(summary);
   t.is(summary?.scored, outputs(r.stdout).length, 'every scored line was written');
   t.true((summary?.unscoredAtStop ?? 0) > 0, 'the backlog was left unscored and counted');
+});
+
+test('a SIGTERM during the start (backend chosen, model not yet loaded): the job comes up, reads nothing, exits 0 with its summary', async (t) => {
+  let signalled = false;
+  let child: ChildProcess | undefined;
+  const r = await cli(['stream', '--model', modelDir, '--stdin', '--anomaly-threshold', '5'], {
+    input: backlog(),
+    env: { INFINIFORMER_LOG_LEVEL: 'info' },
+    onSpawn: (c) => (child = c),
+    onStderr: (chunk) => {
+      // initBackend logs its choice: the job is past its option checks and still starting.
+      if (!signalled && chunk.includes('"backend selected"')) {
+        signalled = true;
+        child?.kill('SIGTERM');
+      }
+    },
+  });
+  t.true(signalled);
+  t.is(r.code, 0, r.stderr);
+  t.is(outputs(r.stdout).length, 0);
+  t.true(events(r.stderr).some((e) => e.event === 'stopping'));
+  t.is(summaryOf(r.stderr)?.scored ?? 0, 0);
 });
 
 test('a second signal exits at once, while the first one still finishes a long piece', async (t) => {

@@ -51,7 +51,8 @@ cut ones marked "truncated": true, the following ones "continued": true. Empty K
 tombstones are skipped, oversize records dead-lettered: each kind counted and
 logged on stderr (one JSON line, at most one a second per kind), all totals in a final
 {"summary": ...} line. First Ctrl-C / SIGTERM: no more input, the lines in hand finish, outputs
-flush, Kafka offsets commit, exit 0; a second one exits at once.
+flush, Kafka offsets commit, exit 0 (one during the start: the job reads nothing and exits 0);
+a second one exits at once.
 
 Source (one; default --demo):
   --demo                  the embedded gcc test log (data/gcc-12-test-results), replayed
@@ -270,6 +271,13 @@ const command: Command = {
     const sessionTimeoutMs = intOption('session-timeout', values['session-timeout'], 45_000, 3000);
     if (kafkaTopic !== undefined && values['state-dir'] !== undefined) throw new UsageError(`--state-dir is for files and stdin; over Kafka the state lives in the changelog topic ${stateTopicOf(group)}`);
     const exactlyOnce = exactlyOnceOption(values, group);
+    // Signals are handled from here on, before the slow start (backend, model, the changelog's
+    // restore): one that arrives meanwhile stops the job cleanly once it is up, before it reads.
+    let stopRequested = false;
+    let onStop = (): void => {
+      stopRequested = true;
+    };
+    const uninstall = stopOnSignals(() => onStop());
     if (values['out-topic'] !== undefined) await checkOutTopic(kafka, values['out-topic'], values['kafka-topic'], values['create-topics'] === true);
     // Without learning the job is inference on small chunks, latency-bound: one thread per
     // native op costs less than waking a pool (measured ~15% less CPU; src/backend.ts).
@@ -458,10 +466,10 @@ const command: Command = {
           );
 
     // Installed until the source is closed: a signal while Kafka commits still stops or exits.
-    const uninstall = stopOnSignals(() => {
+    onStop = () => {
       stopping = true;
       ingest.stop();
-    });
+    };
     const code = await new Promise<number>((resolve) => {
       written$.subscribe({
         error: (error: unknown) => {
@@ -489,6 +497,7 @@ const command: Command = {
           );
         },
       });
+      if (stopRequested) onStop(); // a signal during the start
     });
     await ingest.close();
     await keyStore.close();
