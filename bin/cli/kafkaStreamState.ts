@@ -40,33 +40,46 @@ export interface StreamParts {
 }
 
 /** Per input partition and key, the last offset applied (or covered by a restored state). */
-class AppliedOffsets {
-  private readonly last = new Map<string, { offset: number; origin: object | null }>();
+export class AppliedOffsets {
+  private readonly byPartition = new Map<string, Map<string, { offset: number; origin: object | null }>>();
 
-  private static id(topic: string, partition: number, key: string): string {
-    return `${topic}\u0000${partition}\u0000${key}`;
+  private partitionOf(topic: string, partition: number): Map<string, { offset: number; origin: object | null }> {
+    const id = `${topic}\u0000${partition}`;
+    let keys = this.byPartition.get(id);
+    if (keys === undefined) this.byPartition.set(id, (keys = new Map()));
+    return keys;
   }
 
   /** False for a line of a record its key's state already covers (fetched again after a rebalance or restart). */
   accept(topic: string, partition: number, key: string, offset: number, origin: object | null): boolean {
-    const id = AppliedOffsets.id(topic, partition, key);
-    const last = this.last.get(id);
+    const keys = this.partitionOf(topic, partition);
+    const last = keys.get(key);
     if (last !== undefined && (offset < last.offset || (offset === last.offset && origin !== last.origin))) return false;
-    this.last.set(id, { offset, origin });
+    keys.set(key, { offset, origin });
     return true;
   }
 
   /**
-   * A restored state covers its partition's input up to `covered`, and is the key's state from
-   * now on. True when this process had applied other input to the key (it owned the partition
-   * before; its state in memory is not the restored one).
+   * The partition is taken over with `covered`, the restored keys and the input each state
+   * covers: those are the partition's keys from now on, and nothing else of it counts as
+   * applied. Returns the keys whose state in this process's memory is not the restored one:
+   * keys it applied other input to (it owned the partition before), including keys the
+   * changelog has no state for, whose input it applied but never committed (a fenced
+   * zombie's): their records are read again from the committed offset and must be applied and
+   * output again, from an empty state.
    */
-  restored(topic: string, partition: number, key: string, covered: number): boolean {
-    const id = AppliedOffsets.id(topic, partition, key);
-    const last = this.last.get(id);
-    if (last?.offset === covered) return false;
-    this.last.set(id, { offset: covered, origin: null });
-    return last !== undefined;
+  takeOver(topic: string, partition: number, covered: ReadonlyMap<string, number>): string[] {
+    const keys = this.partitionOf(topic, partition);
+    const stale: string[] = [];
+    for (const key of keys.keys()) if (!covered.has(key)) stale.push(key);
+    for (const key of stale) keys.delete(key);
+    for (const [key, offset] of covered) {
+      const last = keys.get(key);
+      if (last?.offset === offset) continue;
+      if (last !== undefined) stale.push(key);
+      keys.set(key, { offset, origin: null });
+    }
+    return stale;
   }
 }
 
@@ -256,8 +269,9 @@ export class KafkaStreamState {
     const covered = this.models.restore(topic, partition, states);
     this.mixes.restore(topic, partition, states);
     // A key this process ran before its partition moved away and came back: the restored state
-    // replaces the one in memory (which missed what the other owner applied meanwhile).
-    const stale = [...covered].filter(([key, c]) => this.applied.restored(topic, partition, key, c)).map(([key]) => key);
+    // (or none) replaces the one in memory (which missed what the other owner applied meanwhile,
+    // or holds input that was never committed).
+    const stale = this.applied.takeOver(topic, partition, covered);
     const busy = stale.length > 0 && this.parts !== undefined ? this.parts.reload(stale) : [];
     if (busy.length > 0) log.warn('restored keys still running in this process keep their state in memory', { topic, partition, keys: busy.length });
     this.counts.restoredKeys += covered.size;

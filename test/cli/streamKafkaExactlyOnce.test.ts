@@ -258,12 +258,22 @@ async function explainShortfall(t: ExecutionContext, kafka: ReturnType<typeof te
   await admin.connect();
   const hw = await admin.fetchTopicOffsets(output).finally(() => admin.disconnect());
   t.log(`output high watermarks ${hw.map((o) => `${o.partition}:${o.high}`).join(' ')}`);
+  // Input records without a committed output, by input partition (offset ranges), and whether any
+  // output of theirs exists at all (none: the job skipped them as applied; some: a transaction
+  // holding them was aborted, or is still open).
+  const produced = new Set(uncommitted.map((m) => recordOf(parseOut(m.value))));
+  const lost = new Map<number, number[]>();
+  for (let partition = 0; partition < PARTITIONS; partition++) {
+    for (let offset = 0; offset < count / PARTITIONS; offset++) if (!seen.has(`${partition}:${offset}`)) lost.set(partition, [...(lost.get(partition) ?? []), offset]);
+  }
+  const ranges = (offsets: number[]): string => offsets.reduce<Array<[number, number]>>((r, o) => (r.length > 0 && r[r.length - 1]![1] === o - 1 ? (r[r.length - 1]![1] = o, r) : [...r, [o, o]]), []).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
+  t.log(`input records without a committed output: ${[...lost].map(([p, o]) => `partition ${p}: ${ranges(o)} (${o.filter((x) => produced.has(`${p}:${x}`)).length} of ${o.length} have an uncommitted output)`).join('; ')}`);
   const missing = uncommitted.filter((m) => !seen.has(recordOf(parseOut(m.value))));
   const where = new Map<number, number[]>();
   for (const m of missing) where.set(m.partition, [...(where.get(m.partition) ?? []), Number(m.offset)]);
-  t.log(`missing outputs in the read_uncommitted view, by output partition: ${[...where].map(([p, o]) => `${p}: ${o.length} at ${Math.min(...o)}..${Math.max(...o)}`).join('; ')}`);
+  t.log(`their outputs in the read_uncommitted view, by output partition: ${[...where].map(([p, o]) => `${p}: ${o.length} at ${Math.min(...o)}..${Math.max(...o)}`).join('; ')}`);
   await new Promise((r) => setTimeout(r, 45_000));
   const again = new Set((await readTopic(kafka, output, count, READ_COMMITTED_IDLE_MS)).map((m) => recordOf(parseOut(m.value))));
   t.log(`a second read_committed read 45 s later sees ${again.size} of ${count} records`);
-  stderrs.forEach((stderr, i) => t.log(`process ${'AB'[i]} events: ${stderr.split('\n').filter((l) => /"event":"(restored|fenced|revoked|assigned)|fenced|revoked/.test(l)).map((l) => l.slice(0, 240)).join(' | ')}`));
+  stderrs.forEach((stderr, i) => t.log(`process ${'AB'[i]} events: ${stderr.split('\n').filter((l) => /"event":"(restored|revoked|checkpoint|stopping)"|fenced|revoked|skippedAsApplied|summary|joined again/.test(l)).map((l) => l.slice(0, 240)).join(' | ')}`));
 }
