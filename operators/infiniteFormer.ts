@@ -15,6 +15,7 @@ export type { InfiniteFormerOperator, InfiniteFormerOptions, InfiniteFormerStats
 interface Session {
   checkpoint(): Promise<void>;
   reload(keys: Iterable<string>): string[];
+  waiting(keys: Iterable<string>): string[];
   stats(): InfiniteFormerStats;
 }
 
@@ -82,7 +83,8 @@ export function infiniteFormer<T = TokenInput>(model: InfiniFormer, options: Inf
     return lastStats?.() ?? zeroStats();
   };
   const reload = (keys: Iterable<string>): string[] => onlySession('reload')?.reload(keys) ?? [];
-  return Object.assign(operator, { checkpoint, stats, reload });
+  const waiting = (keys: Iterable<string>): string[] => onlySession('waiting')?.waiting(keys) ?? [];
+  return Object.assign(operator, { checkpoint, stats, reload, waiting });
 }
 
 /** A record's key and token ids, or undefined (an error record was reported). */
@@ -178,6 +180,10 @@ class FormerSubscription<T> implements Session {
       else this.cache.drop(key);
     }
     return busy;
+  }
+
+  waiting(keys: Iterable<string>): string[] {
+    return [...keys].filter((key) => this.queues.isWaiting(key));
   }
 
   async checkpoint(): Promise<void> {

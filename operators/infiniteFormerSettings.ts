@@ -154,6 +154,8 @@ export type InfiniteFormerOperator<T> = OperatorFunction<T, ModelOutput> & {
    * a partition this process owned before comes back). Returns the keys left alone (tokens waiting).
    */
   reload(keys: Iterable<string>): string[];
+  /** The keys of `keys` with tokens waiting (not yet run). */
+  waiting(keys: Iterable<string>): string[];
   /** Counters of the live subscription (or of the last one, once it ended). */
   stats(): InfiniteFormerStats;
 };

@@ -35,6 +35,8 @@ export interface StreamParts {
   quiesce(): Promise<() => void>;
   /** Drops the in-memory model state and mixing context of `keys` (they load again from the stores); returns the keys with tokens waiting, left alone. */
   reload(keys: string[]): string[];
+  /** The keys of `keys` with tokens waiting in the model. */
+  waiting(keys: string[]): string[];
   /** Drops the lines of a revoked partition not yet fed to the model. */
   dropQueued(topic: string, partition: number): void;
 }
@@ -48,6 +50,11 @@ export class AppliedOffsets {
     let keys = this.byPartition.get(id);
     if (keys === undefined) this.byPartition.set(id, (keys = new Map()));
     return keys;
+  }
+
+  /** The keys of the partition that lines were applied to. */
+  keysOf(topic: string, partition: number): string[] {
+    return [...this.partitionOf(topic, partition).keys()];
   }
 
   /** False for a line of a record its key's state already covers (fetched again after a rebalance or restart). */
@@ -94,6 +101,9 @@ async function withRetries<R>(f: () => Promise<R>): Promise<R> {
     }
   }
 }
+
+/** How long a partition taken over waits for lines of its earlier ownership still in the model. */
+const EARLIER_LINES_WAIT_MS = 30_000;
 
 const SHARED_NAMES = ['learner', 'mixer'] as const;
 type SharedName = (typeof SHARED_NAMES)[number];
@@ -265,7 +275,14 @@ export class KafkaStreamState {
     return { messages, seal, durable: () => done.forEach((d) => d()), summary };
   }
 
-  private restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void {
+  private async restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): Promise<void> {
+    // Lines of an earlier ownership of the partition still waiting in the model run first (their
+    // outputs are dropped with its transaction): the keys' states are replaced after them, and
+    // the partition's records, read again, run on the replaced ones.
+    const earlier = this.applied.keysOf(topic, partition);
+    for (const started = Date.now(); this.parts !== undefined && this.parts.waiting(earlier).length > 0 && Date.now() - started < EARLIER_LINES_WAIT_MS; ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const covered = this.models.restore(topic, partition, states);
     this.mixes.restore(topic, partition, states);
     // A key this process ran before its partition moved away and came back: the restored state

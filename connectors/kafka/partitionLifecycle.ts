@@ -234,7 +234,7 @@ export class PartitionLifecycle<T, S> {
     const { changelog, checkpoint } = this.rt.options.raw;
     if (p.revoked || (!changelog && !checkpoint)) return;
     const states = restored.get(p.id) ?? new Map<string, RestoredState>();
-    if (checkpoint) checkpoint.restore(p.topic, p.partition, states);
+    if (checkpoint) await checkpoint.restore(p.topic, p.partition, states);
     const rewrites: Message[] = [];
     for (const [key, snapshot] of states) {
       if (changelog) p.store.set(key, newKeyEntry(snapshot.bytes === null ? undefined : changelog.codec.decode(snapshot.bytes), snapshot.covered, snapshot.covered + 1));

@@ -69,9 +69,10 @@ export interface AlignedCheckpoint {
   snapshot(positions: () => ReadonlyMap<string, number>): Promise<{ messages: Message[]; seal?: Message[]; written(): void }>;
   /**
    * A partition was assigned: its restored snapshots (by changelog record key, each the one
-   * covering the most input), before any of its records is emitted.
+   * covering the most input), before any of its records is emitted (they wait for a promise
+   * returned).
    */
-  restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void;
+  restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): void | Promise<void>;
   /** A partition moved to another member (its new owner restores its state). */
   revoked?(topic: string, partition: number): void;
   /** Give up restoring a partition after this long. Default 60 000 ms. */

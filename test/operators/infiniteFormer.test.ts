@@ -301,6 +301,43 @@ test('checkpoint() of a live subscription writes every key to the store; a next 
   model.dispose();
 });
 
+test('reload(keys): a key without waiting tokens continues from the state put in the store since (bit-identical to a run of that state\'s input); a key with tokens waiting is left alone and named by waiting()', async (t) => {
+  const model = tinyModel();
+  const V = model.config.vocabSize;
+  const [first, other, next] = [randomTokens(7, V, 21), randomTokens(9, V, 22), randomTokens(5, V, 23)];
+  // The state another owner left: key a after `other`, spilled into a store by its own run.
+  const elsewhere = new MemoryKeyStore();
+  await lastValueFrom(from([{ key: 'a', tokens: other }]).pipe(infiniteFormer(model, { batch: false, store: elsewhere }), toArray()));
+  const reference = await lastValueFrom(from([{ key: 'a', tokens: other }, { key: 'a', tokens: next }]).pipe(infiniteFormer(model, { batch: false }), toArray()));
+
+  const scheduler = new VirtualTimeScheduler();
+  const store = new MemoryKeyStore();
+  const lm = infiniteFormer(model, { batch: false, mode: 'token', scheduler, store, spillOnComplete: false });
+  const input = new Subject<TokenInput>();
+  const outs: ModelOutput[] = [];
+  const sub = input.pipe(lm).subscribe((o) => outs.push(o));
+  input.next({ key: 'a', tokens: first });
+  input.next({ key: 'b', tokens: first });
+  t.deepEqual(lm.waiting(['a', 'b', 'c']), ['a', 'b'], 'tokens of a and b wait for the scheduler');
+  t.deepEqual(lm.reload(['a']), ['a'], 'left alone: its tokens wait');
+  scheduler.flush();
+  t.deepEqual(lm.waiting(['a', 'b']), []);
+  t.is(outs.length, 2 * first.length);
+  // The other owner's state lands in the store; reload drops the one in memory.
+  store.put('a', elsewhere.get('a')!);
+  t.deepEqual(lm.reload(['a']), []);
+  input.next({ key: 'a', tokens: next });
+  scheduler.flush();
+  const after = outs.slice(2 * first.length);
+  const want = reference.slice(other.length);
+  t.is(after.length, next.length);
+  let worst = 0;
+  after.forEach((o, i) => (worst = Math.max(worst, Math.abs(o.surprisal - want[i]!.surprisal), maxAbsDiff(o.nextLogProbs, want[i]!.nextLogProbs))));
+  t.is(worst, 0, 'a continued from the reloaded state, as if it had read `other`');
+  t.is(after[0]!.index, other.length, 'and its token count');
+  sub.unsubscribe();
+});
+
 test('bad records go to the errors side output with a typed error; the stream goes on and the good records are unaffected', async (t) => {
   const model = tinyModel();
   const V = model.config.vocabSize;

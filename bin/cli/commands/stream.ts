@@ -357,6 +357,7 @@ const command: Command = {
       learnerBytes: () => learner?.saveState(),
       quiesce: () => ingest.quiesce(),
       dropQueued: (topic, partition) => ingest.dropPartition(topic, partition),
+      waiting: (keys) => lm.waiting(keys),
       reload: (keys) => {
         const busy = lm.reload(keys);
         mix?.reload(keys.filter((k) => !busy.includes(k)));
