@@ -284,11 +284,14 @@ export class KafkaStreamState {
       await new Promise((r) => setTimeout(r, 20));
     }
     const covered = this.models.restore(topic, partition, states);
-    this.mixes.restore(topic, partition, states);
+    const mixCovered = this.mixes.restore(topic, partition, states);
     // A key this process ran before its partition moved away and came back: the restored state
     // (or none) replaces the one in memory (which missed what the other owner applied meanwhile,
     // or holds input that was never committed).
     const stale = this.applied.takeOver(topic, partition, covered);
+    // Keys without a restored state start empty, whatever this process stored for them since.
+    this.models.forget(stale.filter((key) => !covered.has(key)));
+    this.mixes.forget(stale.filter((key) => !mixCovered.has(key)));
     const busy = stale.length > 0 && this.parts !== undefined ? this.parts.reload(stale) : [];
     if (busy.length > 0) log.warn('restored keys still running in this process keep their state in memory', { topic, partition, keys: busy.length });
     this.counts.restoredKeys += covered.size;

@@ -57,6 +57,20 @@ export class ChangelogKeyStore extends MemoryKeyStore {
     if (present && this.durable.has(key)) this.deleted.add(key);
   }
 
+  /**
+   * Drops `keys` from memory, with no tombstone: a partition taken over whose changelog holds no
+   * state of them, so they start empty (what this process put for them, e.g. at a checkpoint
+   * after the partition was revoked, is not theirs).
+   */
+  forget(keys: Iterable<string>): void {
+    for (const key of keys) {
+      this.owners.delete(key);
+      super.delete(key);
+      this.durable.delete(key);
+      this.deleted.delete(key);
+    }
+  }
+
   /** Notes that `key`'s records come from this input partition (its changelog partition). */
   route(key: string, topic: string, partition: number): void {
     const o = this.owners.get(key);

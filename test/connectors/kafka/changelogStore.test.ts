@@ -43,6 +43,24 @@ test('a checkpoint writes the keys changed since the last durable one, each to i
   t.is(store.changes(new Map([['in:0', 12]])).messages.length, 0);
 });
 
+test('forget drops keys with no tombstone: a durable key and one never written both start empty, and the next checkpoint writes nothing for them', (t) => {
+  const store = new ChangelogKeyStore('m/');
+  store.put('a', Uint8Array.of(1));
+  store.put('b', Uint8Array.of(2));
+  store.route('a', 'in', 0);
+  store.route('b', 'in', 0);
+  store.changes(new Map([['in:0', 3]])).durable();
+  store.put('c', Uint8Array.of(3)); // put after the partition moved away (a checkpoint of the live keys)
+  store.forget(['a', 'c']);
+  t.is(store.get('a'), undefined);
+  t.is(store.get('c'), undefined);
+  t.deepEqual(store.get('b'), Uint8Array.of(2));
+  t.is(store.changes(new Map([['in:0', 9]])).messages.length, 0, 'no tombstone for a, nothing for c');
+  // Compare delete: a durable key deleted is due a tombstone.
+  store.delete('b');
+  t.deepEqual(store.changes(new Map([['in:0', 9]])).messages.map((m) => [m.key, m.value]), [['in\u0000m/b', null]]);
+});
+
 test('restore installs the namespace\'s keys with their covered offsets; release drops a partition\'s keys', (t) => {
   const writer = new ChangelogKeyStore('m/');
   writer.put('a', Uint8Array.of(7, 7));
