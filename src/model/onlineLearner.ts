@@ -250,12 +250,17 @@ export class OnlineLearner {
     });
   }
 
-  /** Scores without a step: a whole segment by the same training-mode forward (same numbers as when learning), a partial chunk by inference. */
+  /**
+   * Scores without a step, by inference (the compiled forward where there is one). A whole
+   * segment skipped by the hook or the budget used to run the eager training-mode forward, for
+   * numbers equal bit for bit to a learned segment's; those agree to float rounding (~1e-6) and
+   * cost 2-3x: with the CLI's default `--learn keep-up` a backlog, which it scores without
+   * learning, ran at 45 lines/s against 97 with `--no-learn`.
+   */
   private scoreOnly(states: readonly StreamState[], segments: readonly ArrayLike<number>[], previous: readonly (ScoredSegment | undefined)[] | undefined, reason: NoStepReason): OnlineResult {
     let out: ChunkOutput | undefined;
-    const training = reason !== 'partial';
     tf.tidy(() => {
-      out = this.model.forwardChunk(states, segments, { training, dropout: false });
+      out = this.model.forwardChunk(states, segments, { training: false });
       keepChunk(out);
     });
     return this.finish(states, segments, previous, out!, { learned: false, skipped: reason });
