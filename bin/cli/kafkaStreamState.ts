@@ -275,14 +275,19 @@ export class KafkaStreamState {
     return { messages, seal, durable: () => done.forEach((d) => d()), summary };
   }
 
+  /** Resolves once no tokens of `keys` wait in the model, or after {@link EARLIER_LINES_WAIT_MS}. */
+  private async untilRun(keys: string[]): Promise<void> {
+    const started = Date.now();
+    while (this.parts !== undefined && this.parts.waiting(keys).length > 0 && Date.now() - started < EARLIER_LINES_WAIT_MS) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   private async restore(topic: string, partition: number, states: ReadonlyMap<string, RestoredState>): Promise<void> {
     // Lines of an earlier ownership of the partition still waiting in the model run first (their
     // outputs are dropped with its transaction): the keys' states are replaced after them, and
     // the partition's records, read again, run on the replaced ones.
-    const earlier = this.applied.keysOf(topic, partition);
-    for (const started = Date.now(); this.parts !== undefined && this.parts.waiting(earlier).length > 0 && Date.now() - started < EARLIER_LINES_WAIT_MS; ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await this.untilRun(this.applied.keysOf(topic, partition));
     const covered = this.models.restore(topic, partition, states);
     const mixCovered = this.mixes.restore(topic, partition, states);
     // A key this process ran before its partition moved away and came back: the restored state

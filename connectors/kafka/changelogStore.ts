@@ -142,13 +142,7 @@ export class ChangelogKeyStore extends MemoryKeyStore {
 
   /** Drops every key of a partition this member no longer owns (its new owner restores them). */
   release(topic: string, partition: number): void {
-    for (const [key, o] of this.owners) {
-      if (o.topic !== topic || o.partition !== partition) continue;
-      this.owners.delete(key);
-      super.delete(key);
-      this.durable.delete(key);
-      this.deleted.delete(key);
-    }
+    this.forget([...this.owners].filter(([, o]) => o.topic === topic && o.partition === partition).map(([key]) => key));
   }
 }
 
